@@ -1,0 +1,47 @@
+"""The `selfalign` command line: thin click commands that parse options and call one function.
+
+Each subsystem keeps its commands beside its code; this module only assembles them. Heavy
+libraries (torch, vllm, trl) are imported inside the functions, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from selfalign import __version__
+from selfalign.errors import UserError
+
+
+class _FriendlyGroup(click.Group):
+    """Prints UserError as a plain message (no traceback) and exits 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_FriendlyGroup)
+@click.version_option(__version__, prog_name="selfalign")
+def main() -> None:
+    """Make alignment training data by constitutional self-critique."""
+
+
+def _register() -> None:
+    from selfalign.constitution_commands import validate
+    from selfalign.generate_command import generate
+    from selfalign.prompts.commands import prompts
+    from selfalign.train.commands import train
+
+    for command in (validate, generate, prompts, train):
+        main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""Placeholder: being written."""
+import click
+
+
+@click.command()
+def validate() -> None:
+    """(not yet implemented)"""
+    raise click.ClickException("not implemented yet")

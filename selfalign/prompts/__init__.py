@@ -1,0 +1,1 @@
+"""Prompt sources (readers) and preparation (normalise, dedup, cap, PII, language, split)."""

@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+import click
+
+
+@click.group()
+def prompts() -> None:
+    """Read and prepare prompt streams."""

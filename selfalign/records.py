@@ -1,0 +1,42 @@
+"""Record types that flow between readers, stages and writers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def stable_prompt_id(text: str) -> str:
+    """Id for a prompt that came without one: a hash of its text, the same on every machine."""
+    return "p-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class PromptRecord:
+    """One usable prompt from a source, after parsing."""
+
+    id: str
+    prompt: str
+    user_id: str | None = None
+    split: str = "train"
+    source: str = ""
+    line: int | None = None  # 1-based line or row number in its source
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def metadata_json(self) -> str:
+        return json.dumps(self.metadata, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@dataclass
+class Reject:
+    """An input row that was not used, and why. `reason` is a short code, `detail` a sentence."""
+
+    reason: str
+    detail: str = ""
+    source: str = ""
+    line: int | None = None
+    id: str | None = None
+    stage: str = "read"

@@ -1,0 +1,1 @@
+"""SFT and DPO training over TRL on selfalign outputs."""
