@@ -1,0 +1,133 @@
+"""Typed, frozen results of loading a constitution, and the deterministic principle draw."""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import hashlib
+import itertools
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from selfalign.errors import UserError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file; `str()` gives `file:line: field: message`."""
+
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConstitutionError(UserError):
+    """Every problem found while loading, one per line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def unknown_name(kind: str, name: str, available: list[str]) -> str:
+    """The message for a name that names nothing: nearest match first, then everything there is."""
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    hint = f" Did you mean: {close[0]}?" if close else ""
+    listing = ", ".join(sorted(available)) or "(none loaded)"
+    return f"Unknown {kind} '{name}'.{hint} Available: {listing}"
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """A worked few-shot conversation: prompt, flawed response, critique, revision."""
+
+    name: str
+    principle: str
+    prompt: str
+    response: str
+    critique: str
+    revision: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Principle:
+    """One principle file: the critique and revision requests the model is given."""
+
+    name: str
+    critique_request: str
+    revision_request: str
+    comparison: str | None
+    description: str | None
+    tags: tuple[str, ...]
+    weight: float
+    version: str | None
+    examples: tuple[Exemplar, ...]
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Constitution:
+    """The principles a run draws from, its shared few-shot exemplars and its settings."""
+
+    principles: tuple[Principle, ...]
+    exemplars: tuple[Exemplar, ...]
+    system_prompt: str | None
+    rounds: int | None
+    files: dict[str, str]
+    manifests: tuple[str, ...] = ()
+    # Cumulative weights, computed once so a draw is a binary search.
+    _cumulative: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        cumulative = tuple(itertools.accumulate(p.weight for p in self.principles))
+        object.__setattr__(self, "_cumulative", cumulative)
+
+    def principle(self, name: str) -> Principle:
+        for candidate in self.principles:
+            if candidate.name == name:
+                return candidate
+        message = unknown_name("principle", name, [p.name for p in self.principles])
+        where = ", ".join(self.manifests) or "constitution"
+        raise ConstitutionError([Problem(where, None, None, message)])
+
+    def draw(self, seed: int, prompt_id: str, round_index: int) -> Principle:
+        """Weighted draw that depends only on its arguments, so a resumed run draws the same."""
+        # sha256, not hash(): Python salts str hashes per process.
+        key = json.dumps([seed, str(prompt_id), round_index]).encode()
+        unit = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+        index = bisect.bisect_right(self._cumulative, unit * self._cumulative[-1])
+        return self.principles[min(index, len(self.principles) - 1)]
+
+    def fewshot_messages(self) -> list[dict[str, str]]:
+        """The exemplar turns that open every conversation (identical, so prefix caches reuse them)."""
+        by_name = {p.name: p for p in self.principles}
+        messages = []
+        for ex in self.exemplars:
+            principle = by_name[ex.principle]
+            turns = (ex.prompt, ex.response, principle.critique_request, ex.critique,
+                     principle.revision_request, ex.revision)
+            messages += [{"role": role, "content": text}
+                         for role, text in zip(itertools.cycle(("user", "assistant")), turns)]
+        return messages
+
+
+def summarize(constitution: Constitution) -> str:
+    """One line: principles per tag, exemplars, manifests."""
+    tags = Counter(tag for p in constitution.principles for tag in (p.tags or ("untagged",)))
+    per_tag = ", ".join(f"{tag} {count}" for tag, count in sorted(tags.items()))
+    return (f"{_count(len(constitution.principles), 'principle')} ({per_tag}), "
+            f"{_count(len(constitution.exemplars), 'exemplar')}, "
+            f"{_count(len(constitution.manifests), 'manifest')}, "
+            f"{_count(len(constitution.files), 'file')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

