@@ -1,8 +1,105 @@
-"""Placeholder: being written."""
+"""`selfalign generate`: parse flags, merge them with run.yaml (and the manifest on resume)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
 import click
+from click.core import ParameterSource
+
+from selfalign.errors import UserError
+from selfalign.settings import GenerateSettings, load_run_config, merge_settings
+
+_D = GenerateSettings()
 
 
 @click.command()
-def generate() -> None:
-    """(not yet implemented)"""
-    raise click.ClickException("not implemented yet")
+@click.option("--principles", multiple=True, metavar="PATH",
+              help="Principle file, folder of them, or constitution manifest (repeatable).")
+@click.option("--prompts", multiple=True, metavar="PATH",
+              help="JSONL, parquet, CSV, prepared folder, or - for JSONL on stdin (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder for the run.")
+@click.option("--config", "config_path", metavar="RUN.YAML",
+              help="Settings file with the same names as these flags; flags win.")
+@click.option("--model", default=None, help="Checkpoint folder or model id [default: embedded "
+              "SmolLM2-135M-Instruct].")
+@click.option("--backend", type=click.Choice(["vllm", "transformers"]), default=_D.backend,
+              show_default=True)
+@click.option("--rounds", type=int, default=None,
+              help="Critique+revise rounds [default: the constitution's, else 1].")
+@click.option("--samples", type=int, default=_D.samples, show_default=True,
+              help="Independent first answers per prompt.")
+@click.option("--max-tokens", type=int, default=_D.max_tokens, show_default=True)
+@click.option("--temperature", type=float, default=_D.temperature, show_default=True)
+@click.option("--top-p", type=float, default=_D.top_p, show_default=True)
+@click.option("--seed", type=int, default=_D.seed, show_default=True)
+@click.option("--limit", type=int, default=None, help="Use at most this many prompts.")
+@click.option("--shard-size", type=int, default=_D.shard_size, show_default=True,
+              help="Prompts per checkpointed shard (one batched engine call per stage).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--text-field", default=_D.text_field, show_default=True)
+@click.option("--id-field", default=_D.id_field, show_default=True)
+@click.option("--user-field", default=_D.user_field, show_default=True)
+@click.option("--dtype", default=_D.dtype, show_default=True)
+@click.option("--max-model-len", type=int, default=None)
+@click.option("--tensor-parallel-size", type=int, default=_D.tensor_parallel_size,
+              show_default=True)
+@click.option("--gpu-memory-utilization", type=float, default=_D.gpu_memory_utilization,
+              show_default=True)
+@click.option("--cpu-kv-cache-gib", type=float, default=_D.cpu_kv_cache_gib, show_default=True,
+              help="KV cache size when vLLM runs on a CPU.")
+@click.option("--enforce-eager", is_flag=True, help="Skip vLLM graph compilation (faster start).")
+@click.pass_context
+def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
+    """Answer, critique and revise prompts under principles; write TRL-ready parquet."""
+    from selfalign.engine import make_engine, resolve_model
+    from selfalign.runner import plan_run, run_generate
+
+    settings = settings_from_cli(ctx, config_path, flags)
+    plan = plan_run(settings, resolve_model)
+    manifest = run_generate(plan, make_engine, log=lambda m: click.echo(m, err=True))
+    click.echo(summary(manifest))
+
+
+def settings_from_cli(ctx: click.Context, config_path: str | None, flags: dict) -> GenerateSettings:
+    explicit = {k: v for k, v in flags.items()
+                if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    for name in ("principles", "prompts"):
+        if name in explicit:
+            explicit[name] = list(explicit[name])
+    from_file = load_run_config(config_path) if config_path else {}
+    out = explicit.get("out") or from_file.get("out")
+    if not out:
+        raise UserError("no output folder: pass --out DIR (or set `out` in --config)")
+    from_manifest = {}
+    if explicit.get("resume") or from_file.get("resume"):
+        from_manifest = _manifest_settings(Path(out))
+    return merge_settings(from_file, from_manifest, explicit)
+
+
+def _manifest_settings(out: Path) -> dict:
+    """On --resume the run's own settings are the base, so `--out DIR --resume` is enough."""
+    path = out / "manifest.json"
+    if not path.exists():
+        return {}  # plan_run explains that there is nothing to resume
+    settings = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+    settings.pop("resume", None)
+    return settings
+
+
+def summary(manifest: dict) -> str:
+    counts = manifest["counts"]
+    seconds = manifest["finished"] - manifest["started"]
+    engine_s = counts["engine_seconds"] or 1e-9
+    rejects = ", ".join(f"{k}: {v}" for k, v in sorted(counts["rejects"].items())) or "none"
+    out = manifest["settings"]["out"]
+    return (f"done: {counts['prompts']} prompts, {counts['samples']} samples → "
+            f"{sum(counts['pairs'].values())} preference pairs {counts['pairs']}, "
+            f"{sum(counts['sft'].values())} SFT rows\n"
+            f"rejects by reason: {rejects}\n"
+            f"tokens: {counts['output_tokens']} out, {counts['prompt_tokens']} in "
+            f"({counts['cached_prompt_tokens']} from prefix cache); "
+            f"{counts['output_tokens'] / engine_s:.0f} output tok/s over {engine_s:.1f}s of "
+            f"generation; wall time {seconds:.1f}s\n"
+            f"written to {out}/ (prefs/, sft/, traces/, rejects.parquet, manifest.json, README.md)")

@@ -40,3 +40,4 @@ class Reject:
     line: int | None = None
     id: str | None = None
     stage: str = "read"
+    sample_index: int | None = None  # set when one sample of a prompt failed, not the prompt

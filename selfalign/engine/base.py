@@ -34,6 +34,7 @@ class Completion:
     prompt_tokens: int = 0
     output_tokens: int = 0
     finish_reason: str = "stop"
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache
     error: str | None = None  # short reason code, e.g. "too_long"; text is "" then
 
     @classmethod

@@ -71,18 +71,17 @@ class VLLMEngine:
                 results[index] = Completion.failed("too_long", prompt_tokens)
             else:
                 runnable.append(index)
-        cached = 0
         if runnable:
             outputs = self._chat_isolating_failures([conversations[i] for i in runnable],
                                                     self._params(sampling), desc)
-            for index, (completion, cached_tokens) in zip(runnable, outputs):
+            for index, completion in zip(runnable, outputs):
                 results[index] = completion
-                cached += cached_tokens
         done = [c for c in results if c is not None]
         self.last_stats = StageStats(
             requests=len(done), prompt_tokens=sum(c.prompt_tokens for c in done),
             output_tokens=sum(c.output_tokens for c in done),
-            seconds=time.perf_counter() - started, cached_prompt_tokens=cached)
+            seconds=time.perf_counter() - started,
+            cached_prompt_tokens=sum(c.cached_tokens for c in done))
         return done
 
     def reseed(self, seed: int) -> None:
@@ -118,7 +117,7 @@ class VLLMEngine:
                               top_p=sampling.top_p)
 
     def _chat_isolating_failures(self, conversations: list[Conversation], params,
-                                 desc: str) -> list[tuple[Completion, int]]:
+                                 desc: str) -> list[Completion]:
         """One call for the batch; if it fails, halve it until the failing requests stand alone."""
         from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -129,15 +128,16 @@ class VLLMEngine:
             raise EngineFailure(f"the vLLM engine died: {err}") from err
         except (ValueError, RuntimeError) as err:
             if len(conversations) == 1:
-                return [(Completion.failed(f"engine_error: {str(err)[:200]}"), 0)]
+                return [Completion.failed(f"engine_error: {str(err)[:200]}")]
             middle = len(conversations) // 2
             return (self._chat_isolating_failures(conversations[:middle], params, desc)
                     + self._chat_isolating_failures(conversations[middle:], params, desc))
-        return [(self._to_completion(out), out.num_cached_tokens or 0) for out in outputs]
+        return [self._to_completion(out) for out in outputs]
 
     @staticmethod
     def _to_completion(request_output) -> Completion:
         sample = request_output.outputs[0]
         return Completion(text=sample.text, prompt_tokens=len(request_output.prompt_token_ids),
                           output_tokens=len(sample.token_ids),
-                          finish_reason=sample.finish_reason or "stop")
+                          finish_reason=sample.finish_reason or "stop",
+                          cached_tokens=request_output.num_cached_tokens or 0)

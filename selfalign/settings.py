@@ -1,0 +1,112 @@
+"""Settings of a generate run: one dataclass that checks itself, fed by flags and run.yaml."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selfalign.errors import UserError
+
+BACKENDS = ("vllm", "transformers")
+
+
+@dataclass
+class GenerateSettings:
+    """Everything that decides what a run writes (`out` and `resume` decide only where/how)."""
+
+    principles: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    out: str = ""
+    model: str | None = None  # None: the embedded SmolLM2-135M-Instruct
+    backend: str = "vllm"
+    rounds: int | None = None  # None: the constitution's `rounds`, else 1
+    samples: int = 1
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    limit: int | None = None
+    shard_size: int = 512
+    resume: bool = False
+    text_field: str = "prompt"
+    id_field: str = "id"
+    user_field: str = "user_id"
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    cpu_kv_cache_gib: float = 2.0
+    enforce_eager: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.backend not in BACKENDS:
+            problems.append(f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        for name in ("samples", "max_tokens", "shard_size", "tensor_parallel_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("rounds", "limit", "max_model_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name}: must be at least 1, got {value}")
+        if self.temperature < 0:
+            problems.append(f"temperature: must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p: must be in (0, 1], got {self.top_p}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            problems.append(f"gpu_memory_utilization: must be in (0, 1], got "
+                            f"{self.gpu_memory_utilization}")
+        if problems:
+            raise UserError("invalid settings:\n  " + "\n  ".join(problems))
+
+    def fingerprint_config(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the original one."""
+        data = asdict(self)
+        for where_not_what in ("out", "resume", "principles", "prompts"):
+            data.pop(where_not_what)
+        return data
+
+
+FIELD_NAMES = [f.name for f in fields(GenerateSettings)]
+
+
+def load_run_config(path: str) -> dict[str, Any]:
+    """Read run.yaml: keys are GenerateSettings fields (dashes or underscores)."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings, found {type(data).__name__}")
+    config = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELD_NAMES:
+            near = difflib.get_close_matches(name, FIELD_NAMES, n=1)
+            hint = f" Did you mean: {near[0]}?" if near else ""
+            raise UserError(f"{path}: unknown setting '{key}'.{hint} "
+                            f"Available: {', '.join(FIELD_NAMES)}")
+        if name in ("principles", "prompts") and isinstance(value, str):
+            value = [value]
+        config[name] = value
+    return config
+
+
+def merge_settings(*layers: dict[str, Any]) -> GenerateSettings:
+    """Later layers win: defaults < run.yaml < manifest (on resume) < explicit flags."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if k in FIELD_NAMES})
+    try:
+        return GenerateSettings(**merged)
+    except TypeError as err:
+        raise UserError(f"invalid settings: {err}") from None

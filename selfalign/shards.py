@@ -1,0 +1,126 @@
+"""Cutting the prompt stream into shards, and turning one shard into rows on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from selfalign import output_rows as rows
+from selfalign.atomic import write_parquet
+from selfalign.constitution import Constitution
+from selfalign.engine.base import Engine, Message, SamplingSettings
+from selfalign.records import PromptRecord, Reject
+from selfalign.stages import critique, generate, revise
+from selfalign.stages.sample import Sample
+
+KINDS = {"traces": rows.TRACES_SCHEMA, "prefs": rows.PREFS_SCHEMA, "sft": rows.SFT_SCHEMA,
+         "rejects": rows.REJECTS_SCHEMA}
+
+
+@dataclass
+class Shard:
+    index: int
+    records: list[PromptRecord] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)  # rows of the input that failed to read
+
+
+def cut_shards(items: Iterable[PromptRecord | Reject], shard_size: int,
+               limit: int | None) -> Iterator[Shard]:
+    """Group the stream into shards of `shard_size` prompts; the same input always cuts the same.
+
+    Read rejects travel with the shard they were read in, so the ledger covers every input row.
+    """
+    shard, used = Shard(0), 0
+    for item in items:
+        if isinstance(item, Reject):
+            shard.rejects.append(item)
+            continue
+        if limit is not None and used >= limit:
+            break
+        shard.records.append(item)
+        used += 1
+        if len(shard.records) == shard_size:
+            yield shard
+            shard = Shard(shard.index + 1)
+    if shard.records or shard.rejects:
+        yield shard
+
+
+def shard_path(folder: Path, index: int, kind: str) -> Path:
+    return folder / f"{index:05d}-{kind}.parquet"
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A 31-bit seed from the run seed and a label, the same on every machine and run."""
+    text = "/".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
+
+
+@dataclass
+class Pipeline:
+    """What every shard is run with."""
+
+    engine: Engine
+    constitution: Constitution
+    sampling: SamplingSettings
+    seed: int
+    rounds: int
+    samples: int
+    model_name: str
+
+    def system(self) -> list[Message]:
+        text = self.constitution.system_prompt
+        return [{"role": "system", "content": text}] if text else []
+
+    def run(self, shard: Shard) -> list[Sample]:
+        """generate, then `rounds` × (critique, revise); each stage is one engine call.
+
+        The engine is reseeded before each call from (seed, shard, stage), so a shard redone
+        after a crash samples the same numbers as it would have in an uninterrupted run.
+        """
+        samples = [Sample(record, i) for record in shard.records for i in range(self.samples)]
+        system, prefix = self.system(), self.system() + self.constitution.fewshot_messages()
+        self.engine.reseed(derived_seed(self.seed, shard.index, "generate"))
+        generate(samples, self.engine, self.sampling, system)
+        for r in range(1, self.rounds + 1):
+            self.engine.reseed(derived_seed(self.seed, shard.index, "critique", r))
+            critique(samples, self.engine, self.sampling, self.constitution, self.seed, r, prefix)
+            self.engine.reseed(derived_seed(self.seed, shard.index, "revise", r))
+            revise(samples, self.engine, self.sampling, r, prefix)
+        return samples
+
+
+def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
+                seconds: float) -> dict:
+    """Write the shard's four files atomically; return its ledger entry (counts, tokens)."""
+    out: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    out["rejects"] = [rows.reject_row(r) for r in shard.rejects]
+    pairs, sft, principles = Counter(), Counter(), Counter()
+    for sample in samples:
+        status = rows.sample_status(sample)
+        out["traces"].append(rows.trace_row(sample, model, status))
+        principles.update(r.principle for r in sample.rounds)
+        if status == "pair":
+            out["prefs"].append(rows.pref_row(sample, model))
+            pairs[sample.record.split] += 1
+        else:
+            out["rejects"].append(rows.reject_row(rows.sample_reject(sample, status)))
+        if rows.usable_for_sft(status):
+            out["sft"].append(rows.sft_row(sample, model))
+            sft[sample.record.split] += 1
+    for kind, schema in KINDS.items():
+        write_parquet(shard_path(folder, shard.index, kind), out[kind], schema)
+    return {
+        "shard": shard.index, "prompts": len(shard.records), "samples": len(samples),
+        "pairs": dict(pairs), "sft": dict(sft), "traces": len(out["traces"]),
+        "rejects": dict(Counter(r["reason"] for r in out["rejects"])),
+        "principles": dict(principles), "seconds": round(seconds, 3),
+        "prompt_tokens": sum(s.prompt_tokens for s in samples),
+        "output_tokens": sum(s.output_tokens for s in samples),
+        "cached_prompt_tokens": sum(s.cached_tokens for s in samples),
+        "finished_at": time.time(),
+    }

@@ -1,0 +1,71 @@
+"""The state of one (prompt, sample) as it moves through the stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from selfalign.engine.base import Completion, Conversation
+from selfalign.records import PromptRecord
+
+
+@dataclass
+class Round:
+    """One critique + revision under one principle."""
+
+    principle: str
+    critique_request: str
+    revision_request: str
+    critique: str = ""
+    critique_finish: str = ""
+    raw_revision: str = ""  # as the model wrote it, before boilerplate was cleaned
+    revision: str = ""
+    revision_finish: str = ""
+
+
+@dataclass
+class Sample:
+    """One independent first answer to a prompt, and everything said about it since."""
+
+    record: PromptRecord
+    index: int
+    initial: str = ""
+    initial_finish: str = ""
+    rounds: list[Round] = field(default_factory=list)
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    failure: str | None = None  # reason code once a stage could not answer; later stages skip it
+    failed_stage: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.failure is None
+
+    @property
+    def final(self) -> str:
+        """The last revision, or the first answer when no round has finished."""
+        return self.rounds[-1].revision if self.rounds else self.initial
+
+    def turns(self) -> Conversation:
+        """The conversation so far, without the shared few-shot prefix or system prompt."""
+        messages = [{"role": "user", "content": self.record.prompt}]
+        if self.initial_finish:
+            messages.append({"role": "assistant", "content": self.initial})
+        for round_ in self.rounds:
+            messages.append({"role": "user", "content": round_.critique_request})
+            if round_.critique_finish:
+                messages.append({"role": "assistant", "content": round_.critique})
+            if round_.critique_finish and round_.revision_finish:
+                messages.append({"role": "user", "content": round_.revision_request})
+                messages.append({"role": "assistant", "content": round_.revision})
+        return messages
+
+    def account(self, completion: Completion, stage: str) -> bool:
+        """Add a completion's token counts; mark the sample failed if it has an error."""
+        self.prompt_tokens += completion.prompt_tokens
+        self.output_tokens += completion.output_tokens
+        self.cached_tokens += completion.cached_tokens
+        if completion.error:
+            self.failure, self.failed_stage = completion.error, stage
+            return False
+        return True

@@ -1,0 +1,168 @@
+"""Training settings: CLI options and `--config train.yaml` resolved into a TRL config object.
+
+Precedence, lowest first: TRL's defaults → selfalign's defaults (device, eval on the validation
+split, no external loggers) → the YAML file → options given on the command line.
+
+The YAML file holds any field of `trl.SFTConfig` / `trl.DPOConfig`, plus one selfalign key:
+`lora:` — `true`, or a mapping of `peft.LoraConfig` fields (e.g. `{r: 64, lora_alpha: 128}`),
+which also turns LoRA on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfalign.errors import UserError
+from selfalign.train.data import DataSource
+
+LORA_DEFAULTS = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
+                 "task_type": "CAUSAL_LM"}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class TrainSettings:
+    """What a `selfalign train sft|dpo` call asked for; None means "not given"."""
+
+    kind: str  # "sft" or "dpo"
+    data: list[DataSource]
+    out: Path
+    model: str | None = None
+    max_steps: int | None = None
+    epochs: float | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    max_length: int | None = None
+    beta: float | None = None
+    loss_type: str | None = None
+    seed: int | None = None
+    lora: bool = False
+    config_file: Path | None = None
+    # Extra TRL fields, as from the YAML file (tests and scripts pass them directly).
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in ("sft", "dpo"):
+            raise ValueError(f"kind must be 'sft' or 'dpo', got {self.kind!r}")
+        if self.kind == "sft" and (self.beta is not None or self.loss_type is not None):
+            raise UserError("--beta and --loss-type are DPO settings; `train sft` does not take them")
+
+    def cli_fields(self) -> dict[str, Any]:
+        """Command-line options as TRL config fields, only those that were given."""
+        names = {"max_steps": self.max_steps, "num_train_epochs": self.epochs,
+                 "learning_rate": self.learning_rate, "per_device_train_batch_size": self.batch_size,
+                 "per_device_eval_batch_size": self.batch_size, "max_length": self.max_length,
+                 "beta": self.beta, "loss_type": self.loss_type, "seed": self.seed}
+        return {k: v for k, v in names.items() if v is not None}
+
+
+def config_class(kind: str):
+    from trl import DPOConfig, SFTConfig
+
+    return SFTConfig if kind == "sft" else DPOConfig
+
+
+# ---------------------------------------------------------------- YAML and key checks
+
+def unknown_key_error(key: str, valid: list[str], kind: str, where: str) -> UserError:
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.0)
+    hint = f" Did you mean: {near[0]}?" if near else ""
+    return UserError(f"{where}: unknown {kind} field '{key}'.{hint} "
+                     f"(any field of {kind} is accepted; see its documentation)")
+
+
+def check_keys(values: dict, valid: list[str], kind: str, where: str) -> None:
+    for key in values:
+        if key not in valid:
+            raise unknown_key_error(str(key), valid, kind, where)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"--config {path}: file does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping of config fields, got {type(values).__name__}")
+    return values
+
+
+def split_lora(values: dict[str, Any], cli_lora: bool, where: str) -> tuple[dict, dict | None]:
+    """Take the `lora:` key out of the YAML values; return (TRL fields, LoRA kwargs or None)."""
+    values = dict(values)
+    lora = values.pop("lora", None)
+    if lora is None or lora is False:
+        return values, (dict(LORA_DEFAULTS) if cli_lora else None)
+    if lora is True:
+        return values, dict(LORA_DEFAULTS)
+    if not isinstance(lora, dict):
+        raise UserError(f"{where}: `lora` must be true, false or a mapping of LoraConfig fields")
+    from peft import LoraConfig
+
+    check_keys(lora, [f.name for f in dataclasses.fields(LoraConfig)], "LoraConfig", where)
+    return values, {**LORA_DEFAULTS, **lora}
+
+
+# ---------------------------------------------------------------- resolution
+
+def device_defaults() -> dict[str, Any]:
+    """bf16 on a GPU that has it; plain fp32 on the CPU. Placement itself is left to accelerate."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {"bf16": torch.cuda.is_bf16_supported(), "use_cpu": False}
+    return {"bf16": False, "use_cpu": True}
+
+
+def resolve_config(settings: TrainSettings, has_validation: bool):
+    """The TRL config object for `settings`, and the LoRA kwargs (None without LoRA)."""
+    cls = config_class(settings.kind)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    where = str(settings.config_file) if settings.config_file else "config"
+    values = read_yaml(settings.config_file) if settings.config_file else {}
+    values = {**values, **settings.overrides}
+    values, lora = split_lora(values, settings.lora, where)
+    check_keys(values, valid, cls.__name__, where)
+
+    fields = {"output_dir": str(settings.out), "report_to": "none", **device_defaults()}
+    if has_validation:
+        fields["eval_strategy"] = "steps"
+    if lora and fields["bf16"]:
+        # LoRA trains adapters only: keep the frozen base in bf16 instead of fp32 master weights.
+        fields["model_init_kwargs"] = {"dtype": "bfloat16"}
+    fields.update(values)
+    fields.update(settings.cli_fields())
+    fields["output_dir"] = str(settings.out)
+    if not has_validation and fields.get("eval_strategy", "no") != "no":
+        raise UserError(f"eval_strategy is '{fields['eval_strategy']}' but no --data folder has a "
+                        "validation split; remove eval_strategy or add validation rows")
+    try:
+        return cls(**fields), lora
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{where}: invalid {cls.__name__} setting: {err}") from None
+
+
+def resolve_model(model: str | None) -> str:
+    """A checkpoint folder or hub id for `--model`; the embedded SmolLM2 when none is given."""
+    if model is None:
+        from selfalign.engine.default_model import default_model_path
+
+        return str(default_model_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"--model {model}: not a model folder (no config.json inside)")
+        return str(path.resolve())
+    if HUB_ID.match(model) and not model.startswith((".", "~")):
+        return model  # a hub id, resolved by transformers from its local cache
+    raise UserError(f"--model {model}: no such folder; give a checkpoint folder or a hub id "
+                    "such as meta-llama/Llama-3.1-8B-Instruct")

@@ -1,0 +1,151 @@
+"""Final assembly: shard files → traces/, sft/, prefs/ (per split), rejects.parquet, card.
+
+Each output folder is built in a staging folder and renamed into place, and each file in it is
+whole, so a reader never sees half a dataset file. Shard files are read one at a time: memory
+stays bounded by one shard, however long the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from selfalign.atomic import atomic_path, fsync_dir, write_text
+from selfalign.card import dataset_card
+from selfalign.constitution import Constitution
+from selfalign.run_state import shard_dir, state_dir
+from selfalign.shards import KINDS, shard_path
+
+ROWS_PER_FILE = 100_000
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+def _sum_counters(ledger: dict[int, dict], key: str) -> Counter:
+    total: Counter = Counter()
+    for entry in ledger.values():
+        total.update(entry.get(key, {}))
+    return total
+
+
+def _ordered_splits(splits) -> list[str]:
+    return sorted(splits, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s))
+
+
+class _SplitFiles:
+    """Writes one split's rows into `<split>-NNNNN-of-NNNNN.parquet` files of bounded size."""
+
+    def __init__(self, folder: Path, split: str, total_rows: int, schema: pa.Schema) -> None:
+        self.folder, self.split, self.schema = folder, split, schema
+        self.files = max(1, -(-total_rows // ROWS_PER_FILE))
+        self.index, self.in_file, self.writer = 0, 0, None
+
+    def _open(self) -> None:
+        name = f"{self.split}-{self.index:05d}-of-{self.files:05d}.parquet"
+        self.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="zstd")
+
+    def write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self.writer is None:
+                self._open()
+            room = ROWS_PER_FILE - self.in_file
+            part, table = table.slice(0, room), table.slice(room)
+            self.writer.write_table(part)
+            self.in_file += part.num_rows
+            if self.in_file == ROWS_PER_FILE and self.index + 1 < self.files:
+                self.writer.close()
+                self.writer, self.index, self.in_file = None, self.index + 1, 0
+
+    def close(self) -> None:
+        if self.writer is None:
+            self._open()  # a split with no rows still gets its (empty) file
+        self.writer.close()
+
+
+def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter) -> None:
+    staging = state_dir(out) / f"final-{kind}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    writers = {s: _SplitFiles(staging, s, n, KINDS[kind]) for s, n in counts.items() if n}
+    for index in shards:
+        table = pq.read_table(shard_path(shard_dir(out), index, kind))
+        for split, writer in writers.items():
+            writer.write(table.filter(pc.equal(table["split"], split)))
+    for writer in writers.values():
+        writer.close()
+    _swap_in(staging, out / kind)
+
+
+def _assemble_single(out: Path, kind: str, shards: list[int], target: Path) -> None:
+    with atomic_path(target) as tmp:
+        with pq.ParquetWriter(tmp, KINDS[kind], compression="zstd") as writer:
+            for index in shards:
+                writer.write_table(pq.read_table(shard_path(shard_dir(out), index, kind)))
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace `target` with the finished `staging` folder."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
+             manifest: dict) -> dict:
+    """Assemble every output from the finished shards; return the row counts."""
+    shards = sorted(ledger)
+    pairs, sft = _sum_counters(ledger, "pairs"), _sum_counters(ledger, "sft")
+    _assemble_by_split(out, "prefs", shards, pairs)
+    _assemble_by_split(out, "sft", shards, sft)
+    traces_staging = state_dir(out) / "final-traces"
+    shutil.rmtree(traces_staging, ignore_errors=True)
+    traces_staging.mkdir(parents=True)
+    _assemble_single(out, "traces", shards, traces_staging / "traces-00000-of-00001.parquet")
+    _swap_in(traces_staging, out / "traces")
+    _assemble_single(out, "rejects", shards, out / "rejects.parquet")
+    counts = {
+        "prompts": sum(e["prompts"] for e in ledger.values()),
+        "samples": sum(e["samples"] for e in ledger.values()),
+        "pairs": dict(pairs), "sft": dict(sft),
+        "rejects": dict(_sum_counters(ledger, "rejects")),
+        "principles": dict(_sum_counters(ledger, "principles")),
+        "prompt_tokens": sum(e["prompt_tokens"] for e in ledger.values()),
+        "output_tokens": sum(e["output_tokens"] for e in ledger.values()),
+        "cached_prompt_tokens": sum(e["cached_prompt_tokens"] for e in ledger.values()),
+        "engine_seconds": round(sum(e["seconds"] for e in ledger.values()), 3),
+        "shards": len(shards),
+    }
+    lengths = _lengths(out / "prefs")
+    write_text(out / "README.md", dataset_card(manifest, counts, lengths, constitution))
+    return counts
+
+
+def drop_shard_files(out: Path, ledger: dict[int, dict]) -> None:
+    """Once the manifest says complete, the shards live on inside the outputs; the ledger stays."""
+    for index in ledger:
+        for kind in KINDS:
+            shard_path(shard_dir(out), index, kind).unlink(missing_ok=True)
+
+
+def _lengths(prefs: Path) -> dict[str, dict[str, float]]:
+    """Character-length summaries of chosen and rejected, for the dataset card."""
+    files = sorted(prefs.glob("*.parquet"))
+    summary = {}
+    for column in ("chosen", "rejected"):
+        values = []
+        for f in files:
+            table = pq.read_table(f, columns=[column])
+            values.extend(len(m[0]["content"]) for m in table[column].to_pylist() if m)
+        values.sort()
+        if values:
+            summary[column] = {"mean": round(sum(values) / len(values), 1),
+                               "median": values[len(values) // 2], "max": values[-1]}
+    return summary
