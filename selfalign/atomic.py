@@ -13,6 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside `path` survive a power cut."""
     fd = os.open(path, os.O_RDONLY)
@@ -33,6 +37,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, target)
         fsync_dir(target.parent)
     finally:

@@ -70,7 +70,9 @@ def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter)
     staging = state_dir(out) / f"final-{kind}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    writers = {s: _SplitFiles(staging, s, n, KINDS[kind]) for s, n in counts.items() if n}
+    # A run with no rows of this kind still writes an empty train file: readers need a file.
+    counts = Counter({s: n for s, n in counts.items() if n}) or Counter({"train": 0})
+    writers = {s: _SplitFiles(staging, s, n, KINDS[kind]) for s, n in counts.items()}
     for index in shards:
         table = pq.read_table(shard_path(shard_dir(out), index, kind))
         for split, writer in writers.items():
