@@ -32,6 +32,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                          max_position_embeddings=4096, tie_word_embeddings=True,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, torch_dtype="float32")
-    LlamaForCausalLM(config).save_pretrained(path)
+    model = LlamaForCausalLM(config)
+    # Random weights often settle on a special or whitespace token, which strips to nothing. A
+    # zero row gives logit 0, below the largest of ~49k random logits, so greedy decoding writes
+    # visible text and the pipeline has answers to critique.
+    invisible = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    invisible |= {i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()}
+    with torch.no_grad():
+        model.get_output_embeddings().weight[sorted(invisible)] = 0
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
