@@ -139,15 +139,19 @@ def drop_shard_files(out: Path, ledger: dict[int, dict]) -> None:
 
 def _lengths(prefs: Path) -> dict[str, dict[str, float]]:
     """Character-length summaries of chosen and rejected, for the dataset card."""
+    import numpy as np
+
     files = sorted(prefs.glob("*.parquet"))
     summary = {}
     for column in ("chosen", "rejected"):
-        values = []
+        parts = []  # 4 bytes a row: small even for millions of pairs
         for f in files:
-            table = pq.read_table(f, columns=[column])
-            values.extend(len(m[0]["content"]) for m in table[column].to_pylist() if m)
-        values.sort()
-        if values:
-            summary[column] = {"mean": round(sum(values) / len(values), 1),
-                               "median": values[len(values) // 2], "max": values[-1]}
+            for batch in pq.ParquetFile(f).iter_batches(columns=[column]):
+                content = pc.list_flatten(batch.column(0)).field("content")
+                parts.append(pc.utf8_length(content).to_numpy(zero_copy_only=False)
+                             .astype(np.int32))
+        values = np.concatenate(parts) if parts else np.array([], dtype=np.int32)
+        if values.size:
+            summary[column] = {"mean": round(float(values.mean()), 1),
+                               "median": int(np.median(values)), "max": int(values.max())}
     return summary

@@ -20,11 +20,12 @@ class ScriptedEngine:
     fail_on_call: int | None = None  # the whole engine breaks on this call (1-based)
     on_call: Callable[[int], None] | None = None  # hook, e.g. to send a signal mid-run
     echo_revision: bool = False  # "revise" by repeating the answer: chosen == rejected
+    record_calls: bool = True  # off for long streams, where keeping every call would grow memory
     calls: list[tuple[str, list[list[dict]]]] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
 
     def chat(self, conversations, sampling: SamplingSettings, desc: str = ""):
-        self.calls.append((desc, [list(c) for c in conversations]))
+        self.calls.append((desc, [list(c) for c in conversations] if self.record_calls else []))
         if self.on_call:
             self.on_call(len(self.calls))
         if self.fail_on_call is not None and len(self.calls) >= self.fail_on_call:

@@ -151,7 +151,7 @@ def test_model_path_that_does_not_exist(run_dir, tmp_path, no_model_load):
 
 def test_model_folder_without_config(run_dir, tmp_path, no_model_load):
     (tmp_path / "empty").mkdir()
-    assert "no config.json inside" in error_of("dpo", [run_dir], tmp_path, model=str(tmp_path / "empty"))
+    assert "the folder has no config.json" in error_of("dpo", [run_dir], tmp_path, model=str(tmp_path / "empty"))
 
 
 def test_unknown_config_key_names_nearest(run_dir, tmp_path, no_model_load):

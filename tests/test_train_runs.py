@@ -11,24 +11,13 @@ from selfalign.cli import main
 from selfalign.train.config import TrainSettings
 from selfalign.train.data import DataSource
 from selfalign.train.run import RECORD_NAME, build_trainer, prepare, train
-from train_fixtures import CHOSEN, write_run_dir, write_tiny_llama
+from train_fixtures import CHOSEN, write_run_dir
 
 pytestmark = pytest.mark.train
 
 # Few, short steps: TRL's chunked log-prob kernel is slow on a CPU with a 49k vocabulary.
 FAST = {"logging_steps": 1, "gradient_checkpointing": False, "disable_tqdm": True,
         "save_strategy": "no", "eval_strategy": "no", "max_length": 64}
-
-
-@pytest.fixture(scope="module")
-def model_dir(request, tmp_path_factory):
-    """The lead's session fixture when conftest has it; else the same kind of model made here."""
-    try:
-        return request.getfixturevalue("tiny_model_dir")
-    except pytest.FixtureLookupError:
-        from selfalign.engine.default_model import default_model_path
-
-        return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), default_model_path())
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +46,8 @@ def assert_trained(record, model_dir, out):
     return changed
 
 
-def test_sft_masks_the_prompt_on_a_real_batch(run_dir, model_dir, tmp_path):
-    prepared = prepare(settings("sft", run_dir, model_dir, tmp_path / "out"))
+def test_sft_masks_the_prompt_on_a_real_batch(run_dir, tiny_model_dir, tmp_path):
+    prepared = prepare(settings("sft", run_dir, tiny_model_dir, tmp_path / "out"))
     batch = next(iter(build_trainer(prepared).get_train_dataloader()))
     tokenizer = prepared.tokenizer
     for ids, labels in zip(batch["input_ids"], batch["labels"]):
@@ -69,39 +58,39 @@ def test_sft_masks_the_prompt_on_a_real_batch(run_dir, model_dir, tmp_path):
         assert CHOSEN.split("{t}")[1].strip() in trained
 
 
-def test_sft_trains_and_saves(run_dir, model_dir, tmp_path):
+def test_sft_trains_and_saves(run_dir, tiny_model_dir, tmp_path):
     out = tmp_path / "sft"
-    record = train(settings("sft", run_dir, model_dir, out))
-    assert_trained(record, model_dir, out)
+    record = train(settings("sft", run_dir, tiny_model_dir, out))
+    assert_trained(record, tiny_model_dir, out)
     assert "eval_loss" in record["metrics"]  # final evaluation on the validation split
     assert record["rows"] == {"train": 8, "validation": 4}
 
 
-def test_dpo_trains_and_reports_reward_metrics(run_dir, model_dir, tmp_path):
+def test_dpo_trains_and_reports_reward_metrics(run_dir, tiny_model_dir, tmp_path):
     out = tmp_path / "dpo"
-    record = train(settings("dpo", run_dir, model_dir, out, beta=0.1))
-    assert_trained(record, model_dir, out)
+    record = train(settings("dpo", run_dir, tiny_model_dir, out, beta=0.1))
+    assert_trained(record, tiny_model_dir, out)
     metrics = record["metrics"]
     assert {"eval_loss", "eval_rewards/accuracies", "eval_rewards/margins"} <= metrics.keys()
     assert record["log_history"][0]["rewards/margins"] == 0.0  # step 1: policy == reference
 
 
-def test_dpo_lora_saves_merged_weights_and_adapter(run_dir, model_dir, tmp_path):
+def test_dpo_lora_saves_merged_weights_and_adapter(run_dir, tiny_model_dir, tmp_path):
     out = tmp_path / "dpo-lora"
-    record = train(settings("dpo", run_dir, model_dir, out, lora=True,
+    record = train(settings("dpo", run_dir, tiny_model_dir, out, lora=True,
                             overrides={"lora": {"r": 4, "lora_alpha": 8}}))
-    changed = assert_trained(record, model_dir, out)
+    changed = assert_trained(record, tiny_model_dir, out)
     assert not any("lora" in k for k in changed)  # merged: plain Llama keys only
     assert (out / "adapter" / "adapter_config.json").exists()
     assert record["lora"]["r"] == 4
 
 
-def test_cli_sft_with_weighted_data_and_config_file(run_dir, model_dir, tmp_path):
+def test_cli_sft_with_weighted_data_and_config_file(run_dir, tiny_model_dir, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in FAST.items()))
     out = tmp_path / "cli"
     result = CliRunner().invoke(main, [
-        "train", "sft", "--data", f"{run_dir}:0.5", "--out", str(out), "--model", str(model_dir),
+        "train", "sft", "--data", f"{run_dir}:0.5", "--out", str(out), "--model", str(tiny_model_dir),
         "--max-steps", "1", "--batch-size", "2", "--config", str(config), "--seed", "7"])
     assert result.exit_code == 0, result.output
     assert "trained sft for 1 steps" in result.stdout

@@ -92,19 +92,3 @@ def write_run_dir(path: Path, splits: dict[str, int] | None = None, shards: int 
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return path
 
-
-def write_tiny_llama(path: Path, tokenizer_dir: Path) -> Path:
-    """A 2-layer Llama with random weights and the given tokenizer, saved to `path`."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return Path(path)

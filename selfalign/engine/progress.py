@@ -7,9 +7,16 @@ import sys
 from tqdm.auto import tqdm
 
 
-def stage_bar(*args, desc: str = "", **kwargs) -> tqdm:
-    """A tqdm bar for one stage call; vLLM passes its own total and updates it per request."""
+def stage_bar(*args, stage: str = "", **kwargs) -> tqdm:
+    """A tqdm bar labelled with the stage (generate, critique r1, ...).
+
+    vLLM calls this for its own bars with its own `desc` ("Processed prompts" with totals and
+    tokens/s, "Rendering conversations"); the stage name replaces or prefixes that label.
+    """
+    label = kwargs.get("desc", "")
+    if stage:
+        own = not label or label.startswith("Processed")
+        kwargs["desc"] = stage if own else f"{stage} ({label.lower()})"
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("file", sys.stderr)
-    kwargs["desc"] = desc
     return tqdm(*args, **kwargs)

@@ -39,7 +39,7 @@ class TransformersEngine:
         prompts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True,
                                                       tokenize=False) for c in conversations]
         results: list[Completion] = []
-        with stage_bar(total=len(prompts), desc=desc or "engine", unit="req") as bar:
+        with stage_bar(total=len(prompts), stage=desc or "engine", unit="req") as bar:
             for start in range(0, len(prompts), BATCH_SIZE):
                 results.extend(self._batch(prompts[start:start + BATCH_SIZE], sampling))
                 bar.update(min(BATCH_SIZE, len(prompts) - start))

@@ -123,7 +123,7 @@ class VLLMEngine:
 
         try:
             outputs = self.llm.chat(conversations, params,
-                                    use_tqdm=partial(stage_bar, desc=desc or "engine"))
+                                    use_tqdm=partial(stage_bar, stage=desc or "engine"))
         except EngineDeadError as err:
             raise EngineFailure(f"the vLLM engine died: {err}") from err
         except (ValueError, RuntimeError) as err:

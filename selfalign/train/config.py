@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from selfalign.train.data import DataSource
 
 LORA_DEFAULTS = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
                  "task_type": "CAUSAL_LM"}
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass
@@ -149,20 +147,3 @@ def resolve_config(settings: TrainSettings, has_validation: bool):
         return cls(**fields), lora
     except (TypeError, ValueError) as err:
         raise UserError(f"{where}: invalid {cls.__name__} setting: {err}") from None
-
-
-def resolve_model(model: str | None) -> str:
-    """A checkpoint folder or hub id for `--model`; the embedded SmolLM2 when none is given."""
-    if model is None:
-        from selfalign.engine.default_model import default_model_path
-
-        return str(default_model_path())
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise UserError(f"--model {model}: not a model folder (no config.json inside)")
-        return str(path.resolve())
-    if HUB_ID.match(model) and not model.startswith((".", "~")):
-        return model  # a hub id, resolved by transformers from its local cache
-    raise UserError(f"--model {model}: no such folder; give a checkpoint folder or a hub id "
-                    "such as meta-llama/Llama-3.1-8B-Instruct")

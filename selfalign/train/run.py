@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from selfalign.errors import UserError
-from selfalign.train.config import TrainSettings, resolve_config, resolve_model
+from selfalign.engine import resolve_model
+from selfalign.train.config import TrainSettings, resolve_config
 from selfalign.train.data import TrainingData, load_folder, mix_folders
 
 RECORD_NAME = "selfalign-train.json"
@@ -129,16 +130,24 @@ def train_and_save(prepared: Prepared) -> dict:
             trainer = build_trainer(prepared)
         except OSError as err:
             raise UserError(f"--model {prepared.model}: cannot load the model ({err})") from None
-        result = trainer.train()
-        metrics = dict(result.metrics)
+        metrics = dict(trainer.train().metrics)
         if trainer.eval_dataset is not None:
-            metrics.update(trainer.evaluate())
+            metrics.update(final_evaluation(trainer))
     save_model(trainer, prepared)
     record = training_record(prepared, trainer, metrics, time.time() - prepared.started)
     if trainer.accelerator.is_main_process:
         path = Path(settings.out) / RECORD_NAME
         path.write_text(json.dumps(record, indent=2, default=str))
     return record
+
+
+def final_evaluation(trainer) -> dict:
+    """Eval metrics after the last step; reuses an evaluation the trainer already ran there."""
+    step = trainer.state.global_step
+    for entry in reversed(trainer.state.log_history):
+        if "eval_loss" in entry and entry.get("step") == step:
+            return {k: v for k, v in entry.items() if k.startswith("eval_")}
+    return trainer.evaluate()
 
 
 def save_model(trainer, prepared: Prepared) -> None:
