@@ -56,4 +56,4 @@ def write_json(target: Path, data: dict) -> None:
 def write_parquet(target: Path, rows: list[dict], schema: pa.Schema) -> None:
     table = pa.Table.from_pylist(rows, schema=schema)
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from selfalign import __version__
@@ -122,6 +123,9 @@ class _SignalGuard:
 def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
     """Run every unfinished shard, then assemble the outputs. Returns the final manifest."""
     settings, out = plan.settings, plan.out
+    # Arrow's default mimalloc pool keeps freed pages, which over thousands of shards reads as
+    # steady growth; the system allocator gives them back (measured: benchmarks/bench_runner_memory).
+    pa.set_memory_pool(pa.system_memory_pool())
     done = read_ledger(out) if settings.resume else {}
     manifest = _manifest(plan, status="running", started=time.time())
     write_json(out / "manifest.json", manifest)

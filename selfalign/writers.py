@@ -22,6 +22,9 @@ from selfalign.run_state import shard_dir, state_dir
 from selfalign.shards import KINDS, shard_path
 
 ROWS_PER_FILE = 100_000
+# Column statistics (min/max of long texts, per row group) stay in the writer's memory until the
+# file closes, so they would grow with the run; the rows are read whole anyway.
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}
 SPLIT_ORDER = ("train", "validation", "test")
 
 
@@ -46,7 +49,7 @@ class _SplitFiles:
 
     def _open(self) -> None:
         name = f"{self.split}-{self.index:05d}-of-{self.files:05d}.parquet"
-        self.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.folder / name, self.schema, **PARQUET_OPTIONS)
 
     def write(self, table: pa.Table) -> None:
         while table.num_rows:
@@ -66,7 +69,9 @@ class _SplitFiles:
         self.writer.close()
 
 
-def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter) -> None:
+def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter,
+                       by_column: bool = True) -> None:
+    """Write `kind/<split>-NNNNN-of-NNNNN.parquet`; with by_column=False one group holds all."""
     staging = state_dir(out) / f"final-{kind}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -76,7 +81,7 @@ def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter)
     for index in shards:
         table = pq.read_table(shard_path(shard_dir(out), index, kind))
         for split, writer in writers.items():
-            writer.write(table.filter(pc.equal(table["split"], split)))
+            writer.write(table.filter(pc.equal(table["split"], split)) if by_column else table)
     for writer in writers.values():
         writer.close()
     _swap_in(staging, out / kind)
@@ -84,7 +89,7 @@ def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter)
 
 def _assemble_single(out: Path, kind: str, shards: list[int], target: Path) -> None:
     with atomic_path(target) as tmp:
-        with pq.ParquetWriter(tmp, KINDS[kind], compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, KINDS[kind], **PARQUET_OPTIONS) as writer:
             for index in shards:
                 writer.write_table(pq.read_table(shard_path(shard_dir(out), index, kind)))
 
@@ -107,11 +112,8 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
     pairs, sft = _sum_counters(ledger, "pairs"), _sum_counters(ledger, "sft")
     _assemble_by_split(out, "prefs", shards, pairs)
     _assemble_by_split(out, "sft", shards, sft)
-    traces_staging = state_dir(out) / "final-traces"
-    shutil.rmtree(traces_staging, ignore_errors=True)
-    traces_staging.mkdir(parents=True)
-    _assemble_single(out, "traces", shards, traces_staging / "traces-00000-of-00001.parquet")
-    _swap_in(traces_staging, out / "traces")
+    traces = sum(e["traces"] for e in ledger.values())
+    _assemble_by_split(out, "traces", shards, Counter({"traces": traces}), by_column=False)
     _assemble_single(out, "rejects", shards, out / "rejects.parquet")
     counts = {
         "prompts": sum(e["prompts"] for e in ledger.values()),
