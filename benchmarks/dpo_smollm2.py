@@ -42,7 +42,7 @@ def synthetic_folder(where: Path) -> Path:
 
 
 def eval_point(entry: dict) -> dict:
-    return {k: round(entry[f"eval_{k}"], 4) for k in ("loss", "rewards/accuracies", "rewards/margins")}
+    return {k: float(f"{entry[f'eval_{k}']:.4g}") for k in ("loss", "rewards/accuracies", "rewards/margins")}
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--epochs", type=float, default=1)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--learning-rate", type=float, default=5e-6)
     parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
 
@@ -68,7 +68,7 @@ def main() -> None:
         max_length=256, beta=0.1, seed=0,
         # Evaluate before the first step and (selfalign does this) after the last, not in between:
         # on 2 CPU cores one evaluation of 16 pairs costs about a minute.
-        overrides={"eval_on_start": True, "eval_strategy": "steps", "eval_steps": 10**6, "logging_steps": 2,
+        overrides={"eval_on_start": True, "eval_strategy": "steps", "eval_steps": 10**6, "logging_steps": 1,
                    "gradient_checkpointing": False, "save_strategy": "no", "disable_tqdm": True})
     record = train(settings)
 
@@ -77,7 +77,7 @@ def main() -> None:
     summary = {
         "data": str(data), "data_source": source, "rows": record["rows"],
         "steps": record["metrics"]["global_step"],
-        "train_loss_first_logged": round(losses[0], 4), "train_loss_last_logged": round(losses[-1], 4),
+        "train_loss_step_1": float(f"{losses[0]:.4g}"), "train_loss_last_step": float(f"{losses[-1]:.4g}"),
         "eval_before": eval_point(evals[0]), "eval_after": eval_point(evals[-1]),
         "wall_time_s": record["wall_time_s"], "model_dir": str(settings.out),
     }
