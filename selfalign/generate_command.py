@@ -49,7 +49,8 @@ _D = GenerateSettings()
               show_default=True)
 @click.option("--cpu-kv-cache-gib", type=float, default=_D.cpu_kv_cache_gib, show_default=True,
               help="KV cache size when vLLM runs on a CPU.")
-@click.option("--enforce-eager", is_flag=True, help="Skip vLLM graph compilation (faster start).")
+@click.option("--enforce-eager/--no-enforce-eager", default=None,
+              help="Skip vLLM graph compilation [default: skip on CPU, compile on GPU].")
 @click.pass_context
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""

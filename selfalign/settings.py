@@ -40,7 +40,7 @@ class GenerateSettings:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     cpu_kv_cache_gib: float = 2.0
-    enforce_eager: bool = False
+    enforce_eager: bool | None = None  # None: eager on CPU (no gain from compiling), graphs on GPU
 
     def __post_init__(self) -> None:
         problems = []

@@ -24,13 +24,30 @@ def _reseed_worker(worker: Any, seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo", encoding="ascii", errors="ignore").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _cpu_defaults(dtype: str, enforce_eager: bool | None) -> tuple[str, bool]:
+    """Measured on a 2-core AVX2 machine (SmolLM2-135M, 16 chats x 64 tokens): bf16 decodes at
+    ~15 tok/s against ~64 in float32, and graph compilation adds ~2 min to the start for no
+    decode gain. So on CPUs without native bf16, `auto` means float32, and eager by default."""
+    if dtype == "auto" and not cpu_has_native_bf16():
+        dtype = "float32"
+    return dtype, True if enforce_eager is None else enforce_eager
+
+
 class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: str, seed: int = 0, max_model_len: int | None = None,
                  dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, cpu_kv_cache_gib: float = 2.0,
-                 enforce_eager: bool = False,
+                 enforce_eager: bool | None = None,
                  extra: dict[str, Any] | None = None) -> None:
         # collective_rpc sends our reseed function to the workers pickled; vLLM asks for consent.
         os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
@@ -39,9 +56,12 @@ class VLLMEngine:
 
         self.model = model
         self.on_cpu = current_platform.is_cpu()
+        if self.on_cpu:
+            dtype, enforce_eager = _cpu_defaults(dtype, enforce_eager)
         options: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype,
                                        tensor_parallel_size=tensor_parallel_size,
-                                       enable_prefix_caching=True, enforce_eager=enforce_eager)
+                                       enable_prefix_caching=True,
+                                       enforce_eager=bool(enforce_eager))
         if max_model_len:
             options["max_model_len"] = max_model_len
         if self.on_cpu:
