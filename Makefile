@@ -1,0 +1,127 @@
+# selfalign: the commands a newcomer needs. Every target that runs code sets up .venv first.
+#
+#   make demo        set-up, then generate on the embedded model into outputs/demo/
+#   make test        set-up, then the whole test suite
+#   make test-fast   set-up, then the tests that need neither vLLM nor training
+#   make validate    check every principle, exemplar and constitution file
+#   make bench       the benchmarks in benchmarks/ (tens of minutes on 2 CPU cores)
+#   make clean       remove the demo output and caches (keeps .venv; `make distclean` drops it)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+SELFALIGN := $(VENV)/bin/selfalign
+
+# Options for the test targets, e.g. `make test PYTEST_ARGS="-x -k resume"`.
+PYTEST_ARGS ?=
+PYTEST      := $(PY) -m pytest -q
+
+# The demo: 60 sample prompts under the 3H constitution, one critique+revise round (the
+# manifest has two) and short answers, so it takes a few minutes on 2 CPU cores. float32 and
+# eager mode because on a CPU without native bf16 (AVX2 only) vLLM's default bf16 runs about 3x
+# slower, and graph compilation adds minutes to the first start. Override on the command line,
+# e.g. `make demo DEMO_FLAGS="--max-tokens 256"`.
+DEMO_OUT        ?= outputs/demo
+DEMO_PRINCIPLES ?= constitution/3h.yaml
+DEMO_PROMPTS    ?= selfalign/data/sample_prompts.jsonl
+DEMO_FLAGS      ?= --rounds 1 --max-tokens 96 --dtype float32 --enforce-eager
+DEMO_ARGS        = --principles $(DEMO_PRINCIPLES) --prompts $(DEMO_PROMPTS) --out $(DEMO_OUT) $(DEMO_FLAGS)
+
+BENCH_ROWS ?= 200000
+
+.PHONY: help setup demo demo-summary test test-fast validate bench clean distclean
+
+help:
+	@sed -n '3,9s/^# \{0,1\}//p' Makefile
+
+setup:
+	@bash scripts/setup.sh
+
+# vLLM on a CPU binds its worker to all cores but one by default; on a machine this small
+# that idles half of it, so the demo lets the worker use every core (unless you chose otherwise).
+NPROC := $(shell nproc)
+ifeq ($(shell test $(NPROC) -le 4 && echo small),small)
+demo: export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
+demo: export VLLM_CPU_OMP_THREADS_BIND ?= 0-$(shell echo $$(($(NPROC) - 1)))
+endif
+
+# A finished demo is replaced by a new one; an interrupted one (Ctrl-C) is resumed, unless its
+# settings differ from today's, in which case it starts over.
+demo: setup
+	@status=$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1])).get("status", ""))' \
+	    $(DEMO_OUT)/manifest.json 2>/dev/null || true); \
+	if [[ $$status == running ]]; then \
+	    echo "demo: $(DEMO_OUT) holds an interrupted run; resuming it"; \
+	    $(SELFALIGN) generate $(DEMO_ARGS) --resume \
+	        || { echo "demo: could not resume; starting over"; rm -rf $(DEMO_OUT); \
+	             $(SELFALIGN) generate $(DEMO_ARGS); }; \
+	else \
+	    [[ -e $(DEMO_OUT) ]] && echo "demo: removing the previous $(DEMO_OUT)"; \
+	    rm -rf $(DEMO_OUT); \
+	    echo "+ selfalign generate $(DEMO_ARGS)"; \
+	    $(SELFALIGN) generate $(DEMO_ARGS); \
+	fi
+	@$(MAKE) --no-print-directory demo-summary
+
+# What the demo wrote: counts from the manifest, the files, one preference pair.
+define DEMO_SUMMARY
+import json, sys
+from pathlib import Path
+import pyarrow.parquet as pq
+
+out = Path(sys.argv[1])
+manifest = json.loads((out / "manifest.json").read_text())
+c = manifest["counts"]
+print(f"\n== {out}: {manifest['status']}, model {Path(manifest['model']).name}, {manifest['rounds']} round(s)")
+print(f"prompts {c['prompts']}, samples {c['samples']}, pairs {c['pairs']}, sft rows {c['sft']}")
+print(f"rejects by reason {c['rejects']}")
+print(f"output tokens {c['output_tokens']} in {c['engine_seconds']:.0f}s of generation; "
+      f"wall {manifest['finished'] - manifest['started']:.0f}s")
+print("\nfiles:")
+for f in sorted(p for p in out.rglob("*") if p.is_file() and ".selfalign" not in p.parts):
+    rows = f"  {pq.read_metadata(f).num_rows:>4} rows" if f.suffix == ".parquet" else ""
+    print(f"  {f.relative_to(out)}{rows}")
+files = sorted((out / "prefs").glob("*.parquet"))
+rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+def show(label, text, width=300):
+    text = " ".join(text.split())
+    print(f"  {label:9} {text if len(text) <= width else text[:width] + ' ...'}")
+if rows:
+    r = rows[0]
+    print(f"\none preference pair ({r['prompt_id']}, principles {', '.join(r['principle_ids'])}):")
+    show("prompt", r["prompt"][0]["content"])
+    show("rejected", r["rejected"][0]["content"])
+    show("chosen", r["chosen"][0]["content"])
+print(f"\nload it: datasets.load_dataset('parquet', data_files='{out}/prefs/*.parquet')")
+endef
+export DEMO_SUMMARY
+
+demo-summary:
+	@$(PY) -c "$$DEMO_SUMMARY" $(DEMO_OUT)
+
+test: setup
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PYTEST) -m "not vllm and not train" $(PYTEST_ARGS)
+
+validate: setup
+	$(SELFALIGN) validate principles/ constitution/
+
+# Each benchmark prints its own figures; BENCH_ROWS scales the prompt-preparation one.
+bench: setup
+	$(PY) benchmarks/bench_prepare.py --rows $(BENCH_ROWS)
+	$(PY) benchmarks/bench_runner_memory.py 10000 $(BENCH_ROWS)
+	$(PY) benchmarks/bench_throughput.py --prompts 48 --max-tokens 64
+	$(PY) benchmarks/dpo_smollm2.py
+
+# Generated data outside outputs/demo is yours: clean leaves it alone.
+clean:
+	rm -rf $(DEMO_OUT) build dist .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
