@@ -20,14 +20,13 @@ PYTEST_ARGS ?=
 PYTEST      := $(PY) -m pytest -q
 
 # The demo: 60 sample prompts under the 3H constitution, one critique+revise round (the
-# manifest has two) and short answers, so it takes a few minutes on 2 CPU cores. float32 and
-# eager mode because on a CPU without native bf16 (AVX2 only) vLLM's default bf16 runs about 3x
-# slower, and graph compilation adds minutes to the first start. Override on the command line,
-# e.g. `make demo DEMO_FLAGS="--max-tokens 256"`.
+# manifest has two) and short answers, so it takes a few minutes on 2 CPU cores (the engine
+# picks float32, eager mode and every core on such a machine by itself). Override on the command
+# line, e.g. `make demo DEMO_FLAGS="--max-tokens 256"`.
 DEMO_OUT        ?= outputs/demo
 DEMO_PRINCIPLES ?= constitution/3h.yaml
 DEMO_PROMPTS    ?= selfalign/data/sample_prompts.jsonl
-DEMO_FLAGS      ?= --rounds 1 --max-tokens 96 --dtype float32 --enforce-eager
+DEMO_FLAGS      ?= --rounds 1 --max-tokens 96
 DEMO_ARGS        = --principles $(DEMO_PRINCIPLES) --prompts $(DEMO_PROMPTS) --out $(DEMO_OUT) $(DEMO_FLAGS)
 
 BENCH_ROWS ?= 200000
@@ -39,14 +38,6 @@ help:
 
 setup:
 	@bash scripts/setup.sh
-
-# vLLM on a CPU binds its worker to all cores but one by default; on a machine this small
-# that idles half of it, so the demo lets the worker use every core (unless you chose otherwise).
-NPROC := $(shell nproc)
-ifeq ($(shell test $(NPROC) -le 4 && echo small),small)
-demo: export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
-demo: export VLLM_CPU_OMP_THREADS_BIND ?= 0-$(shell echo $$(($(NPROC) - 1)))
-endif
 
 # A finished demo is replaced by a new one; an interrupted one (Ctrl-C) is resumed, unless its
 # settings differ from today's, in which case it starts over.
