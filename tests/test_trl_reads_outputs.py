@@ -31,27 +31,17 @@ def files(folder):
     return sorted(str(p) for p in folder.glob("*.parquet"))
 
 
-def test_dpo_trainer_reads_prefs(run_dir, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("folder, trainer_name", [("prefs", "DPO"), ("sft", "SFT")])
+def test_trl_trainer_reads_the_folder(run_dir, tiny_model_dir, tmp_path, folder, trainer_name):
+    import trl
     from datasets import load_dataset
     from transformers import AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
 
-    data = load_dataset("parquet", data_files=files(run_dir / "prefs"), split="train")
-    trainer = DPOTrainer(model=str(tiny_model_dir), train_dataset=data,
-                         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
-                         args=one_step_args(DPOConfig, tmp_path, max_length=64))
-    result = trainer.train()
-    assert result.global_step == 1 and result.training_loss > 0
-
-
-def test_sft_trainer_reads_sft(run_dir, tiny_model_dir, tmp_path):
-    from datasets import load_dataset
-    from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    data = load_dataset("parquet", data_files=files(run_dir / "sft"), split="train")
-    trainer = SFTTrainer(model=str(tiny_model_dir), train_dataset=data,
-                         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
-                         args=one_step_args(SFTConfig, tmp_path, max_length=64))
+    data = load_dataset("parquet", data_files=files(run_dir / folder), split="train")
+    config_class = getattr(trl, f"{trainer_name}Config")
+    trainer = getattr(trl, f"{trainer_name}Trainer")(
+        model=str(tiny_model_dir), train_dataset=data,
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
+        args=one_step_args(config_class, tmp_path, max_length=64))
     result = trainer.train()
     assert result.global_step == 1 and result.training_loss > 0
