@@ -161,8 +161,10 @@ def _run_shards(plan: Plan, engine: Engine, done: dict, guard: _SignalGuard, log
     fields = FieldMap(text=settings.text_field, id=settings.id_field, user=settings.user_field)
     stream = cut_shards(read_prompts(settings.prompts, fields), settings.shard_size,
                         settings.limit)
-    bar = tqdm(total=settings.limit, unit="prompt", desc="prompts", dynamic_ncols=True,
-               file=sys.stderr)
+    total = _count_rows(settings.prompts)
+    if settings.limit is not None:
+        total = min(total, settings.limit) if total is not None else settings.limit
+    bar = tqdm(total=total, unit="prompt", desc="prompts", dynamic_ncols=True, file=sys.stderr)
     tokens, seconds = 0, 0.0
     for shard in stream:
         if shard.index in done:
@@ -182,6 +184,25 @@ def _run_shards(plan: Plan, engine: Engine, done: dict, guard: _SignalGuard, log
             f"pairs, {entry['output_tokens']} output tokens in {elapsed:.1f}s "
             f"({entry['output_tokens'] / elapsed if elapsed else 0:.0f} tok/s)")
     bar.close()
+
+
+def _count_rows(paths: list[str]) -> int | None:
+    """Input rows, where that is cheap to know (plain JSONL lines, parquet metadata), for the
+    progress bar's total; None otherwise. Malformed rows count too, so it is an upper bound."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in paths:
+        p = Path(path)
+        if p.suffix == ".parquet" and p.is_file():
+            total += pq.read_metadata(p).num_rows
+        elif p.suffix == ".jsonl" and p.is_file():
+            with open(p, "rb") as handle:
+                blocks = iter(lambda: handle.read(1 << 20), b"")
+                total += sum(block.count(b"\n") for block in blocks)
+        else:
+            return None
+    return total
 
 
 def _finish(plan: Plan, manifest: dict, log) -> dict:
