@@ -71,6 +71,8 @@ class VLLMEngine:
                  extra: dict[str, Any] | None = None) -> None:
         # collective_rpc sends our reseed function to the workers pickled; vLLM asks for consent.
         os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
+        # vLLM's INFO lines (hundreds per start) bury the stage progress bars; set it to INFO to see.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         from vllm import LLM
         from vllm.platforms import current_platform
 
