@@ -35,7 +35,7 @@ def run_pipeline(engine, constitution, records, max_tokens: int) -> dict:
     from selfalign.shards import Pipeline, Shard
 
     pipeline = Pipeline(engine, constitution, SamplingSettings(max_tokens, 0.7, 0.95), seed=0,
-                        rounds=1, samples=1, model_name=engine.model)
+                        rounds=1, samples=1)
     stats = []
     original_chat = engine.chat
 

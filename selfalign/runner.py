@@ -6,6 +6,7 @@ output folder, resume fingerprint) runs before the engine loads, so a typo costs
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -70,9 +71,10 @@ def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], s
 
 
 def _check_resumable(out: Path, fingerprint: dict) -> None:
-    import json
-
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("status") == "complete":
+        raise UserError(f"the run in {out} is already complete: nothing to resume. Its data is "
+                        f"in prefs/, sft/ and traces/; choose another --out for a new run")
     changes = fingerprint_changes(manifest.get("fingerprint", {}), fingerprint)
     if changes:
         raise UserError(f"cannot resume {out}: the run started with other settings or files:\n  "
@@ -156,8 +158,7 @@ def _run_shards(plan: Plan, engine: Engine, done: dict, guard: _SignalGuard, log
     pipeline = Pipeline(engine=engine, constitution=plan.constitution,
                         sampling=SamplingSettings(settings.max_tokens, settings.temperature,
                                                   settings.top_p),
-                        seed=settings.seed, rounds=plan.rounds, samples=settings.samples,
-                        model_name=plan.model)
+                        seed=settings.seed, rounds=plan.rounds, samples=settings.samples)
     fields = FieldMap(text=settings.text_field, id=settings.id_field, user=settings.user_field)
     stream = cut_shards(read_prompts(settings.prompts, fields), settings.shard_size,
                         settings.limit)

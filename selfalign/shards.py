@@ -70,7 +70,6 @@ class Pipeline:
     seed: int
     rounds: int
     samples: int
-    model_name: str
 
     def system(self) -> list[Message]:
         text = self.constitution.system_prompt

@@ -94,6 +94,13 @@ def test_refuses_to_overwrite_a_run(setup, tmp_path):
         run_scripted(manifest_path, prompts, tmp_path / "out")
 
 
+def test_resume_of_a_finished_run_says_it_is_complete(setup, tmp_path):
+    manifest_path, prompts = setup
+    run_scripted(manifest_path, prompts, tmp_path / "out")
+    with pytest.raises(UserError, match="already complete: nothing to resume"):
+        run_scripted(manifest_path, prompts, tmp_path / "out", resume=True)
+
+
 def test_resume_refuses_changed_principles_and_settings(setup, tmp_path):
     manifest_path, prompts = setup
     out = tmp_path / "out"

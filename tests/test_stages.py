@@ -23,7 +23,7 @@ def run_pipeline(tmp_path, rounds=1, prompts=("What is 2+2?",), samples=1, **eng
     constitution = load_constitution([write_constitution(tmp_path, rounds=rounds)])
     engine = ScriptedEngine(**engine_kw)
     pipeline = Pipeline(engine, constitution, SamplingSettings(), seed=7, rounds=rounds,
-                        samples=samples, model_name="m")
+                        samples=samples)
     records = [PromptRecord(id=f"id{i}", prompt=p) for i, p in enumerate(prompts)]
     return pipeline.run(Shard(3, records)), engine, constitution
 
