@@ -141,7 +141,7 @@ def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
             manifest["engine"] = engine.describe()
             _run_shards(plan, engine, done, guard, log)
             with guard.critical():
-                return _finish(plan, manifest, log)
+                return _finish(plan, manifest)
     except RunInterrupted as why:
         raise UserError(f"interrupted by {why}; finished shards are kept in {out}. Resume with:\n"
                         f"  selfalign generate --out {out} --resume") from None
@@ -206,7 +206,7 @@ def _count_rows(paths: list[str]) -> int | None:
     return total
 
 
-def _finish(plan: Plan, manifest: dict, log) -> dict:
+def _finish(plan: Plan, manifest: dict) -> dict:
     ledger = read_ledger(plan.out)
     counts = finalise(plan.out, ledger, plan.constitution, manifest)
     manifest.update(status="complete", finished=time.time(), counts=counts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from selfalign.atomic import write_parquet
 from selfalign.constitution import Constitution
 from selfalign.engine.base import Engine, Message, SamplingSettings
 from selfalign.records import PromptRecord, Reject
+from selfalign.stable_hash import derived_seed
 from selfalign.stages import critique, generate, revise
 from selfalign.stages.sample import Sample
 
@@ -52,12 +52,6 @@ def cut_shards(items: Iterable[PromptRecord | Reject], shard_size: int,
 
 def shard_path(folder: Path, index: int, kind: str) -> Path:
     return folder / f"{index:05d}-{kind}.parquet"
-
-
-def derived_seed(seed: int, *parts: object) -> int:
-    """A 31-bit seed from the run seed and a label, the same on every machine and run."""
-    text = "/".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
 
 
 @dataclass

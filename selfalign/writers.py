@@ -25,7 +25,6 @@ ROWS_PER_FILE = 100_000
 # Column statistics (min/max of long texts, per row group) stay in the writer's memory until the
 # file closes, so they would grow with the run; the rows are read whole anyway.
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}
-SPLIT_ORDER = ("train", "validation", "test")
 
 
 def _sum_counters(ledger: dict[int, dict], key: str) -> Counter:
@@ -33,10 +32,6 @@ def _sum_counters(ledger: dict[int, dict], key: str) -> Counter:
     for entry in ledger.values():
         total.update(entry.get(key, {}))
     return total
-
-
-def _ordered_splits(splits) -> list[str]:
-    return sorted(splits, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s))
 
 
 class _SplitFiles:

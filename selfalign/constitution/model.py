@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import hashlib
 import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 
 from selfalign.errors import UserError
+from selfalign.stable_hash import unit_hash
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,7 @@ class Constitution:
     def draw(self, seed: int, prompt_id: str, round_index: int) -> Principle:
         """Weighted draw that depends only on its arguments, so a resumed run draws the same."""
         # sha256, not hash(): Python salts str hashes per process.
-        key = json.dumps([seed, str(prompt_id), round_index]).encode()
-        unit = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+        unit = unit_hash(json.dumps([seed, str(prompt_id), round_index]))
         index = bisect.bisect_right(self._cumulative, unit * self._cumulative[-1])
         return self.principles[min(index, len(self.principles) - 1)]
 

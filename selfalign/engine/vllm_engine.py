@@ -7,7 +7,6 @@ worker processes, so build this engine from code that runs under `if __name__ ==
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -17,11 +16,11 @@ from typing import Any, Sequence
 from selfalign.engine.base import (Completion, Conversation, EngineFailure, SamplingSettings,
                                    StageStats)
 from selfalign.engine.progress import stage_bar
+from selfalign.stable_hash import derived_seed
 
 
 def _request_seed(stage_seed: int, conversation: Conversation) -> int:
-    text = json.dumps([stage_seed, conversation], ensure_ascii=False, sort_keys=True)
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") >> 1
+    return derived_seed(stage_seed, json.dumps(conversation, ensure_ascii=False, sort_keys=True))
 
 
 def _reseed_worker(worker: Any, seed: int) -> None:
@@ -166,7 +165,8 @@ class VLLMEngine:
                       top_p=sampling.top_p)
         if self.on_cpu or sampling.temperature == 0:
             return SamplingParams(**common)
-        return [SamplingParams(**common, seed=_request_seed(self.stage_seed, c)) for c in batch]
+        return [SamplingParams(**common, seed=_request_seed(self.stage_seed, c))
+                for c in batch]
 
     def _chat_isolating_failures(self, conversations: list[Conversation], params,
                                  desc: str) -> list[Completion]:

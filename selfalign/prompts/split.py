@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
 from selfalign.errors import UserError
 from selfalign.records import PromptRecord
+from selfalign.stable_hash import unit_hash
 
 DEFAULT_SPLITS = "train=0.8,validation=0.1,test=0.1"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-def unit_hash(key: str) -> float:
-    """A number in [0, 1) from sha256 of the key: the same on every machine and Python run."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
 def split_key(record: PromptRecord) -> str:
