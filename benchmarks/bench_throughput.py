@@ -32,7 +32,7 @@ def load_prompts(count: int) -> list:
 
 def run_pipeline(engine, constitution, records, max_tokens: int) -> dict:
     from selfalign.engine.base import SamplingSettings
-    from selfalign.shards import Pipeline, Shard
+    from selfalign.generate.shards import Pipeline, Shard
 
     pipeline = Pipeline(engine, constitution, SamplingSettings(max_tokens, 0.7, 0.95), seed=0,
                         rounds=1, samples=1)

@@ -32,8 +32,8 @@ def main() -> None:
 
 
 def _register() -> None:
-    from selfalign.constitution_commands import validate
-    from selfalign.generate_command import generate
+    from selfalign.constitution.commands import validate
+    from selfalign.generate.commands import generate
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 

@@ -25,6 +25,13 @@ class PromptRecord:
     line: int | None = None  # 1-based line or row number in its source
     language: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Earlier turns of a multi-turn prompt (user/assistant alternating, ending in an assistant
+    # turn); `prompt` is the last user turn, the one the first answer answers.
+    context: list[dict[str, str]] = field(default_factory=list)
+
+    def conversation(self) -> list[dict[str, str]]:
+        """The whole prompt as chat messages, ending in the user turn to answer."""
+        return [*self.context, {"role": "user", "content": self.prompt}]
 
     def metadata_json(self) -> str:
         return json.dumps(self.metadata, ensure_ascii=False, sort_keys=True, default=str)

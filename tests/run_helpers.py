@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selfalign.runner import plan_run, run_generate
-from selfalign.settings import GenerateSettings
+from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.settings import GenerateSettings
 
 from scripted_engine import ScriptedEngine
 

@@ -1,55 +1,79 @@
-"""A scripted stand-in engine for fast unit tests of stages and the runner.
+"""A scripted stand-in engine for fast unit tests of stages, the flow and the runner.
 
-It answers from the conversation it is given, deterministically, so tests can pin exact rows.
-It lives in tests/ on purpose: the CLI cannot choose it.
+It answers from the request it is given, deterministically, so tests can pin exact rows. It
+lives in tests/ on purpose: the CLI cannot choose it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from selfalign.engine.base import Completion, EngineFailure, SamplingSettings
+from selfalign.engine.base import Completion, EngineFailure, Request
+
+
+def even_odds(request: Request) -> dict[str, float]:
+    return {option: math.log(1 / len(request.options)) for option in request.options}
 
 
 @dataclass
 class ScriptedEngine:
     name: str = "scripted"
     model: str = "scripted-stand-in"
-    too_long_marker: str = "TOO-LONG"  # a conversation containing this is refused like vLLM would
-    fail_on_call: int | None = None  # the whole engine breaks on this call (1-based)
+    capacity: int = 64
+    too_long_marker: str = "TOO-LONG"  # a request containing this is refused like vLLM would
+    fail_on_call: int | None = None  # the whole engine breaks on this request (1-based)
     on_call: Callable[[int], None] | None = None  # hook, e.g. to send a signal mid-run
     echo_revision: bool = False  # "revise" by repeating the answer: chosen == rejected
-    record_calls: bool = True  # off for long streams, where keeping every call would grow memory
-    calls: list[tuple[str, list[list[dict]]]] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
+    record_calls: bool = True  # off for long streams, where keeping every request would grow memory
+    # Log-probabilities of the options of a multiple-choice request (a judge question).
+    option_logprobs: Callable[[Request], dict[str, float]] = even_odds
+    delay: Callable[[Request], float] | None = None  # seconds to "think", to shuffle finish order
+    calls: list[Request] = field(default_factory=list)
+    count: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0
 
-    def chat(self, conversations, sampling: SamplingSettings, desc: str = ""):
-        self.calls.append((desc, [list(c) for c in conversations] if self.record_calls else []))
+    async def complete(self, request: Request) -> Completion:
+        self.count += 1
+        if self.record_calls:
+            self.calls.append(request)
         if self.on_call:
-            self.on_call(len(self.calls))
-        if self.fail_on_call is not None and len(self.calls) >= self.fail_on_call:
+            self.on_call(self.count)
+        if self.fail_on_call is not None and self.count >= self.fail_on_call:
             raise EngineFailure("scripted engine failure")
-        return [self._answer(c, desc) for c in conversations]
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay(request) if self.delay else 0)
+            return self._answer(request)
+        finally:
+            self.in_flight -= 1
 
-    def _answer(self, conversation, desc: str) -> Completion:
+    def _answer(self, request: Request) -> Completion:
+        conversation = request.messages
         tokens = sum(len(m["content"].split()) for m in conversation)
         if any(self.too_long_marker in m["content"] for m in conversation):
             return Completion.failed("too_long", tokens)
-        # Stage by the label the stages give each call: generate / critique rN / revise rN.
-        if desc == "generate":
+        if request.options:
+            logprobs = self.option_logprobs(request)
+            best = max(logprobs, key=logprobs.get)
+            return Completion(text=best, prompt_tokens=tokens, output_tokens=1,
+                              option_logprobs=logprobs)
+        if request.stage == "answer":
             text = f"first answer to: {conversation[-1]['content']}"
-        elif desc.startswith("critique"):
+        elif request.stage.startswith("critique"):
             text = f"critique of: {conversation[-2]['content']}"
-        else:
+        elif request.stage.startswith("revise"):
             answer = conversation[-4]["content"]  # answer, critique request, critique, revise request
             text = answer if self.echo_revision else (
                 f"Sure, here is a revised response:\nrevised({answer})")
+        else:
+            text = f"reply to: {conversation[-1]['content']}"
         return Completion(text=text, prompt_tokens=tokens, output_tokens=len(text.split()),
                           finish_reason="stop", cached_tokens=tokens // 2)
-
-    def reseed(self, seed: int) -> None:
-        self.seeds.append(seed)
 
     def describe(self) -> dict:
         return {"backend": self.name, "model": self.model}

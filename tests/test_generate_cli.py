@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from selfalign.cli import main
 from selfalign.errors import UserError
-from selfalign.settings import load_run_config, merge_settings
+from selfalign.generate.settings import load_run_config, merge_settings
 
 import pytest
 

@@ -3,7 +3,7 @@
 from selfalign.constitution import load_constitution
 from selfalign.engine.base import SamplingSettings
 from selfalign.records import PromptRecord
-from selfalign.shards import Pipeline, Shard
+from selfalign.generate.shards import Pipeline, Shard
 
 from run_helpers import write_constitution
 from scripted_engine import ScriptedEngine

@@ -1,9 +1,13 @@
-"""The engine interface every stage talks to, and what it returns."""
+"""The engine interface: one request in, one completion back, as soon as it is done.
+
+Callers keep many requests in flight at once (one coroutine per conversation) and the engine
+batches whatever is in flight; no caller waits for an unrelated request.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -11,7 +15,7 @@ Conversation = list[Message]
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How to sample completions; the same for every request of one stage call."""
+    """How to sample one completion."""
 
     max_tokens: int = 256
     temperature: float = 0.7
@@ -27,6 +31,24 @@ class SamplingSettings:
 
 
 @dataclass(frozen=True)
+class Request:
+    """One chat completion to make.
+
+    `seed` makes a sampled answer depend only on the request, never on what else is in flight.
+    `options` turns the request into a multiple-choice question: the engine returns the
+    log-probability of each option (a string that must be one token) as the first token of the
+    answer, in `Completion.option_logprobs`; the sampled text is then one token at most.
+    `stage` labels the request for progress counters ("answer", "critique", "judge", ...).
+    """
+
+    messages: Conversation
+    sampling: SamplingSettings
+    seed: int | None = None
+    options: tuple[str, ...] = ()
+    stage: str = ""
+
+
+@dataclass(frozen=True)
 class Completion:
     """One assistant turn, or the reason this request could not be answered (`error` set)."""
 
@@ -36,25 +58,11 @@ class Completion:
     finish_reason: str = "stop"
     cached_tokens: int = 0  # prompt tokens served from the prefix cache
     error: str | None = None  # short reason code, e.g. "too_long"; text is "" then
+    option_logprobs: dict[str, float] | None = None  # for requests with `options`
 
     @classmethod
     def failed(cls, reason: str, prompt_tokens: int = 0) -> "Completion":
         return cls(text="", prompt_tokens=prompt_tokens, finish_reason="error", error=reason)
-
-
-@dataclass(frozen=True)
-class StageStats:
-    """What one batched engine call cost: for progress lines and the manifest."""
-
-    requests: int
-    prompt_tokens: int
-    output_tokens: int
-    seconds: float
-    cached_prompt_tokens: int | None = None  # where the backend reports prefix-cache hits
-
-    @property
-    def output_tokens_per_s(self) -> float:
-        return self.output_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
 class EngineFailure(RuntimeError):
@@ -62,18 +70,17 @@ class EngineFailure(RuntimeError):
 
 
 class Engine(Protocol):
-    """Answers a batch of conversations in one call, so the backend can batch them."""
+    """Answers requests one at a time, many in flight; batching is the backend's business."""
 
     name: str
     model: str
+    capacity: int  # requests it can usefully run at once (for how much work callers keep open)
 
-    def chat(self, conversations: Sequence[Conversation], sampling: SamplingSettings,
-             desc: str = "") -> list[Completion]:
-        """One completion per conversation, in order; failed requests carry `error`."""
-        ...
+    async def complete(self, request: Request) -> Completion:
+        """The completion of one request; a request that cannot be answered carries `error`.
 
-    def reseed(self, seed: int) -> None:
-        """Reset the sampler so the next call draws the same numbers on every run."""
+        Raises EngineFailure only when the engine as a whole cannot go on.
+        """
         ...
 
     def describe(self) -> dict:

@@ -1,11 +1,13 @@
-"""Stages: pure functions from a batch of samples to the same batch, given an engine.
+"""Stages: what one sample asks the engine next, and how the answer is read back into it.
 
-None of them opens a file; the runner owns I/O. Each makes exactly one engine call.
+A stage never opens a file and never waits for another sample; the flow in
+`selfalign.generate.flow` strings them together per conversation.
 """
 
-from selfalign.stages.critique import critique
-from selfalign.stages.generate import generate
-from selfalign.stages.revise import revise
+from selfalign.stages.answer import answer_request, take_answer
+from selfalign.stages.critique import critique_request, take_critique
+from selfalign.stages.revise import revise_request, take_revision
 from selfalign.stages.sample import Round, Sample
 
-__all__ = ["generate", "critique", "revise", "Sample", "Round"]
+__all__ = ["answer_request", "take_answer", "critique_request", "take_critique",
+           "revise_request", "take_revision", "Sample", "Round"]

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from selfalign.engine.base import Engine, Message, SamplingSettings
+from selfalign.engine.base import Completion, Message, Request, SamplingSettings
 from selfalign.stages.cleaning import clean_revision
 from selfalign.stages.sample import Sample
 
 
-def revise(samples: list[Sample], engine: Engine, sampling: SamplingSettings,
-           round_index: int, prefix: list[Message]) -> list[Sample]:
-    """Ask every live sample's revision request in one engine call; clean the lead-in."""
-    live = [s for s in samples if s.alive]
-    conversations = []
-    for sample in live:
-        round_ = sample.rounds[-1]
-        conversations.append(prefix + sample.turns()
-                             + [{"role": "user", "content": round_.revision_request}])
-    for sample, completion in zip(live, engine.chat(conversations, sampling,
-                                                    desc=f"revise r{round_index}")):
-        if sample.account(completion, f"revise_r{round_index}"):
-            round_ = sample.rounds[-1]
-            round_.raw_revision = completion.text
-            round_.revision = clean_revision(completion.text)
-            round_.revision_finish = completion.finish_reason
-    return samples
+def revise_request(sample: Sample, round_index: int, prefix: list[Message],
+                   sampling: SamplingSettings, seed: int) -> Request:
+    round_ = sample.rounds[-1]
+    return Request(prefix + sample.turns() + [{"role": "user",
+                                               "content": round_.revision_request}],
+                   sampling, seed=sample.seed(seed, "revise", round_index),
+                   stage=f"revise r{round_index}")
+
+
+def take_revision(sample: Sample, completion: Completion, round_index: int) -> bool:
+    """Keep the revision as written and cleaned of its lead-in ("Sure, here is ...:")."""
+    if not sample.account(completion, f"revise_r{round_index}"):
+        return False
+    round_ = sample.rounds[-1]
+    round_.raw_revision = completion.text
+    round_.revision = clean_revision(completion.text)
+    round_.revision_finish = completion.finish_reason
+    return True

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from selfalign.engine.base import Completion, Conversation
 from selfalign.records import PromptRecord
+from selfalign.stable_hash import derived_seed
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Sample:
 
     def turns(self) -> Conversation:
         """The conversation so far, without the shared few-shot prefix or system prompt."""
-        messages = [{"role": "user", "content": self.record.prompt}]
+        messages = self.record.conversation()
         if self.initial_finish:
             messages.append({"role": "assistant", "content": self.initial})
         for round_ in self.rounds:
@@ -59,6 +60,11 @@ class Sample:
                 messages.append({"role": "user", "content": round_.revision_request})
                 messages.append({"role": "assistant", "content": round_.revision})
         return messages
+
+    def seed(self, run_seed: int, *step: object) -> int:
+        """The seed of one request: it depends on nothing but the run seed and which request this
+        is, so a resumed or differently batched run samples the same text."""
+        return derived_seed(run_seed, self.record.id, self.index, *step)
 
     def account(self, completion: Completion, stage: str) -> bool:
         """Add a completion's token counts; mark the sample failed if it has an error."""

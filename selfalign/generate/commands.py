@@ -9,7 +9,7 @@ import click
 from click.core import ParameterSource
 
 from selfalign.errors import UserError
-from selfalign.settings import GenerateSettings, load_run_config, merge_settings
+from selfalign.generate.settings import GenerateSettings, load_run_config, merge_settings
 
 _D = GenerateSettings()
 
@@ -55,7 +55,7 @@ _D = GenerateSettings()
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""
     from selfalign.engine import make_engine, resolve_model
-    from selfalign.runner import plan_run, run_generate
+    from selfalign.generate.runner import plan_run, run_generate
 
     settings = settings_from_cli(ctx, config_path, flags)
     plan = plan_run(settings, resolve_model)

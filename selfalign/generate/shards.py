@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from selfalign import output_rows as rows
+from selfalign.generate import rows
 from selfalign.atomic import write_parquet
 from selfalign.constitution import Constitution
 from selfalign.engine.base import Engine, Message, SamplingSettings

@@ -24,11 +24,11 @@ from selfalign.constitution import Constitution, load_constitution
 from selfalign.engine.base import Engine, EngineFailure, SamplingSettings
 from selfalign.errors import UserError
 from selfalign.prompts.sources import FieldMap, read_prompts
-from selfalign.run_state import (append_ledger, fingerprint_changes, input_hashes,
+from selfalign.generate.run_state import (append_ledger, fingerprint_changes, input_hashes,
                                  prepare_output_folder, read_ledger, shard_dir)
-from selfalign.settings import GenerateSettings
-from selfalign.shards import Pipeline, cut_shards, write_shard
-from selfalign.writers import drop_shard_files, finalise
+from selfalign.generate.settings import GenerateSettings
+from selfalign.generate.shards import Pipeline, cut_shards, write_shard
+from selfalign.generate.writers import drop_shard_files, finalise
 
 EngineFactory = Callable[[GenerateSettings, str], Engine]
 

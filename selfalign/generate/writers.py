@@ -16,10 +16,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from selfalign.atomic import atomic_path, fsync_dir, write_text
-from selfalign.card import dataset_card
+from selfalign.generate.card import dataset_card
 from selfalign.constitution import Constitution
-from selfalign.run_state import shard_dir, state_dir
-from selfalign.shards import KINDS, shard_path
+from selfalign.generate.run_state import shard_dir, state_dir
+from selfalign.generate.shards import KINDS, shard_path
 
 ROWS_PER_FILE = 100_000
 # Column statistics (min/max of long texts, per row group) stay in the writer's memory until the

@@ -1,0 +1,1 @@
+"""The generate run: settings, the per-conversation flow, shards, ledger/resume, writers, card."""
