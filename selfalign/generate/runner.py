@@ -6,9 +6,9 @@ output folder, resume fingerprint) runs before the engine loads, so a typo costs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -16,21 +16,23 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from selfalign import __version__
 from selfalign.atomic import write_json
 from selfalign.constitution import Constitution, load_constitution
-from selfalign.engine.base import Engine, EngineFailure, SamplingSettings
+from selfalign.engine.base import Completion, Engine, EngineFailure, Request, SamplingSettings
 from selfalign.errors import UserError
-from selfalign.prompts.sources import FieldMap, read_prompts
+from selfalign.generate.flow import Recipe, ShardScheduler
+from selfalign.generate.progress import RunProgress
 from selfalign.generate.run_state import (append_ledger, fingerprint_changes, input_hashes,
-                                 prepare_output_folder, read_ledger, shard_dir)
+                                          prepare_output_folder, read_ledger, shard_dir)
 from selfalign.generate.settings import GenerateSettings
-from selfalign.generate.shards import Pipeline, cut_shards, write_shard
+from selfalign.generate.shards import Shard, cut_shards, write_shard
 from selfalign.generate.writers import drop_shard_files, finalise
+from selfalign.prompts.sources import FieldMap, read_prompts
 
 EngineFactory = Callable[[GenerateSettings, str], Engine]
+OPEN_REQUESTS_PER_SLOT = 2  # open conversations per engine batch slot
 
 
 class RunInterrupted(Exception):
@@ -87,37 +89,28 @@ def _check_resumable(out: Path, fingerprint: dict) -> None:
 
 # -- signals -----------------------------------------------------------------------------------
 
-class _SignalGuard:
-    """Turns SIGINT/SIGTERM into RunInterrupted, but never in the middle of writing a shard."""
+class _Interrupts:
+    """SIGINT/SIGTERM cancel the run's main task. They are handled by the event loop between
+    callbacks, so never in the middle of a shard's files being written (that is synchronous)."""
 
     def __init__(self) -> None:
-        self.pending: int | None = None
-        self.writing = False
-
-    def handler(self, signum, frame) -> None:
-        if self.writing:
-            self.pending = signum
-        else:
-            raise RunInterrupted(signal.Signals(signum).name)
+        self.signal: str | None = None
 
     @contextmanager
-    def installed(self) -> Iterator["_SignalGuard"]:
-        previous = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    def installed(self) -> Iterator["_Interrupts"]:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def stop(signum: int) -> None:
+            self.signal = self.signal or signal.Signals(signum).name
+            task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop, signum)
         try:
             yield self
         finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-
-    @contextmanager
-    def critical(self) -> Iterator[None]:
-        self.writing = True
-        try:
-            yield
-        finally:
-            self.writing = False
-        if self.pending is not None:
-            raise RunInterrupted(signal.Signals(self.pending).name)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -133,58 +126,78 @@ def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
     write_json(out / "manifest.json", manifest)
     if done:
         log(f"resuming: {len(done)} shard(s) already finished, skipping them")
-    guard = _SignalGuard()
-    engine: Engine | None = None
     try:
-        with guard.installed():
-            engine = make_engine(settings, plan.model)
-            manifest["engine"] = engine.describe()
-            _run_shards(plan, engine, done, guard, log)
-            with guard.critical():
-                return _finish(plan, manifest)
+        return asyncio.run(_run(plan, make_engine, manifest, done, log))
     except RunInterrupted as why:
         raise UserError(f"interrupted by {why}; finished shards are kept in {out}. Resume with:\n"
                         f"  selfalign generate --out {out} --resume") from None
     except EngineFailure as err:
         raise UserError(f"{err}\nFinished shards are kept in {out}; after fixing the cause, "
                         f"resume with:\n  selfalign generate --out {out} --resume") from None
-    finally:
-        if engine is not None:
-            engine.close()
 
 
-def _run_shards(plan: Plan, engine: Engine, done: dict, guard: _SignalGuard, log) -> None:
+async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dict, log) -> dict:
+    engine: Engine | None = None
+    with _Interrupts().installed() as interrupts:
+        try:
+            engine = make_engine(plan.settings, plan.model)
+            manifest["engine"] = engine.describe()
+            await _run_shards(plan, engine, done, log)
+            return _finish(plan, manifest)
+        except (asyncio.CancelledError, EngineFailure):
+            # Ctrl-C reaches vLLM's engine process too, which then dies: the signal is the cause.
+            if interrupts.signal:
+                raise RunInterrupted(interrupts.signal) from None
+            raise
+        finally:
+            if engine is not None:
+                engine.close()
+
+
+async def _run_shards(plan: Plan, engine: Engine, done: dict, log) -> None:
     settings = plan.settings
-    pipeline = Pipeline(engine=engine, constitution=plan.constitution,
-                        sampling=SamplingSettings(settings.max_tokens, settings.temperature,
-                                                  settings.top_p),
-                        seed=settings.seed, rounds=plan.rounds, samples=settings.samples)
-    fields = FieldMap(text=settings.text_field, id=settings.id_field, user=settings.user_field)
-    stream = cut_shards(read_prompts(settings.prompts, fields), settings.shard_size,
-                        settings.limit)
+    recipe = Recipe(plan.constitution, SamplingSettings(settings.max_tokens,
+                                                        settings.temperature, settings.top_p),
+                    seed=settings.seed, rounds=plan.rounds, samples=settings.samples)
+    shards = cut_shards(read_prompts(settings.prompts, _field_map(settings)),
+                        settings.shard_size, settings.limit)
     total = _count_rows(settings.prompts)
     if settings.limit is not None:
         total = min(total, settings.limit) if total is not None else settings.limit
-    bar = tqdm(total=total, unit="prompt", desc="prompts", dynamic_ncols=True, file=sys.stderr)
-    tokens, seconds = 0, 0.0
-    for shard in stream:
-        if shard.index in done:
-            bar.update(len(shard.records))
-            continue
-        started = time.perf_counter()
-        samples = pipeline.run(shard)
-        elapsed = time.perf_counter() - started
-        with guard.critical():
-            entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, elapsed)
-            append_ledger(plan.out, entry)
-        tokens, seconds = tokens + entry["output_tokens"], seconds + elapsed
-        bar.update(len(shard.records))
-        bar.set_postfix(shard=shard.index, pairs=sum(entry["pairs"].values()),
-                        tok_s=f"{tokens / seconds:.0f}" if seconds else "-")
+    progress = RunProgress(total)
+
+    async def ask(request: Request) -> Completion:
+        progress.request_sent(request)
+        completion = await engine.complete(request)
+        progress.request_done(request, completion)
+        return completion
+
+    def shard_done(shard: Shard, samples: list, seconds: float) -> None:
+        entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, seconds)
+        append_ledger(plan.out, entry)
         log(f"shard {shard.index}: {entry['prompts']} prompts, {sum(entry['pairs'].values())} "
-            f"pairs, {entry['output_tokens']} output tokens in {elapsed:.1f}s "
-            f"({entry['output_tokens'] / elapsed if elapsed else 0:.0f} tok/s)")
-    bar.close()
+            f"pairs, {entry['output_tokens']} output tokens in {seconds:.1f}s")
+
+    def unfinished() -> Iterator[Shard]:
+        for shard in shards:
+            if shard.index in done:
+                progress.skipped(len(shard.records))
+            else:
+                yield shard
+
+    # Enough open conversations that the engine always has a full batch waiting: each open
+    # prompt keeps `samples` requests in flight, one per conversation.
+    open_prompts = -(-OPEN_REQUESTS_PER_SLOT * engine.capacity // settings.samples)
+    scheduler = ShardScheduler(recipe, ask, shard_done, open_prompts,
+                               on_prompt_done=progress.prompt_done)
+    try:
+        await scheduler.run(unfinished())
+    finally:
+        progress.close()
+
+
+def _field_map(settings: GenerateSettings) -> FieldMap:
+    return FieldMap(text=settings.text_field, id=settings.id_field, user=settings.user_field)
 
 
 def _count_rows(paths: list[str]) -> int | None:

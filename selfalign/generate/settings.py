@@ -11,7 +11,10 @@ import yaml
 
 from selfalign.errors import UserError
 
-BACKENDS = ("vllm", "transformers")
+BACKENDS = ("vllm", "openai", "transformers")
+# How the work is spread, not what it makes: a resumed run may change these.
+OPERATIONAL = ("data_parallel_size", "max_num_seqs", "base_url", "api_key_env",
+               "max_concurrency", "request_timeout", "max_retries")
 
 
 @dataclass
@@ -38,18 +41,27 @@ class GenerateSettings:
     dtype: str = "auto"
     max_model_len: int | None = None
     tensor_parallel_size: int = 1
+    data_parallel_size: int = 1  # vLLM engine replicas, each of tensor_parallel_size GPUs
+    max_num_seqs: int | None = None  # vLLM's batch limit; None: vLLM's offline default
     gpu_memory_utilization: float = 0.9
     cpu_kv_cache_gib: float = 2.0
     enforce_eager: bool | None = None  # None: eager on CPU (no gain from compiling), graphs on GPU
+    # The openai backend: OpenAI-compatible servers, requests spread over all of them.
+    base_url: list[str] = field(default_factory=list)
+    api_key_env: str | None = None  # name of the variable holding the key; the key is never stored
+    max_concurrency: int = 64  # requests in flight over all servers
+    request_timeout: float = 600.0  # seconds for one request before it is retried
+    max_retries: int = 6  # per request, on connection errors, 429 and 5xx
 
     def __post_init__(self) -> None:
         problems = []
         if self.backend not in BACKENDS:
             problems.append(f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        for name in ("samples", "max_tokens", "shard_size", "tensor_parallel_size"):
+        for name in ("samples", "max_tokens", "shard_size", "tensor_parallel_size",
+                     "data_parallel_size", "max_concurrency"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("rounds", "limit", "max_model_len"):
+        for name in ("rounds", "limit", "max_model_len", "max_num_seqs"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name}: must be at least 1, got {value}")
@@ -60,13 +72,22 @@ class GenerateSettings:
         if not 0 < self.gpu_memory_utilization <= 1:
             problems.append(f"gpu_memory_utilization: must be in (0, 1], got "
                             f"{self.gpu_memory_utilization}")
+        if self.request_timeout <= 0:
+            problems.append(f"request_timeout: must be > 0 seconds, got {self.request_timeout}")
+        if self.max_retries < 0:
+            problems.append(f"max_retries: must be >= 0, got {self.max_retries}")
+        if self.backend == "openai" and not self.base_url:
+            problems.append("base_url: the openai backend needs at least one --base-url")
+        if self.backend != "openai" and self.base_url:
+            problems.append(f"base_url: only the openai backend uses it (backend is "
+                            f"{self.backend!r}); add --backend openai")
         if problems:
             raise UserError("invalid settings:\n  " + "\n  ".join(problems))
 
     def fingerprint_config(self) -> dict[str, Any]:
         """The settings a resumed run must share with the original one."""
         data = asdict(self)
-        for where_not_what in ("out", "resume", "principles", "prompts"):
+        for where_not_what in ("out", "resume", "principles", "prompts", *OPERATIONAL):
             data.pop(where_not_what)
         return data
 
@@ -95,7 +116,7 @@ def load_run_config(path: str) -> dict[str, Any]:
             hint = f" Did you mean: {near[0]}?" if near else ""
             raise UserError(f"{path}: unknown setting '{key}'.{hint} "
                             f"Available: {', '.join(FIELD_NAMES)}")
-        if name in ("principles", "prompts") and isinstance(value, str):
+        if name in ("principles", "prompts", "base_url") and isinstance(value, str):
             value = [value]
         config[name] = value
     return config

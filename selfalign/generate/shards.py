@@ -10,11 +10,7 @@ from typing import Iterable, Iterator
 
 from selfalign.generate import rows
 from selfalign.atomic import write_parquet
-from selfalign.constitution import Constitution
-from selfalign.engine.base import Engine, Message, SamplingSettings
 from selfalign.records import PromptRecord, Reject
-from selfalign.stable_hash import derived_seed
-from selfalign.stages import critique, generate, revise
 from selfalign.stages.sample import Sample
 
 KINDS = {"traces": rows.TRACES_SCHEMA, "prefs": rows.PREFS_SCHEMA, "sft": rows.SFT_SCHEMA,
@@ -52,39 +48,6 @@ def cut_shards(items: Iterable[PromptRecord | Reject], shard_size: int,
 
 def shard_path(folder: Path, index: int, kind: str) -> Path:
     return folder / f"{index:05d}-{kind}.parquet"
-
-
-@dataclass
-class Pipeline:
-    """What every shard is run with."""
-
-    engine: Engine
-    constitution: Constitution
-    sampling: SamplingSettings
-    seed: int
-    rounds: int
-    samples: int
-
-    def system(self) -> list[Message]:
-        text = self.constitution.system_prompt
-        return [{"role": "system", "content": text}] if text else []
-
-    def run(self, shard: Shard) -> list[Sample]:
-        """generate, then `rounds` × (critique, revise); each stage is one engine call.
-
-        The engine is reseeded before each call from (seed, shard, stage), so a shard redone
-        after a crash samples the same numbers as it would have in an uninterrupted run.
-        """
-        samples = [Sample(record, i) for record in shard.records for i in range(self.samples)]
-        system, prefix = self.system(), self.system() + self.constitution.fewshot_messages()
-        self.engine.reseed(derived_seed(self.seed, shard.index, "generate"))
-        generate(samples, self.engine, self.sampling, system)
-        for r in range(1, self.rounds + 1):
-            self.engine.reseed(derived_seed(self.seed, shard.index, "critique", r))
-            critique(samples, self.engine, self.sampling, self.constitution, self.seed, r, prefix)
-            self.engine.reseed(derived_seed(self.seed, shard.index, "revise", r))
-            revise(samples, self.engine, self.sampling, r, prefix)
-        return samples
 
 
 def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,

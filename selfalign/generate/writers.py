@@ -119,12 +119,24 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
         "prompt_tokens": sum(e["prompt_tokens"] for e in ledger.values()),
         "output_tokens": sum(e["output_tokens"] for e in ledger.values()),
         "cached_prompt_tokens": sum(e["cached_prompt_tokens"] for e in ledger.values()),
-        "engine_seconds": round(sum(e["seconds"] for e in ledger.values()), 3),
+        "engine_seconds": round(_busy_seconds(ledger.values()), 3),
         "shards": len(shards),
     }
     lengths = _lengths(out / "prefs")
     write_text(out / "README.md", dataset_card(manifest, counts, lengths, constitution))
     return counts
+
+
+def _busy_seconds(entries) -> float:
+    """Wall time during which some shard was being worked on: shards overlap in time, so their
+    spans are merged, not added. Spans of a resumed run's earlier sessions count too."""
+    spans = sorted((e["finished_at"] - e["seconds"], e["finished_at"]) for e in entries)
+    total, end = 0.0, float("-inf")
+    for start, finish in spans:
+        if finish > end:
+            total += finish - max(start, end)
+            end = finish
+    return total
 
 
 def drop_shard_files(out: Path, ledger: dict[int, dict]) -> None:

@@ -1,0 +1,129 @@
+"""The flow of a run: each conversation goes through its stages on its own, many at once.
+
+`constitutional_ai` is the recipe for one sample, written as the sequence it is: answer, then
+per round a critique and a revision under a drawn principle. Each request goes to the engine the
+moment the previous one of the same conversation returns, so no conversation waits for an
+unrelated one, and the engine batches whatever is in flight.
+
+`run_shards` keeps enough prompts open that the engine never runs dry: it admits the next shard
+while the open ones still have work, so there is no drain at a shard boundary. A shard is only
+the unit of checkpoint: when all its samples are done, `on_shard_done` writes it (possibly out of
+input order). Open work is bounded, so memory stays flat however long the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable
+
+from selfalign.constitution import Constitution
+from selfalign.engine.base import Completion, Message, Request, SamplingSettings
+from selfalign.generate.shards import Shard
+from selfalign.records import PromptRecord
+from selfalign.stages import (Sample, answer_request, critique_request, revise_request,
+                              take_answer, take_critique, take_revision)
+
+Ask = Callable[[Request], Awaitable[Completion]]
+ShardDone = Callable[[Shard, list[Sample], float], None]
+
+
+@dataclass
+class Recipe:
+    """What every conversation of a run is asked with."""
+
+    constitution: Constitution
+    sampling: SamplingSettings
+    seed: int
+    rounds: int
+    samples: int
+    system: list[Message] = field(init=False)
+    prefix: list[Message] = field(init=False)  # system prompt + few-shot exemplars
+
+    def __post_init__(self) -> None:
+        text = self.constitution.system_prompt
+        self.system = [{"role": "system", "content": text}] if text else []
+        self.prefix = self.system + self.constitution.fewshot_messages()
+
+
+async def constitutional_ai(sample: Sample, recipe: Recipe, ask: Ask) -> Sample:
+    """Answer, then `rounds` × (critique, revise); stops at the first request that fails."""
+    request = answer_request(sample, recipe.system, recipe.sampling, recipe.seed)
+    if not take_answer(sample, await ask(request)):
+        return sample
+    for r in range(1, recipe.rounds + 1):
+        principle = recipe.constitution.draw(recipe.seed, sample.record.id, r)
+        request = critique_request(sample, principle, r, recipe.prefix, recipe.sampling,
+                                   recipe.seed)
+        if not take_critique(sample, await ask(request), r):
+            return sample
+        request = revise_request(sample, r, recipe.prefix, recipe.sampling, recipe.seed)
+        if not take_revision(sample, await ask(request), r):
+            return sample
+    return sample
+
+
+async def run_prompt(record: PromptRecord, recipe: Recipe, ask: Ask) -> list[Sample]:
+    """All samples of one prompt, side by side."""
+    samples = [Sample(record, i) for i in range(recipe.samples)]
+    return list(await asyncio.gather(*(constitutional_ai(s, recipe, ask) for s in samples)))
+
+
+class ShardScheduler:
+    """Admits shards while fewer than `open_prompts` prompts are unfinished; writes each shard
+    as soon as its last prompt is done; the first failure cancels everything else."""
+
+    def __init__(self, recipe: Recipe, ask: Ask, on_shard_done: ShardDone, open_prompts: int,
+                 on_prompt_done: Callable[[list[Sample]], None] = lambda samples: None) -> None:
+        self.recipe, self.ask = recipe, ask
+        self.on_shard_done, self.on_prompt_done = on_shard_done, on_prompt_done
+        self.open_prompts = max(1, open_prompts)
+        self.unfinished = 0
+        self.room = asyncio.Event()
+        self.tasks: set[asyncio.Task] = set()
+        self.failure: BaseException | None = None
+
+    async def run(self, shards: Iterable[Shard]) -> None:
+        try:
+            for shard in shards:
+                while self.unfinished >= self.open_prompts and self.failure is None:
+                    self.room.clear()
+                    await self.room.wait()
+                if self.failure is not None:
+                    break
+                self.unfinished += len(shard.records)
+                task = asyncio.create_task(self._shard(shard))
+                self.tasks.add(task)
+                task.add_done_callback(self._task_done)
+            while self.tasks and self.failure is None:
+                await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            await self._cancel_all()
+        if self.failure is not None:
+            raise self.failure
+
+    async def _shard(self, shard: Shard) -> None:
+        started = time.perf_counter()
+        per_prompt = await asyncio.gather(*(self._prompt(r) for r in shard.records))
+        samples = [sample for group in per_prompt for sample in group]
+        self.on_shard_done(shard, samples, time.perf_counter() - started)
+
+    async def _prompt(self, record: PromptRecord) -> list[Sample]:
+        samples = await run_prompt(record, self.recipe, self.ask)
+        self.unfinished -= 1
+        self.room.set()
+        self.on_prompt_done(samples)
+        return samples
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+        self.room.set()
+
+    async def _cancel_all(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
