@@ -14,6 +14,12 @@ from typing import Callable
 from selfalign.engine.base import Completion, EngineFailure, Request
 
 
+def asks(request: Request, stage: str, text: str) -> bool:
+    """Whether this request is `stage` ("answer", "critique r1", ...) of the prompt with `text`."""
+    return request.stage == stage and any(text in m["content"] for m in request.messages
+                                          if m["role"] == "user")
+
+
 def even_odds(request: Request) -> dict[str, float]:
     return {option: math.log(1 / len(request.options)) for option in request.options}
 
@@ -24,8 +30,8 @@ class ScriptedEngine:
     model: str = "scripted-stand-in"
     capacity: int = 64
     too_long_marker: str = "TOO-LONG"  # a request containing this is refused like vLLM would
-    fail_on_call: int | None = None  # the whole engine breaks on this request (1-based)
-    on_call: Callable[[int], None] | None = None  # hook, e.g. to send a signal mid-run
+    fail_when: Callable[[Request], bool] | None = None  # the whole engine breaks on such a request
+    on_call: Callable[[Request], None] | None = None  # hook, e.g. to send a signal mid-run
     echo_revision: bool = False  # "revise" by repeating the answer: chosen == rejected
     record_calls: bool = True  # off for long streams, where keeping every request would grow memory
     # Log-probabilities of the options of a multiple-choice request (a judge question).
@@ -41,8 +47,8 @@ class ScriptedEngine:
         if self.record_calls:
             self.calls.append(request)
         if self.on_call:
-            self.on_call(self.count)
-        if self.fail_on_call is not None and self.count >= self.fail_on_call:
+            self.on_call(request)
+        if self.fail_when is not None and self.fail_when(request):
             raise EngineFailure("scripted engine failure")
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)

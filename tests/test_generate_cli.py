@@ -34,7 +34,25 @@ def test_invalid_values_are_listed_together():
     message = str(err.value)
     assert "samples: must be at least 1, got 0" in message
     assert "top_p: must be in (0, 1], got 1.5" in message
-    assert "backend: expected one of vllm, transformers, got 'tgi'" in message
+    assert "backend: expected one of vllm, openai, transformers, got 'tgi'" in message
+
+
+def test_server_settings_are_checked_together():
+    with pytest.raises(UserError) as err:
+        merge_settings({"backend": "openai", "max_concurrency": 0, "request_timeout": 0})
+    message = str(err.value)
+    assert "base_url: the openai backend needs at least one --base-url" in message
+    assert "max_concurrency: must be at least 1, got 0" in message
+    assert "request_timeout: must be > 0 seconds, got 0" in message
+    with pytest.raises(UserError, match="only the openai backend uses it"):
+        merge_settings({"base_url": ["http://127.0.0.1:9/v1"]})
+
+
+def test_where_the_work_runs_is_not_part_of_the_resume_fingerprint():
+    config = merge_settings({"backend": "openai", "base_url": ["http://a/v1"],
+                             "max_concurrency": 8}).fingerprint_config()
+    assert "base_url" not in config and "max_concurrency" not in config
+    assert config["backend"] == "openai" and config["seed"] == 0
 
 
 def invoke(*args):

@@ -11,7 +11,7 @@ from selfalign.errors import UserError
 from selfalign.generate.run_state import read_ledger
 
 from run_helpers import run_scripted, write_constitution, write_prompts
-from scripted_engine import ScriptedEngine
+from scripted_engine import ScriptedEngine, asks
 
 ROWS = [
     {"id": "q1", "prompt": "How do I sneak snacks into a cinema?", "user_id": "u1"},
@@ -27,6 +27,10 @@ ROWS = [
 @pytest.fixture
 def setup(tmp_path):
     return write_constitution(tmp_path / "c"), write_prompts(tmp_path / "p.jsonl", ROWS)
+
+
+def without_time(counts):
+    return {k: v for k, v in counts.items() if k != "engine_seconds"}
 
 
 def read_rows(path):
@@ -101,12 +105,25 @@ def test_resume_of_a_finished_run_says_it_is_complete(setup, tmp_path):
         run_scripted(manifest_path, prompts, tmp_path / "out", resume=True)
 
 
+HAIKU = "Write a haiku about rain."  # q5: alone in shard 2 when shards hold 2 prompts
+
+
+def slow_haiku(request):
+    """Shard 2's conversation is slow, so shards 0 and 1 are written before it gets far."""
+    return 0.05 if asks(request, request.stage, HAIKU) else 0.0
+
+
+def breaks_at_haiku_critique(**kw):
+    return ScriptedEngine(delay=slow_haiku, fail_when=lambda r: asks(r, "critique r1", HAIKU),
+                          **kw)
+
+
 def test_resume_refuses_changed_principles_and_settings(setup, tmp_path):
     manifest_path, prompts = setup
     out = tmp_path / "out"
-    engine = ScriptedEngine(fail_on_call=4)
     with pytest.raises(UserError, match="resume"):
-        run_scripted(manifest_path, prompts, out, engine=engine, shard_size=2)
+        run_scripted(manifest_path, prompts, out, engine=breaks_at_haiku_critique(),
+                     shard_size=2)
     alpha = manifest_path.parent / "principles" / "alpha.yaml"
     alpha.write_text(alpha.read_text().replace("rule A", "rule A!"))
     with pytest.raises(UserError, match=r"principle file .*alpha.yaml: content changed"):
@@ -120,15 +137,14 @@ def test_engine_failure_keeps_finished_shards_and_resume_completes(setup, tmp_pa
     reference, _ = run_scripted(manifest_path, prompts, tmp_path / "ref", shard_size=2)
     out = tmp_path / "out"
     with pytest.raises(UserError, match="selfalign generate --out .* --resume"):
-        # calls 1-3 finish shard 0; call 4 (shard 1's generate) breaks the engine
-        run_scripted(manifest_path, prompts, out, engine=ScriptedEngine(fail_on_call=4),
+        run_scripted(manifest_path, prompts, out, engine=breaks_at_haiku_critique(),
                      shard_size=2)
-    assert sorted(read_ledger(out)) == [0]
+    assert sorted(read_ledger(out)) == [0, 1]
     resumed, engine = run_scripted(manifest_path, prompts, out, shard_size=2, resume=True)
-    assert len(engine.calls) == 6  # shards 1 and 2 only
-    assert resumed["counts"] == reference["counts"]
+    assert [r.stage for r in engine.calls] == ["answer", "critique r1", "revise r1"]  # q5 only
+    assert without_time(resumed["counts"]) == without_time(reference["counts"])
     for name in ("prefs/train-00000-of-00001.parquet", "sft/train-00000-of-00001.parquet",
-                 "rejects.parquet"):
+                 "rejects.parquet", "traces/traces-00000-of-00001.parquet"):
         assert read_rows(out / name) == read_rows(tmp_path / "ref" / name)
 
 
@@ -136,14 +152,14 @@ def test_sigint_leaves_a_resumable_folder(setup, tmp_path):
     manifest_path, prompts = setup
     out = tmp_path / "out"
 
-    def interrupt(call_number):
-        if call_number == 5:  # inside shard 1's critique
+    def interrupt(request):
+        if asks(request, "critique r1", HAIKU):
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(UserError, match="interrupted by SIGINT"):
-        run_scripted(manifest_path, prompts, out, engine=ScriptedEngine(on_call=interrupt),
-                     shard_size=2)
-    assert sorted(read_ledger(out)) == [0]
+        run_scripted(manifest_path, prompts, out, shard_size=2,
+                     engine=ScriptedEngine(delay=slow_haiku, on_call=interrupt))
+    assert sorted(read_ledger(out)) == [0, 1]
     manifest, _ = run_scripted(manifest_path, prompts, out, shard_size=2, resume=True)
     ids = [r["prompt_id"] for r in read_rows(out / "traces" / "traces-00000-of-00001.parquet")]
     assert ids == ["q1", "q2", "q3", "q4", "q5"]
@@ -153,15 +169,44 @@ def test_torn_ledger_line_is_redone(setup, tmp_path):
     manifest_path, prompts = setup
     out = tmp_path / "out"
     with pytest.raises(UserError):
-        run_scripted(manifest_path, prompts, out, engine=ScriptedEngine(fail_on_call=7),
+        run_scripted(manifest_path, prompts, out, engine=breaks_at_haiku_critique(),
                      shard_size=2)
     ledger = out / ".selfalign" / "ledger.jsonl"
     lines = ledger.read_text().splitlines()
-    ledger.write_text(lines[0] + "\n" + lines[1][:20])  # killed while writing shard 1's entry
-    assert sorted(read_ledger(out)) == [0]
+    torn = json.loads(lines[1])["shard"]
+    ledger.write_text(lines[0] + "\n" + lines[1][:20])  # killed while writing the 2nd entry
+    assert sorted(read_ledger(out)) == sorted({0, 1} - {torn})
     manifest, _ = run_scripted(manifest_path, prompts, out, shard_size=2, resume=True)
     assert sorted(read_ledger(out)) == [0, 1, 2]
     assert manifest["counts"]["prompts"] == 5
+
+
+def test_shards_overlap_and_are_written_as_they_finish(setup, tmp_path):
+    manifest_path, prompts = setup
+    out = tmp_path / "out"
+    # Shard 0's first prompt is slow: shards 1 and 2 finish first and reach the ledger first.
+    engine = ScriptedEngine(delay=lambda r: 0.05 if asks(r, r.stage, "sneak snacks") else 0.0)
+    reference, _ = run_scripted(manifest_path, prompts, tmp_path / "ref", shard_size=2)
+    manifest, _ = run_scripted(manifest_path, prompts, out, engine=engine, shard_size=2)
+    order = [json.loads(line)["shard"]
+             for line in (out / ".selfalign" / "ledger.jsonl").read_text().splitlines()]
+    assert order == [1, 2, 0]
+    assert engine.most_in_flight > 2  # more than one shard's conversations at once
+    ids = [r["prompt_id"] for r in read_rows(out / "traces" / "traces-00000-of-00001.parquet")]
+    assert ids == ["q1", "q2", "q3", "q4", "q5"]  # outputs keep the input order
+    assert without_time(manifest["counts"]) == without_time(reference["counts"])
+
+
+def test_open_work_is_bounded_by_the_engine_capacity(setup, tmp_path):
+    manifest_path, _ = setup
+    many = write_prompts(tmp_path / "many.jsonl",
+                         [{"id": f"m{i}", "prompt": f"question {i}"} for i in range(40)])
+    engine = ScriptedEngine(capacity=3, delay=lambda r: 0.001)
+    manifest, _ = run_scripted(manifest_path, many, tmp_path / "out", engine=engine,
+                               shard_size=2)
+    assert manifest["counts"]["prompts"] == 40
+    # 2 open prompts per batch slot, plus at most one shard admitted past the limit.
+    assert 3 < engine.most_in_flight <= 2 * 3 + 2
 
 
 def test_limit_counts_usable_prompts(setup, tmp_path):

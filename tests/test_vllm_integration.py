@@ -88,17 +88,29 @@ def test_three_stages_on_vllm_write_the_contract(tiny_model_dir, tmp_path):
                                        ("pair", "chosen_equals_rejected"))
 
 
+PROMPTS = 12
+
+
 def _ledger_entries(out: Path) -> int:
     ledger = out / ".selfalign" / "ledger.jsonl"
     return len(ledger.read_text().splitlines()) if ledger.exists() else 0
 
 
+def _spans(out: Path) -> list[tuple[float, float]]:
+    entries = [json.loads(line) for line in
+               (out / ".selfalign" / "ledger.jsonl").read_text().splitlines()]
+    return sorted((e["finished_at"] - e["seconds"], e["finished_at"]) for e in entries)
+
+
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
     prompts = write_jsonl(tmp_path / "p.jsonl", [
         {"id": f"q{i}", "prompt": f"Question number {i}: what is {i} plus {i}?"}
-        for i in range(6)])
+        for i in range(PROMPTS)])
     killed = tmp_path / "killed"
-    cmd = generate_cmd(tiny_model_dir, prompts, killed, "--shard-size", "2")
+    # Sampled, not greedy: per-request seeds make a resumed run draw what an uninterrupted one
+    # draws. A batch of 2 keeps a few shards of 2 in flight at once, so the kill lands mid-run.
+    cmd = generate_cmd(tiny_model_dir, prompts, killed, "--shard-size", "2", "--max-num-seqs",
+                       "2", "--temperature", "1.0")
     process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 400
@@ -107,7 +119,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
     os.killpg(process.pid, signal.SIGKILL)  # the CLI, the vLLM engine core and its workers
     process.wait()
     finished_before_kill = _ledger_entries(killed)
-    assert 1 <= finished_before_kill < 3, "the kill should land mid-run"
+    assert 1 <= finished_before_kill < PROMPTS // 2, "the kill should land mid-run"
     assert not (killed / "manifest.json").read_text().count('"complete"')
 
     run_cli([sys.executable, "-m", "selfalign.cli", "generate", "--out", str(killed),
@@ -117,7 +129,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
 
     resumed_rows, reference_rows = rows_of(killed / "traces"), rows_of(reference / "traces")
     ids = [r["prompt_id"] for r in resumed_rows]
-    assert ids == [f"q{i}" for i in range(6)]  # every prompt, none twice
+    assert ids == [f"q{i}" for i in range(PROMPTS)]  # every prompt, none twice
+    spans = _spans(reference)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), \
+        "shards should overlap in time"
     for resumed, uninterrupted in zip(resumed_rows, reference_rows):
         assert resumed["initial"] == uninterrupted["initial"]
         assert resumed["final"] == uninterrupted["final"]

