@@ -14,11 +14,10 @@ from click.testing import CliRunner
 
 from selfalign.cli import main
 from selfalign.errors import UserError
-from selfalign.train import run
 from selfalign.train.config import TrainSettings, resolve_config
 from selfalign.train.data import DataSource, load_folder, load_training_data, mix_folders
 from selfalign.train.run import RECORD_NAME, build_trainer, prepare, train
-from train_fixtures import ranked_rows, write_ranked_run_dir, write_run_dir
+from train_fixtures import error_of, ranked_rows, settings, write_ranked_run_dir, write_run_dir
 
 FAST = {"logging_steps": 1, "gradient_checkpointing": False, "disable_tqdm": True,
         "save_strategy": "no", "eval_strategy": "no", "max_length": 96}
@@ -28,23 +27,6 @@ FAST = {"logging_steps": 1, "gradient_checkpointing": False, "disable_tqdm": Tru
 def ranked(tmp_path):
     # Prompts with 3, 2 and 4 answers: 3 + 1 + 6 pairs.
     return write_ranked_run_dir(tmp_path / "ranked", {"train": [3, 2, 4], "validation": [2, 3]})
-
-
-@pytest.fixture
-def no_model_load(monkeypatch):
-    def refuse(prepared):
-        raise AssertionError("a model was loaded before the input was checked")
-    monkeypatch.setattr(run, "build_trainer", refuse)
-
-
-def settings(kind, folder, out, **kw):
-    return TrainSettings(kind=kind, data=[DataSource.parse(str(folder))], out=out, **kw)
-
-
-def error_of(kind, folder, tmp_path, **kw) -> str:
-    with pytest.raises(UserError) as err:
-        run.train(settings(kind, folder, tmp_path / "out", **kw))
-    return str(err.value)
 
 
 # ---------------------------------------------------------------- data, no model
@@ -82,7 +64,7 @@ def write_prefs(folder, rows):
 
 def test_rm_needs_prompt_id(tmp_path, no_model_load):
     rows = [{k: v for k, v in r.items() if k != "prompt_id"} for r in ranked_rows("train", [3])]
-    message = error_of("rm", write_prefs(tmp_path / "run", rows), tmp_path)
+    message = error_of("rm", [write_prefs(tmp_path / "run", rows)], tmp_path)
     assert "missing column(s) ['prompt_id']" in message
     assert message.endswith("the reward model groups every comparison of a prompt by its prompt_id")
 
@@ -91,7 +73,7 @@ def test_preference_outside_zero_one_is_refused(tmp_path, no_model_load):
     rows = ranked_rows("train", [3])
     rows[2]["preference"] = 1.5
     folder = write_prefs(tmp_path / "run", rows)
-    assert error_of("rm", folder, tmp_path) == (
+    assert error_of("rm", [folder], tmp_path) == (
         f"{folder / 'prefs'} split 'train' row 2: `preference` must be a probability in [0, 1], "
         "got 1.5")
 
@@ -107,7 +89,7 @@ def test_dpo_min_preference_keeps_confident_pairs(ranked):
 
 def test_dpo_min_preference_needs_the_column(tmp_path, no_model_load):
     folder = write_run_dir(tmp_path / "run", {"train": 4})
-    message = error_of("dpo", folder, tmp_path, min_preference=0.6)
+    message = error_of("dpo", [folder], tmp_path, min_preference=0.6)
     assert "missing column(s) ['preference']" in message
     assert message.endswith("--min-preference filters on the judge's preference, which `selfalign "
                             "generate` writes only when a judge ran; drop --min-preference or "
@@ -115,7 +97,7 @@ def test_dpo_min_preference_needs_the_column(tmp_path, no_model_load):
 
 
 def test_min_preference_that_leaves_nothing(ranked, tmp_path, no_model_load):
-    assert error_of("rm", ranked, tmp_path, min_preference=0.99) == (
+    assert error_of("rm", [ranked], tmp_path, min_preference=0.99) == (
         f"{ranked / 'prefs'}: the train split has no rows (10 below --min-preference 0.99)")
 
 
@@ -131,19 +113,19 @@ def test_settings_that_do_not_fit_the_kind():
 def test_rm_config_is_a_reward_config_for_one_epoch(ranked, tmp_path):
     from trl import RewardConfig
 
-    config, lora = resolve_config(settings("rm", ranked, tmp_path, lora=True), has_validation=True)
+    config, lora = resolve_config(settings("rm", [ranked], tmp_path, lora=True), has_validation=True)
     assert isinstance(config, RewardConfig) and config.num_train_epochs == 1
     assert lora["task_type"] == "SEQ_CLS"
-    config, _ = resolve_config(settings("rm", ranked, tmp_path, epochs=2), has_validation=False)
+    config, _ = resolve_config(settings("rm", [ranked], tmp_path, epochs=2), has_validation=False)
     assert config.num_train_epochs == 2 and config.eval_strategy == "no"
     with pytest.raises(UserError, match="unknown RewardConfig field 'centre_rewards_coefficient'"):
-        resolve_config(settings("rm", ranked, tmp_path,
+        resolve_config(settings("rm", [ranked], tmp_path,
                                 overrides={"centre_rewards_coefficient": 0.1}), True)
 
 
 def test_rm_eval_without_validation_split(tmp_path, no_model_load):
     folder = write_ranked_run_dir(tmp_path / "r", {"train": [3]})
-    message = error_of("rm", folder, tmp_path, overrides={"eval_strategy": "steps"})
+    message = error_of("rm", [folder], tmp_path, overrides={"eval_strategy": "steps"})
     assert "no --data folder has a validation split" in message
 
 

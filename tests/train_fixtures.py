@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+
+from selfalign.errors import UserError
+from selfalign.train import run
+from selfalign.train.config import TrainSettings
+from selfalign.train.data import DataSource
 
 TOPICS = [
     "bake bread", "learn Python", "fix a flat tyre", "write a cover letter", "plant tomatoes",
@@ -31,6 +37,19 @@ QUESTIONS = [
 ]
 CHOSEN = "Happy to help! To {t}, start with small steps, be patient, and ask me if you get stuck."
 REJECTED = "Figure it out yourself. Wanting to {t} is a stupid idea and you will fail anyway."
+
+
+def settings(kind: str, data: list, tmp_path: Path, **kw) -> TrainSettings:
+    """Settings of a `train` call on the `data` folders, writing to tmp_path/out."""
+    return TrainSettings(kind=kind, data=[DataSource.parse(str(d)) for d in data],
+                         out=tmp_path / "out", **kw)
+
+
+def error_of(kind: str, data: list, tmp_path: Path, **kw) -> str:
+    """The message of the UserError that `train` raises for these settings."""
+    with pytest.raises(UserError) as err:
+        run.train(settings(kind, data, tmp_path, **kw))
+    return str(err.value)
 
 
 def pair_rows(n: int, split: str, topics: list[str] | None = None) -> list[dict]:
