@@ -12,6 +12,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests import their helpers (tr
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Any attempt to build a trainer (which loads the model) fails the test."""
+    from selfalign.train import run
+
+    def refuse(prepared):
+        raise AssertionError("a model was loaded before the input was checked")
+    monkeypatch.setattr(run, "build_trainer", refuse)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer Llama with random weights and the SmolLM2 tokenizer (never from a hub).

@@ -11,32 +11,14 @@ from click.testing import CliRunner
 from selfalign.cli import main
 from selfalign.errors import UserError
 from selfalign.train import run
-from selfalign.train.config import TrainSettings, resolve_config
+from selfalign.train.config import resolve_config
 from selfalign.train.data import DataSource, load_training_data, weighted
-from train_fixtures import pair_rows, write_run_dir
+from train_fixtures import error_of, pair_rows, settings, write_run_dir
 
 
 @pytest.fixture
 def run_dir(tmp_path):
     return write_run_dir(tmp_path / "run", {"train": 10, "validation": 4})
-
-
-@pytest.fixture
-def no_model_load(monkeypatch):
-    """Any attempt to build a trainer (which loads the model) fails the test."""
-    def refuse(prepared):
-        raise AssertionError("a model was loaded before the input was checked")
-    monkeypatch.setattr(run, "build_trainer", refuse)
-
-
-def settings(kind, data, tmp_path, **kw):
-    return TrainSettings(kind=kind, data=[DataSource.parse(str(d)) for d in data], out=tmp_path / "out", **kw)
-
-
-def error_of(kind, data, tmp_path, **kw) -> str:
-    with pytest.raises(UserError) as err:
-        run.train(settings(kind, data, tmp_path, **kw))
-    return str(err.value)
 
 
 # ---------------------------------------------------------------- --data syntax and mixing

@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+
+from selfalign.errors import UserError
+from selfalign.train import run
+from selfalign.train.config import TrainSettings
+from selfalign.train.data import DataSource
 
 TOPICS = [
     "bake bread", "learn Python", "fix a flat tyre", "write a cover letter", "plant tomatoes",
@@ -31,6 +37,19 @@ QUESTIONS = [
 ]
 CHOSEN = "Happy to help! To {t}, start with small steps, be patient, and ask me if you get stuck."
 REJECTED = "Figure it out yourself. Wanting to {t} is a stupid idea and you will fail anyway."
+
+
+def settings(kind: str, data: list, tmp_path: Path, **kw) -> TrainSettings:
+    """Settings of a `train` call on the `data` folders, writing to tmp_path/out."""
+    return TrainSettings(kind=kind, data=[DataSource.parse(str(d)) for d in data],
+                         out=tmp_path / "out", **kw)
+
+
+def error_of(kind: str, data: list, tmp_path: Path, **kw) -> str:
+    """The message of the UserError that `train` raises for these settings."""
+    with pytest.raises(UserError) as err:
+        run.train(settings(kind, data, tmp_path, **kw))
+    return str(err.value)
 
 
 def pair_rows(n: int, split: str, topics: list[str] | None = None) -> list[dict]:
@@ -84,11 +103,51 @@ def write_run_dir(path: Path, splits: dict[str, int] | None = None, shards: int 
         write_shards(path / "prefs", split, pairs, prefs_schema, shards)
         write_shards(path / "sft", split, sft_rows(pairs), sft_schema, shards)
         counts[split] = n
+    write_manifest(path, {"prefs": counts, "sft": counts})
+    return path
+
+
+def write_manifest(path: Path, counts: dict) -> None:
     manifest = {
         "model": "fixture",
-        "rows": {"prefs": counts, "sft": counts},
+        "rows": counts,
         "principle_hashes": {"harmless/be-kind": hashlib.sha256(b"be kind").hexdigest()},
     }
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+# Answers from best to worst: a judge ranking K of them prefers the earlier one.
+RANKED = [CHOSEN, "You could try to {t}. Start small.", "Look up how to {t} somewhere.", REJECTED]
+
+
+def ranked_rows(split: str, sizes: list[int]) -> list[dict]:
+    """Rank-mode `prefs/` rows: prompt i has sizes[i] answers and all C(K, 2) pairs between them,
+    each oriented best first with preference 0.5 + 0.15 · (rank gap)."""
+    topics = HELD_OUT_TOPICS if split != "train" else TOPICS
+    rows = []
+    for i, k in enumerate(sizes):
+        topic = topics[i % len(topics)]
+        for better in range(k):
+            for worse in range(better + 1, k):
+                rows.append({
+                    "prompt": [{"role": "user", "content": f"How do I {topic}? (prompt {i})"}],
+                    "chosen": [{"role": "assistant", "content": RANKED[better].format(t=topic)}],
+                    "rejected": [{"role": "assistant", "content": RANKED[worse].format(t=topic)}],
+                    "prompt_id": f"{split}-{i}",
+                    "preference": 0.5 + 0.15 * (worse - better),
+                    "split": split,
+                })
+    return rows
+
+
+def write_ranked_run_dir(path: Path, splits: dict[str, list[int]]) -> Path:
+    """A run folder with judged, ranked prefs/ only; `splits` maps split name to answers per prompt."""
+    path = Path(path)
+    counts = {}
+    for split, sizes in splits.items():
+        rows = ranked_rows(split, sizes)
+        write_shards(path / "prefs", split, rows, pa.Table.from_pylist(rows).schema)
+        counts[split] = len(rows)
+    write_manifest(path, {"prefs": counts})
     return path
 

@@ -8,6 +8,7 @@ import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from selfalign.errors import UserError
 from selfalign.stable_hash import unit_hash
@@ -102,8 +103,7 @@ class Constitution:
         """Weighted draw that depends only on its arguments, so a resumed run draws the same."""
         # sha256, not hash(): Python salts str hashes per process.
         unit = unit_hash(json.dumps([seed, str(prompt_id), round_index]))
-        index = bisect.bisect_right(self._cumulative, unit * self._cumulative[-1])
-        return self.principles[min(index, len(self.principles) - 1)]
+        return self.principles[weighted_index(self._cumulative, unit)]
 
     def fewshot_messages(self) -> list[dict[str, str]]:
         """The exemplar turns that open every conversation (identical, so prefix caches reuse them)."""
@@ -116,6 +116,12 @@ class Constitution:
             messages += [{"role": role, "content": text}
                          for role, text in zip(itertools.cycle(("user", "assistant")), turns)]
         return messages
+
+
+def weighted_index(cumulative: Sequence[float], unit: float) -> int:
+    """The index a number in [0, 1) falls on, given cumulative weights (a binary search)."""
+    index = bisect.bisect_right(cumulative, unit * cumulative[-1])
+    return min(index, len(cumulative) - 1)
 
 
 def summarize(constitution: Constitution) -> str:

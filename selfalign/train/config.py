@@ -1,9 +1,11 @@
 """Training settings: CLI options and `--config train.yaml` resolved into a TRL config object.
 
 Precedence, lowest first: TRL's defaults → selfalign's defaults (device, eval on the validation
-split, no external loggers) → the YAML file → options given on the command line.
+split, no external loggers, one epoch for a reward model) → the YAML file → options given on the
+command line.
 
-The YAML file holds any field of `trl.SFTConfig` / `trl.DPOConfig`, plus one selfalign key:
+The YAML file holds any field of `trl.SFTConfig` / `trl.DPOConfig` / `trl.RewardConfig`, plus one
+selfalign key:
 `lora:` — `true`, or a mapping of `peft.LoraConfig` fields (e.g. `{r: 64, lora_alpha: 128}`),
 which also turns LoRA on.
 """
@@ -19,15 +21,18 @@ from typing import Any
 from selfalign.errors import UserError
 from selfalign.train.data import DataSource
 
+KINDS = ("sft", "dpo", "rm")
 LORA_DEFAULTS = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
                  "task_type": "CAUSAL_LM"}
+# A reward model is a sequence classifier; PEFT then also trains its new `score` head.
+LORA_TASK = {"sft": "CAUSAL_LM", "dpo": "CAUSAL_LM", "rm": "SEQ_CLS"}
 
 
 @dataclass
 class TrainSettings:
-    """What a `selfalign train sft|dpo` call asked for; None means "not given"."""
+    """What a `selfalign train sft|dpo|rm` call asked for; None means "not given"."""
 
-    kind: str  # "sft" or "dpo"
+    kind: str  # "sft", "dpo" or "rm"
     data: list[DataSource]
     out: Path
     model: str | None = None
@@ -39,16 +44,24 @@ class TrainSettings:
     beta: float | None = None
     loss_type: str | None = None
     seed: int | None = None
+    min_preference: float | None = None  # keep only pairs the judge preferred at least this much
     lora: bool = False
     config_file: Path | None = None
     # Extra TRL fields, as from the YAML file (tests and scripts pass them directly).
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.kind not in ("sft", "dpo"):
-            raise ValueError(f"kind must be 'sft' or 'dpo', got {self.kind!r}")
-        if self.kind == "sft" and (self.beta is not None or self.loss_type is not None):
-            raise UserError("--beta and --loss-type are DPO settings; `train sft` does not take them")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind != "dpo" and (self.beta is not None or self.loss_type is not None):
+            raise UserError(f"--beta and --loss-type are DPO settings; `train {self.kind}` does not "
+                            "take them")
+        if self.min_preference is not None:
+            if self.kind == "sft":
+                raise UserError("--min-preference filters preference pairs; `train sft` has none")
+            if not 0.0 <= self.min_preference <= 1.0:
+                raise UserError(f"--min-preference must be a probability in [0, 1], got "
+                                f"{self.min_preference}")
 
     def cli_fields(self) -> dict[str, Any]:
         """Command-line options as TRL config fields, only those that were given."""
@@ -60,9 +73,9 @@ class TrainSettings:
 
 
 def config_class(kind: str):
-    from trl import DPOConfig, SFTConfig
+    from trl import DPOConfig, RewardConfig, SFTConfig
 
-    return SFTConfig if kind == "sft" else DPOConfig
+    return {"sft": SFTConfig, "dpo": DPOConfig, "rm": RewardConfig}[kind]
 
 
 # ---------------------------------------------------------------- YAML and key checks
@@ -94,20 +107,22 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return values
 
 
-def split_lora(values: dict[str, Any], cli_lora: bool, where: str) -> tuple[dict, dict | None]:
+def split_lora(values: dict[str, Any], cli_lora: bool, where: str,
+               kind: str = "sft") -> tuple[dict, dict | None]:
     """Take the `lora:` key out of the YAML values; return (TRL fields, LoRA kwargs or None)."""
     values = dict(values)
     lora = values.pop("lora", None)
+    defaults = {**LORA_DEFAULTS, "task_type": LORA_TASK[kind]}
     if lora is None or lora is False:
-        return values, (dict(LORA_DEFAULTS) if cli_lora else None)
+        return values, (defaults if cli_lora else None)
     if lora is True:
-        return values, dict(LORA_DEFAULTS)
+        return values, defaults
     if not isinstance(lora, dict):
         raise UserError(f"{where}: `lora` must be true, false or a mapping of LoraConfig fields")
     from peft import LoraConfig
 
     check_keys(lora, [f.name for f in dataclasses.fields(LoraConfig)], "LoraConfig", where)
-    return values, {**LORA_DEFAULTS, **lora}
+    return values, {**defaults, **lora}
 
 
 # ---------------------------------------------------------------- resolution
@@ -128,12 +143,14 @@ def resolve_config(settings: TrainSettings, has_validation: bool):
     where = str(settings.config_file) if settings.config_file else "config"
     values = read_yaml(settings.config_file) if settings.config_file else {}
     values = {**values, **settings.overrides}
-    values, lora = split_lora(values, settings.lora, where)
+    values, lora = split_lora(values, settings.lora, where, settings.kind)
     check_keys(values, valid, cls.__name__, where)
 
     fields = {"output_dir": str(settings.out), "report_to": "none", **device_defaults()}
     if has_validation:
         fields["eval_strategy"] = "steps"
+    if settings.kind == "rm":
+        fields["num_train_epochs"] = 1  # InstructGPT: a reward model overfits after one epoch
     if lora and fields["bf16"]:
         # LoRA trains adapters only: keep the frozen base in bf16 instead of fp32 master weights.
         fields["model_init_kwargs"] = {"dtype": "bfloat16"}

@@ -5,6 +5,9 @@ Everything here runs before any model loads, so bad input fails fast with a User
 `--data` syntax: `PATH` or `PATH:WEIGHT` (e.g. `--data runA --data runB:0.5`). The weight scales
 that folder's *train* rows: 0.5 keeps a seeded half, 2 repeats every row twice, 1.5 keeps all
 rows once plus a seeded half again. Validation and test rows of every folder are used as they are.
+
+Reward-model data is weighted and batched by prompt, not by pair: all comparisons of one prompt
+(`prompt_id`) form one group, so a weight samples whole prompts and a batch never splits one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ ROLES = {"system", "user", "assistant"}
 KINDS = {
     "sft": ("sft", ("messages",)),
     "dpo": ("prefs", ("prompt", "chosen", "rejected")),
+    "rm": ("prefs", ("prompt", "chosen", "rejected", "prompt_id")),
+}
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+PREFERENCE = "preference"  # P(chosen ≻ rejected) from the judge; written only when a judge ran
+# Said after "missing column(s)" when one of these is the missing one.
+COLUMN_HINTS = {
+    PREFERENCE: "--min-preference filters on the judge's preference, which `selfalign generate` "
+                "writes only when a judge ran; drop --min-preference or judge the run",
+    "prompt_id": "the reward model groups every comparison of a prompt by its prompt_id",
 }
 
 
@@ -54,9 +66,10 @@ class FolderData:
     manifest: dict
     splits: dict[str, list[dict]] = field(default_factory=dict)
     files: dict[str, list[str]] = field(default_factory=dict)
+    below_min_preference: dict[str, int] = field(default_factory=dict)  # pairs left out, per split
 
     def provenance(self, used_train_rows: int) -> dict:
-        return {
+        record = {
             "path": str(self.source.path.resolve()),
             "weight": self.source.weight,
             "manifest_sha256": self.manifest_sha256,
@@ -65,6 +78,9 @@ class FolderData:
             "train_rows_used": used_train_rows,
             "files": self.files,
         }
+        if self.below_min_preference:
+            record["below_min_preference"] = self.below_min_preference
+        return record
 
 
 @dataclass
@@ -117,7 +133,9 @@ def find_shards(folder: Path, sub: str) -> dict[str, list[Path]]:
     return by_split
 
 
-def read_rows(files: list[Path], columns: tuple[str, ...]) -> list[dict]:
+def read_rows(files: list[Path], columns: tuple[str, ...],
+              optional: tuple[str, ...] = ()) -> list[dict]:
+    """The rows of `files` with `columns`, and `optional` ones where a file has them (else None)."""
     import pyarrow.parquet as pq
 
     rows: list[dict] = []
@@ -128,9 +146,12 @@ def read_rows(files: list[Path], columns: tuple[str, ...]) -> list[dict]:
             raise UserError(f"{f}: cannot read parquet ({err})") from None
         missing = [c for c in columns if c not in names]
         if missing:
+            hints = "".join(f"; {COLUMN_HINTS[c]}" for c in missing if c in COLUMN_HINTS)
             raise UserError(f"{f}: missing column(s) {missing}; expected {list(columns)} "
-                            f"(found {names})")
-        rows.extend(pq.read_table(f, columns=list(columns)).to_pylist())
+                            f"(found {names}){hints}")
+        present = list(columns) + [c for c in optional if c in names]
+        table = pq.read_table(f, columns=present).to_pylist()
+        rows.extend({**dict.fromkeys(optional), **row} for row in table)
     return rows
 
 
@@ -169,6 +190,12 @@ def row_problem(kind: str, row: dict) -> str | None:
             return f"`{column}` {problem}"
     if row["prompt"][-1]["role"] != "user":
         return "`prompt` must end with a user message"
+    if kind == "rm" and row["prompt_id"] in (None, ""):
+        return "`prompt_id` is empty; the reward model groups comparisons by prompt"
+    preference = row.get(PREFERENCE)
+    if preference is not None and not (isinstance(preference, (int, float))
+                                       and 0.0 <= preference <= 1.0):
+        return f"`preference` must be a probability in [0, 1], got {preference!r}"
     return None
 
 
@@ -179,21 +206,34 @@ def check_rows(kind: str, rows: list[dict], where: str) -> None:
             raise UserError(f"{where} row {i}: {problem}")
 
 
-def load_folder(kind: str, source: DataSource) -> FolderData:
-    """Read and check one run folder's rows for `kind` ('sft' or 'dpo')."""
+def load_folder(kind: str, source: DataSource, min_preference: float | None = None) -> FolderData:
+    """Read and check one run folder's rows for `kind` ('sft', 'dpo' or 'rm').
+
+    With `min_preference`, only pairs the judge preferred at least that much are kept (in every
+    split); the `preference` column must then be there.
+    """
     folder = source.path
     if not folder.is_dir():
         raise UserError(f"--data {folder}: folder does not exist")
     manifest, digest = read_manifest(folder)
     sub, columns = KINDS[kind]
+    optional = (PREFERENCE,) if sub == "prefs" else ()
+    if min_preference is not None:
+        columns, optional = columns + optional, ()
     data = FolderData(source, digest, manifest)
     for split, files in sorted(find_shards(folder, sub).items()):
-        rows = read_rows(files, columns)
+        rows = read_rows(files, columns, optional)
         check_rows(kind, rows, f"{folder / sub} split '{split}'")
+        if min_preference is not None:
+            kept = [r for r in rows if r[PREFERENCE] is not None and r[PREFERENCE] >= min_preference]
+            data.below_min_preference[split] = len(rows) - len(kept)
+            rows = kept
         data.splits[split] = rows
         data.files[split] = [f.name for f in files]
     if not data.splits["train"]:
-        raise UserError(f"{folder / sub}: the train split has no rows")
+        dropped = data.below_min_preference.get("train")
+        why = f" ({dropped} below --min-preference {min_preference})" if dropped else ""
+        raise UserError(f"{folder / sub}: the train split has no rows{why}")
     return data
 
 
@@ -211,22 +251,45 @@ def sft_as_prompt_completion(row: dict) -> dict:
     return {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
 
 
+def units_of(kind: str, rows: list[dict]) -> list[list[dict]]:
+    """What a weight samples and a batch holds whole: a prompt's pairs for `rm`, else one row."""
+    if kind != "rm":
+        return [[row] for row in rows]
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(str(row["prompt_id"]), []).append(row)
+    return list(groups.values())
+
+
+def trainer_rows(kind: str, units: list[list[dict]]) -> list[dict]:
+    """Rows in the format TRL's trainer for `kind` reads.
+
+    `rm` rows keep their group's number (`group`) and a float `preference`; a pair without a
+    judged preference counts as preferred for sure (1.0), as an unjudged revision pair is.
+    """
+    if kind == "sft":
+        return [sft_as_prompt_completion(row) for unit in units for row in unit]
+    if kind == "dpo":
+        return [{c: row[c] for c in PAIR_COLUMNS} for unit in units for row in unit]
+    return [{**{c: row[c] for c in PAIR_COLUMNS},
+             PREFERENCE: 1.0 if row[PREFERENCE] is None else float(row[PREFERENCE]),
+             "group": number}
+            for number, unit in enumerate(units) for row in unit]
+
+
 def mix_folders(kind: str, folders: list[FolderData], seed: int) -> TrainingData:
-    """Train rows of every folder scaled by its weight; validation rows as they are."""
+    """Train rows (or, for `rm`, prompts) of every folder scaled by its weight; validation as is."""
     train, validation, provenance = [], [], []
     for index, data in enumerate(folders):
         source = data.source
-        rows = weighted(data.splits["train"], source.weight, seed + index)
-        if not rows:
+        units = weighted(units_of(kind, data.splits["train"]), source.weight, seed + index)
+        if not units:
             raise UserError(f"--data {source.path}:{source.weight}: the weight leaves no train rows "
                             f"(the folder has {len(data.splits['train'])})")
-        train.extend(rows)
-        validation.extend(data.splits.get("validation", []))
-        provenance.append(data.provenance(len(rows)))
-    if kind == "sft":
-        train = [sft_as_prompt_completion(r) for r in train]
-        validation = [sft_as_prompt_completion(r) for r in validation]
-    return TrainingData(train, validation, provenance)
+        train.extend(units)
+        validation.extend(units_of(kind, data.splits.get("validation", [])))
+        provenance.append(data.provenance(sum(len(unit) for unit in units)))
+    return TrainingData(trainer_rows(kind, train), trainer_rows(kind, validation), provenance)
 
 
 def load_training_data(kind: str, sources: list[DataSource], seed: int = 42) -> TrainingData:

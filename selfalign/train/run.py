@@ -1,4 +1,4 @@
-"""SFT and DPO runs: checks before any model loads, TRL's trainer, saving, the record.
+"""SFT, DPO and reward-model runs: checks before any model loads, TRL's trainer, saving, the record.
 
 `selfalign-train.json` in the output folder ties the model to its data: every `--data` folder with
 the sha256 of its manifest.json and its weight, the full resolved TRL config, final metrics,
@@ -33,7 +33,7 @@ class Prepared:
     settings: TrainSettings
     data: TrainingData
     model: str
-    config: Any  # trl.SFTConfig or trl.DPOConfig
+    config: Any  # trl.SFTConfig, trl.DPOConfig or trl.RewardConfig
     lora: dict | None
     tokenizer: Any
     started: float = field(default_factory=time.time)
@@ -44,7 +44,8 @@ def prepare(settings: TrainSettings) -> Prepared:
     started = time.time()
     if not settings.data:
         raise UserError("no --data folder given")
-    folders = [load_folder(settings.kind, source) for source in settings.data]
+    folders = [load_folder(settings.kind, source, settings.min_preference)
+               for source in settings.data]
     has_validation = any(f.splits.get("validation") for f in folders)
     config, lora = resolve_config(settings, has_validation)
     data = mix_folders(settings.kind, folders, seed=config.seed)
@@ -83,20 +84,28 @@ def peft_config(prepared: Prepared):
     return LoraConfig(**prepared.lora)
 
 
+def trainer_class(kind: str):
+    if kind == "rm":
+        from selfalign.train.reward import GroupedRewardTrainer
+
+        return GroupedRewardTrainer
+    from trl import DPOTrainer, SFTTrainer
+
+    return SFTTrainer if kind == "sft" else DPOTrainer
+
+
 def build_trainer(prepared: Prepared):
-    """TRL's SFTTrainer or DPOTrainer; this is where the model loads.
+    """TRL's SFTTrainer, DPOTrainer or (rm) selfalign's RewardTrainer; this is where the model loads.
 
     SFT rows are prompt/completion conversations, so TRL puts the loss on the completion only.
     DPO gets no ref_model: TRL loads the start model again as the reference, or with LoRA uses the
-    base with adapters switched off.
+    base with adapters switched off. The reward model is the start model with a one-output head.
     """
-    from trl import DPOTrainer, SFTTrainer
-
-    trainer_class = SFTTrainer if prepared.settings.kind == "sft" else DPOTrainer
+    trainer = trainer_class(prepared.settings.kind)
     train, validation = datasets_of(prepared)
-    return trainer_class(model=prepared.model, args=prepared.config, train_dataset=train,
-                         eval_dataset=validation, processing_class=prepared.tokenizer,
-                         peft_config=peft_config(prepared))
+    return trainer(model=prepared.model, args=prepared.config, train_dataset=train,
+                   eval_dataset=validation, processing_class=prepared.tokenizer,
+                   peft_config=peft_config(prepared))
 
 
 def train(settings: TrainSettings) -> dict:
@@ -160,9 +169,14 @@ def save_model(trainer, prepared: Prepared) -> None:
     trainer.save_model(str(adapter))
     if trainer.accelerator.is_main_process:
         # Reload from disk rather than merging in place: under FSDP/ZeRO-3 the live weights are sharded.
-        from peft import AutoPeftModelForCausalLM
+        from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
 
-        merged = AutoPeftModelForCausalLM.from_pretrained(str(adapter), dtype="auto").merge_and_unload()
+        if prepared.settings.kind == "rm":
+            merged = AutoPeftModelForSequenceClassification.from_pretrained(
+                str(adapter), dtype="auto", num_labels=1).merge_and_unload()
+            merged.config.pad_token_id = prepared.tokenizer.pad_token_id  # finds the last token
+        else:
+            merged = AutoPeftModelForCausalLM.from_pretrained(str(adapter), dtype="auto").merge_and_unload()
         merged.save_pretrained(str(out))
         prepared.tokenizer.save_pretrained(str(out))
     trainer.accelerator.wait_for_everyone()
@@ -180,14 +194,24 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def reward_data_record(prepared: Prepared, trainer) -> dict:
+    """How many prompts the pairs came from, and how many pairs TRL left out for length."""
+    return {"prompts": {"train": len({r["group"] for r in prepared.data.train}),
+                        "validation": len({r["group"] for r in prepared.data.validation})},
+            "pairs_too_long": trainer.pairs_too_long}
+
+
 def training_record(prepared: Prepared, trainer, metrics: dict, wall_time: float) -> dict:
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    extra = reward_data_record(prepared, trainer) if prepared.settings.kind == "rm" else {}
     return {
         "kind": prepared.settings.kind,
         "model": prepared.model,
         "lora": prepared.lora,
         "data": prepared.data.folders,
         "rows": {"train": len(prepared.data.train), "validation": len(prepared.data.validation)},
+        "min_preference": prepared.settings.min_preference,
+        **extra,
         "config": prepared.config.to_dict(),
         "metrics": {**metrics, "first_logged_loss": losses[0] if losses else None,
                     "last_logged_loss": losses[-1] if losses else None,

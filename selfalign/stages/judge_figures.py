@@ -1,0 +1,63 @@
+"""Figures of a run's AI feedback: how often the judge confirmed the revision, how biased it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from selfalign.atomic import atomic_path
+from selfalign.stages.judge import Judgment
+
+
+def _share(count: int, total: int) -> float | None:
+    return count / total if total else None
+
+
+def feedback_figures(judgments: Sequence[Judgment], min_preference: float) -> dict:
+    """Counts and rates over judged pairs; a rate is None when nothing was judged.
+
+    - `confirmed_share`: pairs with preference ≥ min_preference.
+    - `order_disagreement_rate`: pairs where swapping the options changed the pick
+      (for some principle).
+    - `first_position_win_rate`: share of single questions whose raw P(A) > 0.5, before the
+      two orders were averaged; 0.5 means no lean to the first position.
+    """
+    judged = [j for j in judgments if j.preference is not None]
+    failures: dict[str, int] = {}
+    for j in judgments:
+        if j.preference is None:
+            failures[j.error or "unknown"] = failures.get(j.error or "unknown", 0) + 1
+    raw = [p for j in judged for p in j.first_position_probs]
+    preferences = [j.preference for j in judged]
+    return {
+        "pairs_judged": len(judged),
+        "failures": sum(failures.values()),
+        "failure_reasons": dict(sorted(failures.items())),
+        "min_preference": min_preference,
+        "confirmed_share": _share(sum(p >= min_preference for p in preferences), len(judged)),
+        "mean_preference": sum(preferences) / len(judged) if judged else None,
+        "order_disagreement_rate": _share(sum(not j.position_consistent for j in judged),
+                                          len(judged)),
+        "first_position_win_rate": _share(sum(p > 0.5 for p in raw), len(raw)),
+    }
+
+
+def write_preference_histogram(preferences: Sequence[float], path: Path) -> None:
+    """A histogram of P(chosen ≻ rejected) over [0, 1], written atomically (format from suffix)."""
+    # A bare Figure on the Agg canvas: no display, no pyplot state shared with the caller.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    figure = Figure(figsize=(6, 3.5))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.hist(list(preferences), bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+    axes.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    axes.set_xlim(0.0, 1.0)
+    axes.set_xlabel("judge preference P(chosen ≻ rejected)")
+    axes.set_ylabel("pairs")
+    axes.set_title(f"AI feedback on {len(preferences)} pairs")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
