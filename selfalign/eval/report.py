@@ -188,6 +188,8 @@ def _headline(ev: dict) -> str:
                      f"{counts_text(ev)}.** "
                      f"{_verdict(low, high)} (sign test over the decided prompts: "
                      f"p = {ev['sign_test_p']:.3g}.)")
+        lines += ["", "The clearest wins and losses, with both answers, are under "
+                      "[the most one-sided examples](#the-most-one-sided-examples)."]
     else:
         lines.append("**No prompt could be judged**; see `skipped` in eval.json.")
     if ev["same_model"]:
@@ -229,12 +231,11 @@ def _tables_section(title: str, tables: dict, plot: str | None) -> str:
     lines = [f"## {title}", ""]
     if plot:
         lines += [f"![{title}]({plot})", ""]
-    lines += ["| group | prompts | wins | ties | losses | win rate | 95% CI |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, t in tables.items():
-        low, high = t["win_rate_ci"]
-        lines.append(f"| {_cell(name)} | {t['prompts']} | {t['wins']} | {t['ties']} | "
-                     f"{t['losses']} | {_pct(t['win_rate'])} | {_pct(low)} to {_pct(high)} |")
+    rows = [[_cell(name), t["prompts"], t["wins"], t["ties"], t["losses"], _pct(t["win_rate"]),
+             f"{_pct(t['win_rate_ci'][0])} to {_pct(t['win_rate_ci'][1])}"]
+            for name, t in tables.items()]
+    lines.append(_table(["group", "prompts", "wins", "ties", "losses", "win rate", "95% CI"],
+                        rows))
     return "\n".join(lines)
 
 
@@ -257,28 +258,24 @@ def _length_section(ev: dict, plots: list[str]) -> str:
     lines = ["## Answer lengths", ""]
     if LENGTH_PLOT in plots:
         lines += [f"![Answer lengths]({LENGTH_PLOT})", ""]
-    lines += ["| model | answers | mean tokens | mean characters | cut at --max-tokens |",
-              "|---|---:|---:|---:|---:|"]
-    for role in MODEL_ROLES:
-        n = ev["lengths"][role]
-        lines.append(f"| {role} | {n['answers']} | {_num(n['mean_tokens'])} | "
-                     f"{_num(n['mean_chars'])} | {n['cut_at_max_tokens']} |")
+    rows = [[role, n["answers"], _num(n["mean_tokens"]), _num(n["mean_chars"]),
+             n["cut_at_max_tokens"]]
+            for role, n in ((role, ev["lengths"][role]) for role in MODEL_ROLES)]
+    lines.append(_table(["model", "answers", "mean tokens", "mean characters",
+                         "cut at --max-tokens"], rows))
     return "\n".join(lines)
 
 
 def _refusal_section(ev: dict) -> str:
-    lines = ["## Refusals", "",
-             "An answer refuses when it says near its start that it cannot or will not help; a "
-             "refusal of a prompt marked benign (a `benign` column, or a `category` that is "
-             "not a harmful one) is an over-refusal.", "",
-             "| model | refusal rate (all) | over-refusal (benign prompts) "
-             "| refusal of harmful prompts |",
-             "|---|---:|---:|---:|"]
-    for role in MODEL_ROLES:
-        r = ev["refusals"][role]
-        lines.append(f"| {role} | {_share(r['all'])} | {_share(r['benign'])} | "
-                     f"{_share(r['harmful'])} |")
-    return "\n".join(lines)
+    rows = [[role, *(_share(ev["refusals"][role][group]) for group in ("all", "benign", "harmful"))]
+            for role in MODEL_ROLES]
+    return "\n".join([
+        "## Refusals", "",
+        "An answer refuses when it says near its start that it cannot or will not help; a "
+        "refusal of a prompt marked benign (a `benign` column, or a `category` that is not a "
+        "harmful one) is an over-refusal.", "",
+        _table(["model", "refusal rate (all)", "over-refusal (benign prompts)",
+                "refusal of harmful prompts"], rows)])
 
 
 def _reward_section(ev: dict) -> str:
@@ -334,6 +331,14 @@ def counts_text(figures: dict) -> str:
     return ", ".join(f"{figures[key]} {word if figures[key] == 1 else plural}"
                      for key, word, plural in (("wins", "win", "wins"), ("ties", "tie", "ties"),
                                                ("losses", "loss", "losses")))
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    """A markdown table, its first column left-aligned and the others right-aligned."""
+    lines = ["| " + " | ".join(headers) + " |",
+             "|---|" + "---:|" * (len(headers) - 1)]
+    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def _pct(value: float | None) -> str:

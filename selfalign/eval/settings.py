@@ -15,6 +15,25 @@ BACKENDS = ("vllm", "transformers", "openai")
 ROLES = ("candidate", "baseline", "judge")
 
 
+def _positive_or_none(value) -> bool:
+    return value is None or value >= 1
+
+
+# field → (does the value fit, what it must be)
+_RULES = {
+    **{name: (lambda v: v >= 1, "at least 1")
+       for name in ("max_tokens", "judge_principles", "tensor_parallel_size",
+                    "data_parallel_size", "max_concurrency")},
+    "limit": (_positive_or_none, "at least 1"),
+    "max_model_len": (_positive_or_none, "at least 1"),
+    "tie_band": (lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
+    "temperature": (lambda v: v >= 0, ">= 0"),
+    "top_p": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "gpu_memory_utilization": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "request_timeout": (lambda v: v > 0, "> 0"),
+}
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """What an eval compares, on which prompts, and how the models run."""
@@ -77,25 +96,9 @@ class EvalSettings:
                             "manifest whose principles have a `comparison` question")
         if self.backend not in BACKENDS:
             problems.append(f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        for name in ("max_tokens", "judge_principles", "tensor_parallel_size",
-                     "data_parallel_size", "max_concurrency"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("limit", "max_model_len"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"{name}: must be at least 1, got {value}")
-        if not 0 <= self.tie_band < 0.5:
-            problems.append(f"tie_band: must be in [0, 0.5), got {self.tie_band}")
-        if self.temperature < 0:
-            problems.append(f"temperature: must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p: must be in (0, 1], got {self.top_p}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            problems.append(f"gpu_memory_utilization: must be in (0, 1], got "
-                            f"{self.gpu_memory_utilization}")
-        if self.request_timeout <= 0:
-            problems.append(f"request_timeout: must be > 0, got {self.request_timeout}")
+        for name, (fits, expected) in _RULES.items():
+            if not fits(getattr(self, name)):
+                problems.append(f"{name}: must be {expected}, got {getattr(self, name)!r}")
         if self.backend == "openai":
             missing = [role for role in ROLES if not self.urls_of(role)]
             if missing:
