@@ -1,6 +1,7 @@
 # selfalign: the commands a newcomer needs. Every target that runs code sets up .venv first.
 #
 #   make demo        set-up, then generate on the embedded model into outputs/demo/
+#   make recipe      set-up, then the whole loop at tiny scale: prepare, generate, train, eval
 #   make test        set-up, then the whole test suite
 #   make test-fast   set-up, then the tests that need neither vLLM nor training
 #   make validate    check every principle, exemplar and constitution file
@@ -31,7 +32,7 @@ DEMO_ARGS        = --principles $(DEMO_PRINCIPLES) --prompts $(DEMO_PROMPTS) --o
 
 BENCH_ROWS ?= 200000
 
-.PHONY: help setup demo demo-summary test test-fast validate bench clean distclean
+.PHONY: help setup demo demo-summary recipe test test-fast validate bench clean distclean
 
 help:
 	@sed -n '3,9s/^# \{0,1\}//p' Makefile
@@ -93,6 +94,37 @@ export DEMO_SUMMARY
 demo-summary:
 	@$(PY) -c "$$DEMO_SUMMARY" $(DEMO_OUT)
 
+# The whole loop on the embedded SmolLM2-135M at tiny scale (2 CPU cores: well under 30
+# minutes): prepare the sample prompts into train/validation/test, generate, SFT, generate pairs
+# with the SFT model, DPO, then eval the DPO model against the base on the held-out test split.
+# The sample has only six users, so its split is by prompt (--user-field id); keep the default
+# split by user on real data. A previous $(RECIPE_OUT) is replaced.
+RECIPE_OUT        ?= outputs/recipe
+RECIPE_PRINCIPLES ?= constitution/3h.yaml
+RECIPE_TOKENS     ?= --max-tokens 64
+RECIPE_TRAIN      ?= --max-steps 10 --batch-size 4 --max-length 256
+
+recipe: setup
+	@rm -rf $(RECIPE_OUT)
+	@step() { echo; echo "== $$1"; shift; echo "+ selfalign $$*"; $(SELFALIGN) "$$@"; }; \
+	step "1/6 prepare: train/validation/test splits" prompts prepare \
+	    $(DEMO_PROMPTS) --out $(RECIPE_OUT)/prompts --user-field id \
+	    --splits train=0.6,validation=0.2,test=0.2; \
+	step "2/6 generate with the base model" generate --principles $(RECIPE_PRINCIPLES) \
+	    --prompts $(RECIPE_OUT)/prompts --out $(RECIPE_OUT)/gen-base --rounds 1 $(RECIPE_TOKENS); \
+	step "3/6 SFT on the revisions" train sft --data $(RECIPE_OUT)/gen-base \
+	    --out $(RECIPE_OUT)/sft $(RECIPE_TRAIN); \
+	step "4/6 generate pairs with the SFT model" generate --principles $(RECIPE_PRINCIPLES) \
+	    --prompts $(RECIPE_OUT)/prompts --out $(RECIPE_OUT)/gen-sft --rounds 1 \
+	    --model $(RECIPE_OUT)/sft $(RECIPE_TOKENS); \
+	step "5/6 DPO from the SFT model" train dpo --data $(RECIPE_OUT)/gen-sft \
+	    --model $(RECIPE_OUT)/sft --out $(RECIPE_OUT)/dpo $(RECIPE_TRAIN) \
+	    --learning-rate 5e-5 --beta 0.1; \
+	step "6/6 eval: the DPO model against the base, on the test split" eval \
+	    --model $(RECIPE_OUT)/dpo --prompts $(RECIPE_OUT)/prompts \
+	    --principles $(RECIPE_PRINCIPLES) --out $(RECIPE_OUT)/eval $(RECIPE_TOKENS)
+	@echo; echo "recipe done: open $(RECIPE_OUT)/eval/report.md"
+
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
 
@@ -111,7 +143,7 @@ bench: setup
 
 # Generated data outside outputs/demo is yours: clean leaves it alone.
 clean:
-	rm -rf $(DEMO_OUT) build dist .pytest_cache
+	rm -rf $(DEMO_OUT) $(RECIPE_OUT) build dist .pytest_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

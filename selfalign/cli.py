@@ -33,11 +33,12 @@ def main() -> None:
 
 def _register() -> None:
     from selfalign.constitution.commands import validate
+    from selfalign.eval.commands import eval_command
     from selfalign.generate.commands import generate
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
-    for command in (validate, generate, prompts, train):
+    for command in (validate, generate, prompts, train, eval_command):
         main.add_command(command)
 
 

@@ -1,0 +1,104 @@
+"""`selfalign eval`: parse flags into EvalSettings, check, run, print what was written."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from selfalign.eval.refusal import HARMFUL_CATEGORIES
+from selfalign.eval.settings import BACKENDS, EvalSettings
+
+_D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --help
+
+
+@click.command("eval")
+@click.option("--model", required=True, help="The candidate: checkpoint folder or model id (for "
+              "--backend openai, the name its server gives it).")
+@click.option("--baseline", default=None, help="What the candidate is compared with [default: "
+              "the embedded SmolLM2-135M-Instruct]. The same as --model makes a null test.")
+@click.option("--judge-model", default=None, help="The model that judges [default: the baseline].")
+@click.option("--prompts", multiple=True, required=True, metavar="PATH",
+              help="JSONL, parquet, CSV, prepared folder, or - for JSONL on stdin (repeatable).")
+@click.option("--principles", multiple=True, required=True, metavar="PATH",
+              help="Principle file, folder or constitution manifest; each principle needs a "
+                   "`comparison` question (repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for eval.json, answers.parquet, report.md and the plots.")
+@click.option("--split", default=None, help="Rows of this split only [default: `test` for a "
+              "prepared folder, every row of other inputs].")
+@click.option("--limit", type=int, default=None, help="Use at most this many prompts.")
+@click.option("--tie-band", type=float, default=_D["tie_band"], show_default=True,
+              help="A preference within this distance of 0.5 is a tie.")
+@click.option("--judge-principles", type=int, default=_D["judge_principles"], show_default=True,
+              help="Principles drawn per comparison (each asked in both orders).")
+@click.option("--judge-cot", is_flag=True, help="Let the judge reason before it answers.")
+@click.option("--reward-model", type=click.Path(), default=None, metavar="DIR",
+              help="A reward model (sequence classifier, one label) that also scores every answer.")
+@click.option("--harmful-categories", default=",".join(HARMFUL_CATEGORIES), show_default=True,
+              help="`category` values of harmful prompts; any other category is benign, so a "
+                   "refusal there is an over-refusal.")
+@click.option("--text-field", default=_D["text_field"], show_default=True)
+@click.option("--id-field", default=_D["id_field"], show_default=True)
+@click.option("--user-field", default=_D["user_field"], show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default=_D["backend"], show_default=True)
+@click.option("--max-tokens", type=int, default=_D["max_tokens"], show_default=True)
+@click.option("--temperature", type=float, default=_D["temperature"], show_default=True)
+@click.option("--top-p", type=float, default=_D["top_p"], show_default=True)
+@click.option("--seed", type=int, default=_D["seed"], show_default=True)
+@click.option("--dtype", default=_D["dtype"], show_default=True)
+@click.option("--max-model-len", type=int, default=None)
+@click.option("--tensor-parallel-size", type=int, default=_D["tensor_parallel_size"],
+              show_default=True)
+@click.option("--data-parallel-size", type=int, default=_D["data_parallel_size"], show_default=True)
+@click.option("--gpu-memory-utilization", type=float, default=_D["gpu_memory_utilization"],
+              show_default=True)
+@click.option("--cpu-kv-cache-gib", type=float, default=_D["cpu_kv_cache_gib"], show_default=True,
+              help="KV cache size when vLLM runs on a CPU.")
+@click.option("--enforce-eager/--no-enforce-eager", default=None,
+              help="Skip vLLM graph compilation [default: skip on CPU, compile on GPU].")
+@click.option("--base-url", multiple=True, metavar="URL",
+              help="OpenAI-compatible server of every model, for --backend openai (repeatable).")
+@click.option("--candidate-base-url", multiple=True, metavar="URL",
+              help="Server of the candidate only (repeatable).")
+@click.option("--baseline-base-url", multiple=True, metavar="URL",
+              help="Server of the baseline only (repeatable).")
+@click.option("--judge-base-url", multiple=True, metavar="URL",
+              help="Server of the judge only [default: those of the model it is].")
+@click.option("--api-key-env", default=_D["api_key_env"], show_default=True,
+              help="Environment variable holding the servers' API key.")
+@click.option("--max-concurrency", type=int, default=_D["max_concurrency"], show_default=True,
+              help="Requests open at once per server (--backend openai).")
+@click.option("--request-timeout", type=float, default=_D["request_timeout"], show_default=True,
+              help="Seconds before a server request is given up.")
+def eval_command(harmful_categories: str, **flags) -> None:
+    """Compare a trained model with its base: both answer, a judge compares under the
+    constitution in both orders; write the win rate with its interval and a report."""
+    from selfalign.engine import make_engine, resolve_model
+    from selfalign.eval.run import constitution_judge, plan_eval, run_eval
+
+    categories = tuple(c.strip() for c in harmful_categories.split(",") if c.strip())
+    settings = EvalSettings(harmful_categories=categories, **flags)
+    judge = constitution_judge(cot=settings.judge_cot, max_tokens=settings.max_tokens)
+    plan = plan_eval(settings, resolve_model, judge)
+    log = lambda message: click.echo(message, err=True)  # noqa: E731
+    log(f"eval: {len(plan.records)} prompts; candidate {plan.models['candidate']}, baseline "
+        f"{plan.models['baseline']}, judge {plan.models['judge']}"
+        + (" (same model: a null test)" if plan.same_model else ""))
+    evaluation = run_eval(plan, make_engine, judge, log=log)
+    click.echo(summary(evaluation, plan.out))
+
+
+def summary(evaluation: dict, out: Path) -> str:
+    from selfalign.eval.report import counts_text
+
+    if evaluation["judged"]:
+        low, high = evaluation["win_rate_ci"]
+        headline = (f"win rate {evaluation['win_rate']:.3f} (95% CI {low:.3f}-{high:.3f}) over "
+                    f"{evaluation['judged']} prompts: {counts_text(evaluation)}")
+    else:
+        headline = f"no prompt could be judged ({evaluation['skipped']})"
+    plots = sorted(p.name for p in out.glob("*.png"))
+    return (f"{headline}\nwritten to {out}/: eval.json, answers.parquet, report.md, "
+            f"{', '.join(plots) or 'no plots'}")

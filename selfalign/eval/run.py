@@ -1,0 +1,392 @@
+"""The eval run: checks, both models' answers (one engine at a time), judgments, the report.
+
+Every check that can fail on bad input runs in `plan_eval`, before any model loads. Then each
+model answers every prompt with all requests in flight at once (the engine batches them); the
+engine is closed before the next model's is built, and the judge reuses the engine of the model
+it is (the baseline by default) so no checkpoint is loaded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable, Sequence
+
+from tqdm.auto import tqdm
+
+from selfalign import __version__
+from selfalign.constitution import Constitution, Principle, load_constitution
+from selfalign.engine.base import Completion, Engine, Request, SamplingSettings
+from selfalign.errors import UserError
+from selfalign.eval.outcomes import outcome_of
+from selfalign.eval.results import MODEL_ROLES, PromptResult, figures
+from selfalign.eval.settings import EvalSettings
+from selfalign.prompts.sources import (PREPARED_REPORT, FieldMap, prepared_splits,
+                                       read_prompts)
+from selfalign.records import PromptRecord, Reject
+from selfalign.stable_hash import derived_seed
+
+FORMAT = "selfalign.eval/1"
+ANSWER_STAGE = "eval-answer"
+PREPARED_DEFAULT_SPLIT = "test"
+PAIR_KEY = "eval"  # principle draws depend on (seed, prompt), not on which models are compared
+IN_FLIGHT_PER_CAPACITY = 4  # requests kept open per request the engine can run at once
+
+EngineFactory = Callable[[EvalSettings, str], Engine]
+RewardScorer = Callable[[str, list[list[dict]], list[str]], list[float]]
+
+
+# ---------------------------------------------------------------- the judge, injectable
+
+
+@dataclass(frozen=True)
+class Judge:
+    """The AI judge an eval asks.
+
+    `compare(ask, context, first, second, principles, seed)` returns a Judgment (preference =
+    P(first ≻ second) over both orders); `draw(constitution, seed, prompt_id, pair_key, n)` picks
+    the comparison principles; `check(constitution)` raises UserError if it cannot judge under it.
+    """
+
+    compare: Callable[..., Awaitable[Any]]
+    draw: Callable[[Constitution, int, str, str, int], list[Principle]]
+    check: Callable[[Constitution], None]
+
+
+def constitution_judge(cot: bool = False, max_tokens: int = 256) -> Judge:
+    """The judge of `selfalign.stages.judge`, imported only now."""
+    try:
+        from selfalign.stages import judge as stage
+    except ImportError as err:
+        raise UserError(f"this installation has no AI judge (selfalign.stages.judge: {err}); "
+                        f"`selfalign eval` needs it") from None
+
+    cot_sampling = SamplingSettings(max_tokens=max_tokens, temperature=0.0) if cot else None
+
+    async def compare(ask, context, first, second, principles, seed):
+        return await stage.judge_pair(ask, context, first, second, principles, seed,
+                                      cot=cot, cot_sampling=cot_sampling)
+
+    return Judge(compare=compare, draw=stage.draw_comparison_principles,
+                 check=stage.check_judge_ready)
+
+
+# ---------------------------------------------------------------- checks before any model loads
+
+
+@dataclass
+class EvalPlan:
+    """What was checked and resolved before any model loads."""
+
+    settings: EvalSettings
+    out: Path
+    constitution: Constitution
+    records: list[PromptRecord]
+    models: dict[str, str]  # candidate, baseline, judge → resolved model
+    read_rejects: dict[str, int] = field(default_factory=dict)
+    reward_model: str | None = None
+
+    @property
+    def same_model(self) -> bool:
+        return self.models["candidate"] == self.models["baseline"]
+
+
+def plan_eval(settings: EvalSettings, resolve_model: Callable[[str | None], str],
+              judge: Judge) -> EvalPlan:
+    """Check principles, prompts, models, reward model and output folder; load nothing heavy."""
+    constitution = load_constitution(settings.principles)
+    judge.check(constitution)
+    records, rejects = load_eval_prompts(settings)
+    models = resolve_models(settings, resolve_model)
+    reward_model = None
+    if settings.reward_model is not None:
+        from selfalign.eval.reward import check_reward_model
+
+        reward_model = check_reward_model(settings.reward_model)
+    out = Path(settings.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    if (out / "eval.json").exists():
+        raise UserError(f"--out {out} already holds an eval (eval.json); choose another folder "
+                        f"or remove that one")
+    return EvalPlan(settings, out, constitution, records, models, rejects, reward_model)
+
+
+def resolve_models(settings: EvalSettings,
+                   resolve_model: Callable[[str | None], str]) -> dict[str, str]:
+    """Local folders and ids checked as generate checks them; an openai server's model names are
+    the server's business and pass as given."""
+    if settings.backend == "openai":
+        if settings.baseline is None:
+            raise UserError("--backend openai: pass --baseline with the name the server gives the "
+                            "baseline model (the embedded default is not served)")
+        resolve_model = _as_given
+    candidate = _resolved(resolve_model, "--model", settings.model)
+    baseline = _resolved(resolve_model, "--baseline", settings.baseline)
+    judge = (baseline if settings.judge_model is None
+             else _resolved(resolve_model, "--judge-model", settings.judge_model))
+    return {"candidate": candidate, "baseline": baseline, "judge": judge}
+
+
+def _resolved(resolve_model: Callable[[str | None], str], flag: str, model: str | None) -> str:
+    """resolve_model's answer, its messages naming the flag the model came from."""
+    try:
+        return resolve_model(model)
+    except UserError as err:
+        message = str(err)
+        if message.startswith("--model "):
+            message = flag + message[len("--model"):]
+        raise UserError(message) from None
+
+
+def _as_given(model: str | None) -> str:
+    return model or ""
+
+
+def load_eval_prompts(settings: EvalSettings) -> tuple[list[PromptRecord], dict[str, int]]:
+    """The prompts to evaluate on, and the count of unusable rows by reason.
+
+    A prepared folder gives its `test` split unless --split names another; any other input gives
+    every row, or the rows of --split if given (from a `split` column).
+    """
+    fields = FieldMap(settings.text_field, settings.id_field, settings.user_field)
+    records: list[PromptRecord] = []
+    rejects: Counter[str] = Counter()
+    for path in settings.prompts:
+        prepared = path != "-" and (Path(path) / PREPARED_REPORT).is_file()
+        split = settings.split or (PREPARED_DEFAULT_SPLIT if prepared else None)
+        found: Counter[str] = Counter()
+        for item in read_prompts([path], fields):
+            if isinstance(item, Reject):
+                rejects[item.reason] += 1
+                continue
+            found[item.split] += 1
+            if split is None or item.split == split:
+                records.append(item)
+        if split is not None and found[split] == 0:
+            raise UserError(_empty_split_message(path, split, found, prepared))
+        if settings.limit is not None and len(records) >= settings.limit:
+            break
+    if settings.limit is not None:
+        records = records[:settings.limit]
+    if not records:
+        raise UserError(f"--prompts {', '.join(settings.prompts)}: no usable prompts "
+                        f"({sum(rejects.values())} rows rejected: {dict(rejects)})")
+    return records, dict(sorted(rejects.items()))
+
+
+def _empty_split_message(path: str, split: str, found: Counter, prepared: bool) -> str:
+    if prepared:
+        listed = prepared_splits(Path(path))
+        have = ", ".join(f"{name} {found.get(name, 0)}" for name in listed) or "none"
+        return (f"--prompts {path}: the '{split}' split is empty (rows per split: {have}). "
+                f"Choose one with --split, or run `selfalign prompts prepare` again with a "
+                f"share for {split} in --splits")
+    have = ", ".join(f"{name} {n}" for name, n in sorted(found.items())) or "none"
+    return (f"--prompts {path}: no rows in split '{split}' (rows per split: {have}); "
+            f"leave --split out to use every row")
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_eval(plan: EvalPlan, make_engine: EngineFactory, judge: Judge,
+             score_rewards: RewardScorer | None = None,
+             log: Callable[[str], None] = lambda message: None) -> dict:
+    """Answer, judge, score and write eval.json, answers.parquet, report.md and the plots."""
+    from selfalign.eval.report import write_report
+
+    started = time.time()
+    results = [PromptResult(record) for record in plan.records]
+    engines = asyncio.run(_answer_and_judge(plan, results, make_engine, judge, log))
+    if plan.reward_model is not None:
+        if score_rewards is None:
+            from selfalign.eval.reward import score_answers as score_rewards
+        log(f"reward model {plan.reward_model}: scoring both answers of {len(results)} prompts")
+        _add_rewards(plan.reward_model, results, score_rewards)
+    evaluation = {"format": FORMAT, "version": __version__,
+                  "candidate": plan.models["candidate"], "baseline": plan.models["baseline"],
+                  "judge": plan.models["judge"], "same_model": plan.same_model,
+                  **figures(results, plan.settings.harmful_categories),
+                  "tie_band": plan.settings.tie_band,
+                  "interval": "Wilson score, 95%, over judged prompts; a tie counts as half a win",
+                  "read_rejects": plan.read_rejects,
+                  "tokens": _tokens(results),
+                  "engines": engines,
+                  "principle_files": dict(plan.constitution.files),
+                  "settings": plan.settings.as_dict(),
+                  "started": started, "finished": time.time()}
+    write_report(plan.out, evaluation, results)
+    return evaluation
+
+
+async def _answer_and_judge(plan: EvalPlan, results: list[PromptResult],
+                            make_engine: EngineFactory, judge: Judge,
+                            log: Callable[[str], None]) -> dict[str, dict]:
+    """Engines are built here, inside the running loop, one at a time."""
+    engines = _EngineSlot(make_engine, plan.settings)
+    try:
+        for role in answer_order(plan):
+            engine = await engines.get(role, plan.models[role])
+            began = time.perf_counter()
+            completions = await collect_answers(engine, plan.records, role, plan.settings)
+            for result, completion in zip(results, completions):
+                setattr(result, role, completion)
+            log(f"{role} {plan.models[role]}: {len(completions)} answers, "
+                f"{sum(c.output_tokens for c in completions)} tokens, "
+                f"{sum(1 for c in completions if c.error)} failed, "
+                f"{time.perf_counter() - began:.1f} s")
+        engine = await engines.get("judge", plan.models["judge"])
+        began = time.perf_counter()
+        await judge_all(engine, results, plan, judge)
+        judged = sum(1 for r in results if r.outcome)
+        log(f"judge {plan.models['judge']}: {judged} of {len(results)} pairs judged in both "
+            f"orders, {time.perf_counter() - began:.1f} s")
+    finally:
+        await engines.close()
+    return engines.described
+
+
+def answer_order(plan: EvalPlan) -> list[str]:
+    """Candidate then baseline, unless the judge is the candidate: then the candidate answers
+    last, and its engine stays up for judging."""
+    settings = plan.settings
+    judge_key = (plan.models["judge"], settings.urls_of("judge"))
+    if (judge_key == (plan.models["candidate"], settings.urls_of("candidate"))
+            and judge_key != (plan.models["baseline"], settings.urls_of("baseline"))):
+        return ["baseline", "candidate"]
+    return list(MODEL_ROLES)
+
+
+class _EngineSlot:
+    """Holds one engine at a time: built on first need, closed before another model's is built."""
+
+    def __init__(self, make_engine: EngineFactory, settings: EvalSettings) -> None:
+        self.make_engine, self.settings = make_engine, settings
+        self.engine: Engine | None = None
+        self.key: tuple | None = None
+        self.described: dict[str, dict] = {}
+
+    async def get(self, role: str, model: str) -> Engine:
+        key = (model, self.settings.urls_of(role))
+        if key != self.key:
+            await self.close()
+            self.engine = self.make_engine(self.settings.for_role(role), model)
+            self.key = key
+        self.described[role] = self.engine.describe()
+        return self.engine
+
+    async def close(self) -> None:
+        engine, self.engine, self.key = self.engine, None, None
+        if engine is not None:
+            closed = engine.close()
+            if inspect.isawaitable(closed):
+                await closed
+
+
+async def bounded(items: Sequence, work: Callable[[Any], Awaitable[Any]], limit: int,
+                  desc: str = "") -> list:
+    """`work` over every item as asyncio tasks, at most `limit` at a time, results in order.
+
+    If one fails (the engine broke), the others are cancelled before the error goes up. A
+    progress bar shows on a terminal only.
+    """
+    semaphore = asyncio.Semaphore(limit)
+    bar = tqdm(total=len(items), desc=desc, unit="req", file=sys.stderr, disable=None,
+               dynamic_ncols=True)
+
+    async def guarded(item):
+        async with semaphore:
+            result = await work(item)
+        bar.update(1)
+        return result
+
+    tasks = [asyncio.create_task(guarded(item)) for item in items]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        bar.close()
+
+
+def in_flight_limit(engine: Engine) -> int:
+    return IN_FLIGHT_PER_CAPACITY * max(1, int(getattr(engine, "capacity", 1) or 1))
+
+
+async def collect_answers(engine: Engine, records: list[PromptRecord], role: str,
+                          settings: EvalSettings) -> list[Completion]:
+    """One model's answer to every prompt, all requests in flight at once."""
+    sampling = SamplingSettings(settings.max_tokens, settings.temperature, settings.top_p)
+
+    async def answer(record: PromptRecord) -> Completion:
+        request = Request(record.conversation(), sampling,
+                          seed=derived_seed(settings.seed, record.id, role), stage=ANSWER_STAGE)
+        completion = await engine.complete(request)
+        if completion.error is None:
+            completion = _stripped(completion)
+        return completion
+
+    return await bounded(records, answer, in_flight_limit(engine), desc=f"{role} answers")
+
+
+def _stripped(completion: Completion) -> Completion:
+    return replace(completion, text=completion.text.strip())
+
+
+async def judge_all(engine: Engine, results: list[PromptResult], plan: EvalPlan,
+                    judge: Judge) -> None:
+    """Judge every pair whose two answers exist, candidate as `first`; fill in the outcomes."""
+    settings = plan.settings
+
+    async def one(result: PromptResult) -> None:
+        missing = [role for role in MODEL_ROLES if not result.answered(role)]
+        if missing:
+            role = missing[0]
+            result.skipped = f"{role}:{result.answer(role).error}"
+            return
+        record = result.record
+        result.principles = tuple(judge.draw(plan.constitution, settings.seed, record.id,
+                                             PAIR_KEY, settings.judge_principles))
+        result.judgment = await judge.compare(
+            engine.complete, record.conversation(), result.candidate.text, result.baseline.text,
+            list(result.principles), derived_seed(settings.seed, record.id, "judge"))
+        judgment = result.judgment
+        if judgment.preference is None:
+            result.skipped = f"judge:{judgment.error or 'no preference'}"
+        else:
+            result.outcome = outcome_of(judgment.preference, judgment.position_consistent,
+                                        settings.tie_band)
+
+    await bounded(results, one, in_flight_limit(engine), desc="judge (both orders)")
+
+
+def _add_rewards(model: str, results: list[PromptResult], score: RewardScorer) -> None:
+    """Each answered prompt's two answers scored by the reward model, in one call per model."""
+    for role in MODEL_ROLES:
+        answered = [r for r in results if r.answered(role)]
+        scores = score(model, [r.record.conversation() for r in answered],
+                       [r.answer(role).text for r in answered])
+        for result, reward in zip(answered, scores):
+            setattr(result, f"{role}_reward", float(reward))
+
+
+def _tokens(results: Iterable[PromptResult]) -> dict:
+    results = list(results)
+    totals = {}
+    for role in MODEL_ROLES:
+        answers = [r.answer(role) for r in results if r.answer(role) is not None]
+        totals[role] = {"prompt": sum(a.prompt_tokens for a in answers),
+                        "output": sum(a.output_tokens for a in answers)}
+    judgments = [r.judgment for r in results if r.judgment is not None]
+    totals["judge"] = {"prompt": sum(getattr(j, "prompt_tokens", 0) for j in judgments),
+                       "output": sum(getattr(j, "output_tokens", 0) for j in judgments)}
+    return totals
