@@ -179,7 +179,7 @@ def test_rewards_are_scored_per_model_and_compared_with_the_judge(inputs, tmp_pa
 
 
 def test_an_engine_failure_stops_the_run_and_closes_the_engine(inputs):
-    engines, judge = EngineLog(fail_on_call=3), FakeJudge(PREFERENCES)
+    engines, judge = EngineLog(fail_when=lambda request: True), FakeJudge(PREFERENCES)
     with pytest.raises(EngineFailure):
         evaluate(settings(inputs), engines, judge)
     assert engines.closed == ["cand"]
