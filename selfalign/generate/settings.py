@@ -41,6 +41,9 @@ class GenerateSettings:
     gpu_memory_utilization: float = 0.9
     cpu_kv_cache_gib: float = 2.0
     enforce_eager: bool | None = None  # None: eager on CPU (no gain from compiling), graphs on GPU
+    prompt_format: str = "auto"  # how a row holds its prompt; see selfalign.prompts.sources.FieldMap
+    prompt_template: str | None = None  # several columns into one prompt: "{Context}\n\n{Behavior}"
+    conversation: str = "last-user"  # multi-turn prompts: the whole context, or first-user only
 
     def __post_init__(self) -> None:
         problems = []
@@ -60,6 +63,12 @@ class GenerateSettings:
         if not 0 < self.gpu_memory_utilization <= 1:
             problems.append(f"gpu_memory_utilization: must be in (0, 1], got "
                             f"{self.gpu_memory_utilization}")
+        try:  # the prompt reader's own checks: field names, format, template syntax
+            from selfalign.prompts.sources import FieldMap
+
+            FieldMap.from_settings(self)
+        except UserError as err:
+            problems.append(str(err))
         if problems:
             raise UserError("invalid settings:\n  " + "\n  ".join(problems))
 
