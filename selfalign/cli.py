@@ -32,12 +32,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from selfalign.constitution.commands import validate
+    from selfalign.constitution.commands import principles, validate
     from selfalign.generate.commands import generate
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
-    for command in (validate, generate, prompts, train):
+    for command in (validate, principles, generate, prompts, train):
         main.add_command(command)
 
 
