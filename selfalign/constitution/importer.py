@@ -142,12 +142,7 @@ class _Collected:
                 continue
             self._add_principle(None, *texts, where)
         for index, conversation in enumerate(_list(data.get("system_chat", []), f"{source}: `system_chat`")):
-            where = f"{source} system_chat[{index}]"
-            turns = _message_turns(conversation)
-            if isinstance(turns, str):
-                self.notes.append(f"{where}: {turns}; not imported")
-            else:
-                self.fewshots.append(_FewShot(where, turns))
+            self._add_fewshot(f"{source} system_chat[{index}]", _message_turns(conversation))
 
     def _read_instructions(self, data: dict, source: str) -> None:
         for key, entry in data.items():
@@ -162,12 +157,7 @@ class _Collected:
 
     def _read_transcripts(self, data: list[str], source: str) -> None:
         for index, text in enumerate(data):
-            where = f"{source} [{index}]"
-            turns = _transcript_turns(text)
-            if isinstance(turns, str):
-                self.notes.append(f"{where}: {turns}; not imported")
-            else:
-                self.fewshots.append(_FewShot(where, turns))
+            self._add_fewshot(f"{source} [{index}]", _transcript_turns(text))
 
     def _read_comparisons(self, data: list[str], source: str) -> None:
         for index, text in enumerate(data):
@@ -176,6 +166,13 @@ class _Collected:
                 self.comparisons.append((f"{source} [{index}]", question))
             else:
                 self.notes.append(f"{source} [{index}]: empty comparison question; skipped")
+
+    def _add_fewshot(self, where: str, turns: list[tuple[str, str]] | str) -> None:
+        """Keep a parsed example for matching; one that did not parse (`turns` says why) is a note."""
+        if isinstance(turns, str):
+            self.notes.append(f"{where}: {turns}; not imported")
+        else:
+            self.fewshots.append(_FewShot(where, turns))
 
     def _add_principle(self, key: str | None, critique: str, revision: str, where: str) -> None:
         critique, revision = _unframe(critique, "CritiqueRequest"), _unframe(revision, "RevisionRequest")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from selfalign.errors import UserError
@@ -35,7 +36,7 @@ class PromptTemplate:
     text: str
     parts: tuple[str | Column, ...]
 
-    @property
+    @cached_property
     def columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(p.name for p in self.parts if isinstance(p, Column)))
 
