@@ -13,6 +13,13 @@ def stable_prompt_id(text: str) -> str:
     return "p-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def stable_conversation_id(messages: list[dict[str, str]]) -> str:
+    """Id for a multi-turn prompt that came without one: a hash of its canonical JSON."""
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+    canonical = json.dumps(turns, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return stable_prompt_id(canonical)
+
+
 @dataclass
 class PromptRecord:
     """One usable prompt from a source, after parsing."""
@@ -32,6 +39,17 @@ class PromptRecord:
     def conversation(self) -> list[dict[str, str]]:
         """The whole prompt as chat messages, ending in the user turn to answer."""
         return [*self.context, {"role": "user", "content": self.prompt}]
+
+    def user_turns(self) -> list[str]:
+        """Every user turn in order, the last one being `prompt`."""
+        return [m["content"] for m in self.context if m["role"] == "user"] + [self.prompt]
+
+    def stable_id(self) -> str:
+        """The id this record gets when its source gave none: single-turn prompts keep the hash
+        of their text, multi-turn ones hash the whole conversation."""
+        if not self.context:
+            return stable_prompt_id(self.prompt)
+        return stable_conversation_id(self.conversation())
 
     def metadata_json(self) -> str:
         return json.dumps(self.metadata, ensure_ascii=False, sort_keys=True, default=str)

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from selfalign.cli import main
 from selfalign.errors import UserError
+from selfalign.prompts.normalize import NormalizeStep
 from selfalign.prompts.prepare import PrepareSettings, prepare
 from selfalign.prompts.sources import FieldMap, read_prompts
 from selfalign.prompts.split import SplitPlan
-from selfalign.records import stable_prompt_id
+from selfalign.records import PromptRecord, stable_prompt_id
 
 ONE_SPLIT = SplitPlan.parse("train=1")
 
@@ -152,7 +153,7 @@ def test_output_columns_and_verbatim_template_text(tmp_path):
     _, out = _run(tmp_path, [{"id": 3, "prompt": text, "user_id": "u", "tag": "t"}])
     (row,) = _rows(out, "train")
     assert row == {
-        "id": "3", "prompt": text, "user_id": "u", "split": "train", "language": "en",
+        "id": "3", "prompt": text, "context": [], "user_id": "u", "split": "train", "language": "en",
         "source": str(tmp_path / "in.jsonl"), "line": 1, "metadata": '{"tag": "t"}',
     }
 
@@ -244,3 +245,92 @@ def test_cli_language_filter_and_redact(tmp_path):
 def test_field_map_rejects_empty_names():
     with pytest.raises(UserError, match="'text'"):
         FieldMap(text=" ")
+
+
+# ---------------------------------------------------------------- multi-turn prompts
+
+
+def _chat(*texts: str) -> list[dict]:
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
+
+
+def test_conversations_are_duplicates_when_their_user_turns_match(tmp_path):
+    rows = [
+        {"id": "a", "messages": _chat("Plan a picnic.", "Bring sandwiches.", "What about drinks?")},
+        {"id": "b", "messages": _chat("Plan a picnic.", "Pack a blanket.", "What about drinks?")},
+        {"id": "c", "messages": _chat("Plan a party.", "Send invitations.", "What about drinks?")},
+        {"id": "d", "prompt": "What about drinks?"},
+    ]
+    _, out = _run(tmp_path, rows)
+    assert [r["id"] for r in _rows(out, "train")] == ["a", "c", "d"]
+    assert [(r["id"], r["reason"], r["detail"]) for r in _rows(out, "rejects")] == [
+        ("b", "duplicate", "same text as kept id a")]
+
+
+def test_near_duplicates_compare_the_user_turns_in_order(tmp_path):
+    rows = [
+        {"id": "a", "messages": _chat("Plan a picnic for my family this Sunday.", "Sure.", "Budget is small.")},
+        {"id": "b", "messages": _chat("plan a  picnic for my family this Sunday.", "Happy to.", "BUDGET is tight.")},
+    ]
+    _, out = _run(tmp_path, rows, prefix_chars=50)
+    assert [(r["id"], r["reason"]) for r in _rows(out, "rejects")] == [("b", "near_duplicate")]
+
+
+def test_pii_in_an_earlier_turn_drops_the_row_and_hides_its_derived_id(tmp_path):
+    rows = [{"messages": _chat("Write to bob@example.com for me.", "Done.", "Thanks, now a poem?")}]
+    _, out = _run(tmp_path, rows)
+    assert [(r["id"], r["reason"], r["detail"]) for r in _rows(out, "rejects")] == [
+        (None, "pii:email", "email in turn 1 at character 9")]
+
+
+def test_pii_redact_masks_every_turn_and_rehashes_the_conversation_id(tmp_path):
+    rows = [{"messages": _chat("My number is +44 20 7946 0958.", "Noted: +44 20 7946 0958.", "Call me?")}]
+    _, out = _run(tmp_path, rows, pii="redact")
+    (row,) = _rows(out, "train")
+    context = _chat("My number is [PHONE].", "Noted: [PHONE].")
+    assert (row["prompt"], row["context"]) == ("Call me?", context)
+    expected = PromptRecord(id="", prompt="Call me?", context=context).stable_id()
+    assert row["id"] == expected and expected.startswith("p-") and len(expected) == 18
+
+
+def test_language_is_read_from_all_user_turns(tmp_path):
+    rows = [{"id": "a", "messages": _chat("Je cherche une recette de pain sans levure pour ce soir.", "Voici.", "OK")}]
+    _, out = _run(tmp_path, rows, languages=frozenset({"fr"}))
+    assert [(r["id"], r["language"]) for r in _rows(out, "train")] == [("a", "fr")]
+
+
+def test_normalise_trims_every_turn_and_drops_an_empty_one():
+    record = PromptRecord(id="a", prompt=" Hello? ", context=_chat(" Hi\n", "Cafe\u0301 "))
+    assert NormalizeStep().check(record) is None
+    assert (record.prompt, record.context) == ("Hello?", _chat("Hi", "Caf\u00e9"))
+    record.context = _chat("Hi", " \n")
+    reject = NormalizeStep().check(record)
+    assert (reject.reason, reject.detail) == ("empty_turn", "turn 2 (assistant) is empty after normalisation")
+
+
+def test_prepared_folder_gives_the_whole_conversation_back(tmp_path):
+    conversation = _chat("Suggest a film.", "Try Paddington 2.", "Something scarier?")
+    rows = [{"id": "a", "messages": conversation, "user_id": "u"}, {"id": "b", "prompt": "Single turn."}]
+    _, out = _run(tmp_path, rows)
+    a, b = read_prompts([str(out)])
+    assert (a.id, a.conversation(), a.prompt, a.user_id) == ("a", conversation, "Something scarier?", "u")
+    assert (b.id, b.conversation()) == ("b", _chat("Single turn."))
+
+
+def test_prepared_folder_without_a_context_column_still_reads(tmp_path):
+    _, out = _run(tmp_path, [{"id": "a", "prompt": "Old folder."}])
+    table = pq.read_table(out / "train.parquet").drop(["context"])
+    pq.write_table(table, out / "train.parquet")
+    (record,) = read_prompts([str(out)])
+    assert (record.id, record.context) == ("a", [])
+
+
+def test_cli_prepare_hh_transcripts_first_user(tmp_path):
+    rows = [{"chosen": "\n\nHuman: Hi there\n\nAssistant: Hello\n\nHuman: Bye now\n\nAssistant: Bye"},
+            {"chosen": "\n\nAssistant: Nobody spoke."}]
+    src = _jsonl(tmp_path / "hh.jsonl", rows)
+    result = CliRunner().invoke(main, ["prompts", "prepare", src, "--out", str(tmp_path / "out"), "--splits",
+                                       "train=1", "--prompt-format", "hh", "--conversation", "first-user"])
+    assert result.exit_code == 0, result.output
+    assert [(r["prompt"], r["context"]) for r in _rows(tmp_path / "out", "train")] == [("Hi there", [])]
+    assert [(r["line"], r["reason"]) for r in _rows(tmp_path / "out", "rejects")] == [(2, "no_user_turn")]

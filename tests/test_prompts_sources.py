@@ -59,11 +59,10 @@ def test_template_like_text_is_kept_verbatim():
     assert records[0].metadata == {"topic": "templates"}
 
 
-def test_messages_row_uses_first_user_turn_and_keeps_messages():
+def test_messages_row_sets_its_system_turn_aside():
     records, _ = _split(list(read_prompts([str(FIXTURES / "mixed.jsonl")])))
     chat = records[1]
-    assert chat.prompt == "Name a prime number."
-    assert [m["role"] for m in chat.metadata["messages"]] == ["system", "user", "assistant"]
+    assert (chat.prompt, chat.context, chat.metadata) == ("Name a prime number.", [], {"system": "Be brief."})
 
 
 def test_ids_and_user_ids_are_stringified():
@@ -97,7 +96,7 @@ def test_custom_field_names(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("array.json", '[{"prompt": "a"}]', "JSON array.*jq"),
+    ("array.json", '[{"prompt": "a"}, {"prompt": "b"', "not a valid JSON array after element 1"),
     ("p.txt", "x", "Unsupported input file .*p.txt"),
 ])
 def test_unreadable_file_kinds_are_refused_with_a_fix(tmp_path, name, content, message):

@@ -1,4 +1,5 @@
-"""`selfalign validate`: run the constitution loader over files, folders and manifests."""
+"""`selfalign validate` (the constitution loader over files, folders and manifests) and `selfalign
+principles import` (published constitutions into YAML)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,29 @@ def validate(paths: tuple[Path, ...]) -> None:
                    f"{files} file{'s' * (files != 1)}", err=True)
         sys.exit(1)
     click.echo(f"ok: {summarize(constitution)}")
+
+
+@click.group()
+def principles() -> None:
+    """Work with principle libraries."""
+
+
+@principles.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write constitution.yaml, principles/ and exemplars/ into.")
+@click.option("--force", is_flag=True, help="Replace files that exist already.")
+def import_(files: tuple[Path, ...], out: Path, force: bool) -> None:
+    """Convert published constitutions (JSON) into principle, exemplar and manifest YAML.
+
+    Reads the Constitutional AI paper's critique/revision instructions, few-shot transcripts and
+    comparison questions, and the Hugging Face recipe's {"constitutions", "system_chat"} file;
+    several FILES may be given together. Run `selfalign validate OUT/constitution.yaml` to check
+    the result and pass it to `generate --principles`.
+    """
+    from selfalign.constitution.importer import import_constitution
+
+    result = import_constitution(files, out, force=force)
+    click.echo(f"imported {result.summary()}")
+    for note in result.notes:
+        click.echo(f"  note: {note}")

@@ -107,7 +107,7 @@ class _Library:
         if data is not None:
             problems += check(data, kind, shown)
         if not problems:
-            problems = _nonfinite(data, shown)
+            problems = _nonfinite(data, shown) + _turn_order(data, shown)
         self.problems += sorted(problems, key=lambda p: p.line or 0)
         if problems:
             if isinstance(data, dict) and isinstance(data.get("name"), str):
@@ -251,6 +251,21 @@ def _nonfinite(data: dict, shown: str) -> list[Problem]:
             for path, value in weights if isinstance(value, float) and not math.isfinite(value)]
 
 
+def _turn_order(data: dict, shown: str) -> list[Problem]:
+    # The schema checks each turn; the order is what makes `prompt` the next user turn.
+    for index, turn in enumerate(data.get("context", [])):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if turn["role"] != expected:
+            return [Problem(shown, line_of(data, ["context", index]), f"context[{index}].role",
+                            f"expected `{expected}`, found `{turn['role']}`: the earlier turns "
+                            "alternate user, assistant, ..., starting with a user turn")]
+    if len(data.get("context", [])) % 2:
+        return [Problem(shown, line_of(data, ["context"]), "context",
+                        "ends with a user turn; the earlier turns end with the assistant's answer, "
+                        "and `prompt` is the next user turn")]
+    return []
+
+
 def _principle(doc: _Doc, weight_override: float | None) -> Principle:
     data, name = doc.data, doc.data["name"]
     examples = tuple(_exemplar(example, example.get("name") or f"{name}-example-{i}", name, doc.shown)
@@ -273,7 +288,8 @@ def _principle(doc: _Doc, weight_override: float | None) -> Principle:
 def _exemplar(data: dict, name: str, principle: str, shown: str) -> Exemplar:
     # Outer whitespace is dropped (a `|` block ends in a newline); the text itself is left verbatim.
     turns = {key: data[key].strip() for key in ("prompt", "response", "critique", "revision")}
-    return Exemplar(name=name, principle=principle, path=shown, **turns)
+    context = tuple((turn["role"], turn["content"].strip()) for turn in data.get("context", []))
+    return Exemplar(name=name, principle=principle, path=shown, context=context, **turns)
 
 
 def _text_or_none(value: str | None) -> str | None:

@@ -55,6 +55,8 @@ class Exemplar:
     critique: str
     revision: str
     path: str
+    # Earlier (role, text) turns of a multi-turn exemplar, user first, ending with the assistant.
+    context: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Constitution:
             principle = by_name[ex.principle]
             turns = (ex.prompt, ex.response, principle.critique_request, ex.critique,
                      principle.revision_request, ex.revision)
+            messages += [{"role": role, "content": text} for role, text in ex.context]
             messages += [{"role": role, "content": text}
                          for role, text in zip(itertools.cycle(("user", "assistant")), turns)]
         return messages

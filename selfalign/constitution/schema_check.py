@@ -96,7 +96,7 @@ def _message(error: jsonschema.ValidationError, path: list) -> str:
         return _type_message(expected, value, at_top=not path)
     if error.validator == "pattern" and expected == KEBAB:
         return (f"`{value}` is not kebab-case: use lowercase letters, digits and single hyphens, "
-                f"like `{_kebab(value)}`")
+                f"like `{kebab_case(value)}`")
     if error.validator == "pattern" and expected == NON_BLANK:
         return "is empty or only whitespace: write it as text"
     if error.validator == "exclusiveMinimum":
@@ -110,6 +110,8 @@ def _message(error: jsonschema.ValidationError, path: list) -> str:
         return f"lists the same item more than once: {list(value)}"
     if error.validator == "const":
         return f"expected `{expected}`, found `{value}`"
+    if error.validator == "enum":
+        return f"expected one of {', '.join(f'`{v}`' for v in expected)}, found `{value}`"
     return error.message
 
 
@@ -141,7 +143,8 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__} ({value})"
 
 
-def _kebab(text: str) -> str:
+def kebab_case(text: str) -> str:
+    """`Clarity Check` / `clarityCheck` -> `clarity-check`: a valid name made from any text."""
     words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(text)).lower()
     return "-".join(re.findall(r"[a-z0-9]+", words)) or "my-principle"
 

@@ -10,6 +10,8 @@ from click.core import ParameterSource
 
 from selfalign.errors import UserError
 from selfalign.generate.settings import GenerateSettings, load_run_config, merge_settings
+from selfalign.prompts.commands import (
+    CONVERSATION_HELP, CONVERSATION_MODES, PROMPT_FORMAT_HELP, PROMPT_FORMATS, PROMPT_TEMPLATE_HELP)
 
 _D = GenerateSettings()
 
@@ -70,6 +72,11 @@ _D = GenerateSettings()
               help="Seconds before a server request is given up and retried.")
 @click.option("--max-retries", type=int, default=_D.max_retries, show_default=True,
               help="Retries per request on connection errors, 429 and 5xx, with backoff.")
+@click.option("--prompt-format", type=click.Choice(PROMPT_FORMATS), default=_D.prompt_format,
+              show_default=True, help=PROMPT_FORMAT_HELP)
+@click.option("--prompt-template", default=None, help=PROMPT_TEMPLATE_HELP)
+@click.option("--conversation", type=click.Choice(CONVERSATION_MODES), default=_D.conversation,
+              show_default=True, help=CONVERSATION_HELP)
 @click.pass_context
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""

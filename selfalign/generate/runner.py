@@ -159,7 +159,7 @@ async def _run_shards(plan: Plan, engine: Engine, done: dict, log) -> None:
     recipe = Recipe(plan.constitution, SamplingSettings(settings.max_tokens,
                                                         settings.temperature, settings.top_p),
                     seed=settings.seed, rounds=plan.rounds, samples=settings.samples)
-    shards = cut_shards(read_prompts(settings.prompts, _field_map(settings)),
+    shards = cut_shards(read_prompts(settings.prompts, FieldMap.from_settings(settings)),
                         settings.shard_size, settings.limit)
     total = _count_rows(settings.prompts)
     if settings.limit is not None:
@@ -194,10 +194,6 @@ async def _run_shards(plan: Plan, engine: Engine, done: dict, log) -> None:
         await scheduler.run(unfinished())
     finally:
         progress.close()
-
-
-def _field_map(settings: GenerateSettings) -> FieldMap:
-    return FieldMap(text=settings.text_field, id=settings.id_field, user=settings.user_field)
 
 
 def _count_rows(paths: list[str]) -> int | None:

@@ -52,6 +52,9 @@ class GenerateSettings:
     max_concurrency: int = 64  # requests in flight over all servers
     request_timeout: float = 600.0  # seconds for one request before it is retried
     max_retries: int = 6  # per request, on connection errors, 429 and 5xx
+    prompt_format: str = "auto"  # how a row holds its prompt; see selfalign.prompts.sources.FieldMap
+    prompt_template: str | None = None  # several columns into one prompt: "{Context}\n\n{Behavior}"
+    conversation: str = "last-user"  # multi-turn prompts: the whole context, or first-user only
 
     def __post_init__(self) -> None:
         problems = []
@@ -81,6 +84,12 @@ class GenerateSettings:
         if self.backend != "openai" and self.base_url:
             problems.append(f"base_url: only the openai backend uses it (backend is "
                             f"{self.backend!r}); add --backend openai")
+        try:  # the prompt reader's own checks: field names, format, template syntax
+            from selfalign.prompts.sources import FieldMap
+
+            FieldMap.from_settings(self)
+        except UserError as err:
+            problems.append(str(err))
         if problems:
             raise UserError("invalid settings:\n  " + "\n  ".join(problems))
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import click
 
+from selfalign.prompts.conversations import CONVERSATION_MODES
 from selfalign.prompts.dedup import DEFAULT_PREFIX_CHARS
 from selfalign.prompts.pii import PII_MODES
+from selfalign.prompts.sources import PROMPT_FORMATS
 from selfalign.prompts.split import DEFAULT_SPLITS
+
+# Help texts shared by `prompts prepare` and `generate`.
+PROMPT_FORMAT_HELP = ("How a row holds its prompt: auto decides by the row's keys (text field, messages, "
+                      "conversations, turns, chosen); the others force one shape.")
+PROMPT_TEMPLATE_HELP = ("Join several columns into the prompt, e.g. \"{ContextString}\\n\\n{Behavior}\"; "
+                        "names columns only, cell text is pasted verbatim.")
+CONVERSATION_HELP = ("For multi-turn prompts: last-user keeps the whole conversation up to its last user "
+                     "turn; first-user keeps only the first user turn.")
 
 
 @click.group()
@@ -17,7 +27,7 @@ def prompts() -> None:
 @prompts.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write <split>.parquet, rejects.parquet and report.json into.")
-@click.option("--text-field", default="prompt", show_default=True, help="Column holding the prompt text (chat rows with `messages` use the first user turn).")
+@click.option("--text-field", default="prompt", show_default=True, help="Column holding the prompt text (or a message list, or with --prompt-format hh a transcript).")
 @click.option("--id-field", default="id", show_default=True, help="Column holding the prompt id; rows without one get a hash of their text.")
 @click.option("--user-field", default="user_id", show_default=True, help="Column holding the user id, used by the per-user cap and the split.")
 @click.option("--max-per-user", default=200, show_default=True, type=int, help="Keep at most this many prompts per user (first ones win); 0 for no cap.")
@@ -25,14 +35,19 @@ def prompts() -> None:
 @click.option("--pii", type=click.Choice(PII_MODES), default="drop", show_default=True, help="drop rows with personal data, or redact it to e.g. [EMAIL].")
 @click.option("--languages", default=None, help="Comma-separated ISO 639-1 codes to keep (e.g. en,fr); default keeps all.")
 @click.option("--prefix-chars", default=DEFAULT_PREFIX_CHARS, show_default=True, type=int, help="Prompts whose first N normalised characters match a kept one are near duplicates; 0 turns this off.")
-def prepare(inputs, out, text_field, id_field, user_field, max_per_user, splits, pii, languages, prefix_chars) -> None:
+@click.option("--prompt-format", type=click.Choice(PROMPT_FORMATS), default="auto", show_default=True, help=PROMPT_FORMAT_HELP)
+@click.option("--prompt-template", default=None, help=PROMPT_TEMPLATE_HELP)
+@click.option("--conversation", type=click.Choice(CONVERSATION_MODES), default="last-user", show_default=True, help=CONVERSATION_HELP)
+def prepare(inputs, out, text_field, id_field, user_field, max_per_user, splits, pii, languages, prefix_chars,
+            prompt_format, prompt_template, conversation) -> None:
     """Normalise, deduplicate, filter and split prompts from INPUT... (files, folders, '-' for stdin)."""
     from selfalign.prompts.prepare import PrepareSettings, prepare as run_prepare
     from selfalign.prompts.sources import FieldMap
     from selfalign.prompts.split import SplitPlan
 
     settings = PrepareSettings(
-        fields=FieldMap(text=text_field, id=id_field, user=user_field),
+        fields=FieldMap(text=text_field, id=id_field, user=user_field, prompt_format=prompt_format,
+                        prompt_template=prompt_template, conversation=conversation),
         max_per_user=max_per_user,
         splits=SplitPlan.parse(splits),
         pii=pii,

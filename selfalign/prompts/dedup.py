@@ -1,5 +1,7 @@
 """Duplicate prompts: exact (after normalisation) and near duplicates sharing a long prefix.
 
+Both look at every user turn of a conversation (a single-turn prompt is its one user turn), so two
+conversations are duplicates when their users said the same things, whatever the answers were.
 Only kept rows are remembered, so a dropped row always names an id that is in the output.
 Keys are 8-byte blake2b digests held as ints: about 100 bytes a kept row with its id.
 """
@@ -13,6 +15,12 @@ from selfalign.records import PromptRecord, Reject
 
 DEFAULT_PREFIX_CHARS = 100
 _SPACES = re.compile(r"\s+")
+_TURN_SEPARATOR = "\x1e"  # ASCII record separator: never typed in a prompt
+
+
+def user_text(record: PromptRecord) -> str:
+    """The user turns joined into one key text; a single-turn prompt's is its text."""
+    return record.prompt if not record.context else _TURN_SEPARATOR.join(record.user_turns())
 
 
 def text_key(text: str) -> int:
@@ -36,7 +44,7 @@ class ExactDedup:
         self._last_key = 0
 
     def check(self, record: PromptRecord) -> Reject | None:
-        self._last_key = text_key(record.prompt)
+        self._last_key = text_key(user_text(record))
         kept = self._kept.get(self._last_key)
         return None if kept is None else Reject("duplicate", f"same text as kept id {kept}")
 
@@ -52,7 +60,7 @@ class PrefixDedup:
         self._kept: dict[int, str] = {}
 
     def _key(self, record: PromptRecord) -> int:
-        return text_key(prefix_text(record.prompt, self.prefix_chars))
+        return text_key(prefix_text(user_text(record), self.prefix_chars))
 
     def check(self, record: PromptRecord) -> Reject | None:
         if self.prefix_chars <= 0:

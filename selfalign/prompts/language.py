@@ -43,13 +43,14 @@ def detect_language(text: str) -> str:
 
 
 class LanguageStep:
-    """Labels each prompt's language; with `allowed`, drops the others as `language:<code>`."""
+    """Labels each prompt's language from all its user turns; with `allowed`, drops the others as
+    `language:<code>`."""
 
     def __init__(self, allowed: frozenset[str] | None = None) -> None:
         self.allowed = allowed
 
     def check(self, record: PromptRecord) -> Reject | None:
-        record.language = detect_language(record.prompt)
+        record.language = detect_language("\n".join(record.user_turns()))
         if self.allowed is None or record.language in self.allowed:
             return None
         wanted = ",".join(sorted(self.allowed))

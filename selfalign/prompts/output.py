@@ -21,9 +21,12 @@ from selfalign.records import PromptRecord, Reject
 WRITE_BATCH_ROWS = 8192
 REJECTS_FILE = "rejects.parquet"
 
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+# `context`: the turns before `prompt` in a multi-turn prompt (empty for a single-turn one).
 PROMPT_SCHEMA = pa.schema([
-    ("id", pa.string()), ("prompt", pa.string()), ("user_id", pa.string()), ("split", pa.string()),
-    ("language", pa.string()), ("source", pa.string()), ("line", pa.int64()), ("metadata", pa.string()),
+    ("id", pa.string()), ("prompt", pa.string()), ("context", MESSAGES), ("user_id", pa.string()),
+    ("split", pa.string()), ("language", pa.string()), ("source", pa.string()), ("line", pa.int64()),
+    ("metadata", pa.string()),
 ])
 REJECT_SCHEMA = pa.schema([
     ("reason", pa.string()), ("detail", pa.string()), ("source", pa.string()), ("line", pa.int64()),
@@ -42,7 +45,8 @@ def _metadata_text(record: PromptRecord) -> str:
 
 def prompt_row(record: PromptRecord) -> dict[str, Any]:
     return {
-        "id": record.id, "prompt": record.prompt, "user_id": record.user_id, "split": record.split,
+        "id": record.id, "prompt": record.prompt, "context": record.context,
+        "user_id": record.user_id, "split": record.split,
         "language": record.language, "source": record.source, "line": record.line,
         "metadata": _metadata_text(record),
     }

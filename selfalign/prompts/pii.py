@@ -102,7 +102,8 @@ def redact(text: str, spans: list[PiiSpan]) -> str:
 
 
 class PiiStep:
-    """Finds personal data in the prompt and its metadata; drops the row or masks the spans."""
+    """Finds personal data in the prompt, its earlier turns and its metadata; drops the row or
+    masks the spans."""
 
     def __init__(self, mode: str = "drop") -> None:
         if mode not in PII_MODES:
@@ -111,20 +112,27 @@ class PiiStep:
 
     def check(self, record: PromptRecord) -> Reject | None:
         spans = find_pii(record.prompt)
+        turn_spans = [find_pii(turn["content"]) for turn in record.context]
         metadata = record.metadata_json() if record.metadata else ""
         metadata_spans = find_pii(metadata) if metadata else []
-        if not spans and not metadata_spans:
+        found = [("prompt", spans)]
+        found += [(f"turn {n}", s) for n, s in enumerate(turn_spans, start=1)]
+        found += [("metadata", metadata_spans)]
+        if not any(s for _, s in found):
             return None
         if self.mode == "drop":
-            return _pii_reject(spans, metadata_spans)
+            return _pii_reject(found)
         record.prompt = redact(record.prompt, spans)
+        record.context = [{**turn, "content": redact(turn["content"], s)} if s else turn
+                          for turn, s in zip(record.context, turn_spans)]
         if metadata_spans:  # spans never hold quotes or backslashes, so the JSON stays valid
             record.metadata = json.loads(redact(metadata, metadata_spans))
         return None
 
 
-def _pii_reject(spans: list[PiiSpan], metadata_spans: list[PiiSpan]) -> Reject:
-    first, where = (spans[0], "prompt") if spans else (metadata_spans[0], "metadata")
-    found = len(spans) + len(metadata_spans)
-    more = f" ({found} findings)" if found > 1 else ""
+def _pii_reject(found: list[tuple[str, list[PiiSpan]]]) -> Reject:
+    """Names the first finding (prompt first, then earlier turns, then metadata) and the count."""
+    where, first = next((where, spans[0]) for where, spans in found if spans)
+    count = sum(len(spans) for _, spans in found)
+    more = f" ({count} findings)" if count > 1 else ""
     return Reject(f"pii:{first.kind}", f"{first.kind} in {where} at character {first.start}{more}")

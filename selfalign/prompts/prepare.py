@@ -22,7 +22,7 @@ from selfalign.prompts.output import PreparedWriter
 from selfalign.prompts.pii import PII_MODES, PiiStep
 from selfalign.prompts.sources import PREPARED_FORMAT, FieldMap, read_prompts
 from selfalign.prompts.split import DEFAULT_SPLITS, SplitPlan, split_key
-from selfalign.records import PromptRecord, Reject, stable_prompt_id
+from selfalign.records import PromptRecord, Reject
 
 DEFAULT_MAX_PER_USER = 200
 
@@ -93,19 +93,23 @@ class Preparer:
         """None if the record is kept (its split is then set), else the reason it is dropped."""
         # An id the source did not give is a hash of the text: follow the text as steps change it,
         # and never write the hash of a text that held personal data.
-        derived_id = record.id == stable_prompt_id(record.prompt)
+        derived_id = record.id == record.stable_id()
         for step in self.steps:
-            text = record.prompt
+            texts = _texts(record)
             reject = step.check(record)
             if reject is not None:
                 hide_id = derived_id and reject.reason.startswith("pii:")
                 return _located(reject, record, None if hide_id else record.id)
-            if derived_id and record.prompt != text:
-                record.id = stable_prompt_id(record.prompt)
+            if derived_id and _texts(record) != texts:
+                record.id = record.stable_id()
         for step in (self.exact, self.near, self.cap):
             step.remember(record)
         record.split = self.settings.splits.assign(split_key(record))
         return None
+
+
+def _texts(record: PromptRecord) -> tuple[str, ...]:
+    return (record.prompt, *(turn["content"] for turn in record.context))
 
 
 def _located(reject: Reject, record: PromptRecord, row_id: str | None) -> Reject:

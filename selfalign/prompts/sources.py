@@ -1,8 +1,11 @@
-"""Prompt sources: stream rows from JSONL, parquet, CSV, dataset folders or stdin as records.
+"""Prompt sources: stream rows from JSONL, JSON arrays, parquet, CSV, dataset folders or stdin.
 
 Every reader yields `PromptRecord` for a usable row and `Reject` for a malformed one, and goes on.
-Nothing loads a whole file: JSONL and CSV are read line by line, parquet batch by batch, and
-`datasets` folders are memory-mapped. Prompt text is kept verbatim (normalising is `prepare`'s job).
+Nothing loads a whole file: JSONL and CSV are read line by line, JSON arrays element by element
+(ijson), parquet batch by batch, and `datasets` folders are memory-mapped. Prompt text is kept
+verbatim (normalising is `prepare`'s job). How one row becomes a prompt (plain text, a conversation,
+a template over several columns) is decided by `FieldMap`; the conversation shapes live in
+`selfalign.prompts.conversations`.
 """
 
 from __future__ import annotations
@@ -13,19 +16,23 @@ import gzip
 import io
 import json
 import sys
-from dataclasses import dataclass, fields as dataclass_fields
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from selfalign.errors import UserError
-from selfalign.records import PromptRecord, Reject, stable_prompt_id
+from selfalign.prompts.conversations import (
+    CONVERSATION_MODES, LAST_USER, PromptTurns, messages_prompt, text_prompt, transcript_prompt,
+    turns_prompt)
+from selfalign.prompts.template import PromptTemplate
+from selfalign.records import PromptRecord, Reject
 
 STDIN = "-"
 STDIN_SOURCE = "<stdin>"
 BATCH_ROWS = 4096
 PREPARED_FORMAT = "selfalign.prompts/1"  # the `format` key of a prepared folder's report.json
 PREPARED_REPORT = "report.json"
-MESSAGES = "messages"
 SPLIT = "split"
 DEFAULT_SPLIT = "train"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -36,25 +43,80 @@ DATA_SUFFIXES = JSONL_SUFFIXES + CSV_SUFFIXES + PARQUET_SUFFIXES
 
 ReadResult = PromptRecord | Reject
 
+# How a cell becomes a prompt, and the column each shape is usually found in.
+READERS: dict[str, Callable[[Any, str], PromptTurns | Reject]] = {
+    "text": text_prompt, "messages": messages_prompt, "sharegpt": messages_prompt,
+    "turns": turns_prompt, "hh": transcript_prompt,
+}
+SHAPE_COLUMNS = {"messages": "messages", "sharegpt": "conversations", "turns": "turns", "hh": "chosen"}
+PROMPT_FORMATS = ("auto", *READERS)
+
 
 @dataclass(frozen=True)
 class FieldMap:
-    """Which columns hold the prompt text, its id and its user's id."""
+    """Which columns hold the prompt, its id and its user's id, and how the prompt is read.
+
+    `prompt_format` "auto" decides per row by its keys, in this order: the text field, `messages`,
+    `conversations` (ShareGPT), `turns` (MT-Bench), `chosen` (an HH-RLHF transcript). A forced
+    format reads its own column and falls back to the text field; `hh` reads the text field first
+    and falls back to `chosen`, as HH-style prompt columns are often named `prompt`.
+    """
 
     text: str = "prompt"
     id: str = "id"
     user: str = "user_id"
+    prompt_format: str = "auto"
+    prompt_template: str | None = None  # e.g. "{ContextString}\n\n{Behavior}"
+    conversation: str = LAST_USER  # or first-user
 
     def __post_init__(self) -> None:
-        for f in dataclass_fields(self):
-            value = getattr(self, f.name)
+        for name in ("text", "id", "user"):
+            value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise UserError(f"Field name for '{f.name}' must be a non-empty string, got {value!r}.")
+                raise UserError(f"Field name for '{name}' must be a non-empty string, got {value!r}.")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise UserError(f"--prompt-format must be one of {', '.join(PROMPT_FORMATS)}, "
+                            f"got {self.prompt_format!r}.")
+        if self.conversation not in CONVERSATION_MODES:
+            raise UserError(f"--conversation must be one of {', '.join(CONVERSATION_MODES)}, "
+                            f"got {self.conversation!r}.")
+        if self.prompt_template is not None and self.prompt_format not in ("auto", "text"):
+            raise UserError(f"--prompt-template makes a text prompt from columns; it cannot be "
+                            f"combined with --prompt-format {self.prompt_format}.")
+        _ = self.template  # a template with bad syntax is refused here, before any row is read
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "FieldMap":
+        """The field options of a settings object, read by attribute name (missing ones default)."""
+        default = cls()
+        return cls(
+            text=getattr(settings, "text_field", default.text),
+            id=getattr(settings, "id_field", default.id),
+            user=getattr(settings, "user_field", default.user),
+            prompt_format=getattr(settings, "prompt_format", default.prompt_format),
+            prompt_template=getattr(settings, "prompt_template", default.prompt_template),
+            conversation=getattr(settings, "conversation", default.conversation),
+        )
+
+    @cached_property
+    def template(self) -> PromptTemplate | None:
+        return None if self.prompt_template is None else PromptTemplate.parse(self.prompt_template)
+
+    @cached_property
+    def prompt_columns(self) -> list[tuple[str, str]]:
+        """(shape, column) pairs to look for in a row, first match wins."""
+        if self.prompt_format == "auto":
+            return [("text", self.text), *SHAPE_COLUMNS.items()]
+        if self.prompt_format == "text":
+            return [("text", self.text)]
+        if self.prompt_format == "hh":
+            return [("hh", self.text), ("hh", SHAPE_COLUMNS["hh"])]
+        return [(self.prompt_format, SHAPE_COLUMNS[self.prompt_format]), (self.prompt_format, self.text)]
 
     def explicit(self) -> list[str]:
-        """Field names that must exist in a columnar source: the text, and ids the user renamed."""
+        """Field names that must exist in a columnar source: template columns, renamed ids."""
         default = FieldMap()
-        names = [self.text]
+        names = list(self.template.columns) if self.template else []
         names += [n for n, d in ((self.id, default.id), (self.user, default.user)) if n != d]
         return names
 
@@ -75,7 +137,7 @@ def read_prompts(paths: Sequence[str], fields: FieldMap = FieldMap()) -> Iterato
 
 def _read_source(path: str, fields: FieldMap) -> Iterator[ReadResult]:
     if path == STDIN:
-        yield from _jsonl_rows(_stdin_bytes(), STDIN_SOURCE, fields)
+        yield from _json_rows(_stdin_bytes(), STDIN_SOURCE, fields)
     elif Path(path).is_dir():
         yield from _read_folder(Path(path), fields)
     else:
@@ -90,7 +152,7 @@ def _read_file(p: Path, fields: FieldMap) -> Iterator[ReadResult]:
         yield from _csv_rows(p, fields)
     elif name.endswith(JSONL_SUFFIXES):
         with _open_binary(p) as stream:
-            yield from _jsonl_rows(stream, str(p), fields)
+            yield from _json_rows(stream, str(p), fields)
     else:
         raise UserError(
             f"Unsupported input file {p}: expected one of {', '.join(DATA_SUFFIXES)}, "
@@ -105,55 +167,45 @@ def row_to_record(
     row: dict[str, Any], fields: FieldMap, source: str, line: int, split: str = DEFAULT_SPLIT
 ) -> ReadResult:
     """Turn one parsed row into a record, or a Reject saying what is wrong with it."""
-    prompt = _prompt_of(row, fields)
-    if isinstance(prompt, Reject):
-        return _located(prompt, source, line, row.get(fields.id))
+    turns, used = _prompt_of(row, fields)
     row_id = _optional_str(row.get(fields.id))
-    for value in (prompt, row_id, _optional_str(row.get(fields.user))):
-        if value is not None and not _encodable(value):
-            return Reject("undecodable", "text holds a lone surrogate (not valid UTF-8)", source, line, row_id)
-    used = {fields.text, fields.id, fields.user, SPLIT}
-    return PromptRecord(
-        id=row_id if row_id is not None else stable_prompt_id(prompt),
-        prompt=prompt,
-        user_id=_optional_str(row.get(fields.user)),
+    if isinstance(turns, Reject):
+        return _located(turns, source, line, row_id)
+    user_id = _optional_str(row.get(fields.user))
+    if not _encodable(turns.prompt, row_id, user_id, *(m["content"] for m in turns.context)):
+        return Reject("undecodable", "text holds a lone surrogate (not valid UTF-8)", source, line, row_id)
+    skip = (*used, fields.id, fields.user, SPLIT)
+    metadata = {k: v for k, v in row.items() if k not in skip}
+    metadata.update(turns.metadata)
+    record = PromptRecord(
+        id=row_id or "",
+        prompt=turns.prompt,
+        context=turns.context,
+        user_id=user_id,
         split=_optional_str(row.get(SPLIT)) or split,
         source=source,
         line=line,
-        metadata={k: v for k, v in row.items() if k not in used},
+        metadata=metadata,
     )
+    if row_id is None:
+        record.id = record.stable_id()
+    return record
 
 
-def _prompt_of(row: dict[str, Any], fields: FieldMap) -> str | Reject:
-    """The prompt text: the text field, else the first user turn of a chat-format row."""
-    if fields.text in row:
-        value = row[fields.text]
-    elif MESSAGES in row:
-        value = row[MESSAGES]
-    else:
-        available = ", ".join(sorted(row)) or "none"
-        return Reject("missing_field", f"no field '{fields.text}' (or '{MESSAGES}'); fields: {available}")
-    if isinstance(value, list):  # chat format, in `messages` or as a TRL conversational prompt
-        value = _first_user_turn(value)
-        if isinstance(value, Reject):
-            return value
-    if value is None:
-        return Reject("empty_prompt", "prompt is null")
-    if not isinstance(value, str):
-        return Reject("not_a_string", f"'{fields.text}' is {type(value).__name__}, expected a string")
-    if not value.strip():
-        return Reject("empty_prompt", "prompt is empty or only whitespace")
-    return value
-
-
-def _first_user_turn(messages: list[Any]) -> str | Reject:
-    for turn in messages:
-        if isinstance(turn, dict) and turn.get("role") == "user":
-            content = turn.get("content")
-            if isinstance(content, str):
-                return content
-            return Reject("not_a_string", f"first user turn content is {type(content).__name__}")
-    return Reject("missing_field", "chat messages have no turn with role 'user'")
+def _prompt_of(row: dict[str, Any], fields: FieldMap) -> tuple[PromptTurns | Reject, tuple[str, ...]]:
+    """The prompt of a row, and the columns it was made from (they are not repeated in metadata)."""
+    if fields.template is not None:
+        text = fields.template.render(row)
+        return (text if isinstance(text, Reject) else PromptTurns(text)), fields.template.columns
+    for shape, column in fields.prompt_columns:
+        if column in row:
+            turns = READERS[shape](row[column], fields.conversation)
+            if isinstance(turns, Reject):
+                turns.detail = f"'{column}': {turns.detail}"
+            return turns, (column,)
+    wanted = ", ".join(f"'{c}'" for c in dict.fromkeys(c for _, c in fields.prompt_columns))
+    available = ", ".join(sorted(row)) or "none"
+    return Reject("missing_field", f"no prompt field ({wanted}); fields: {available}"), ()
 
 
 def _located(reject: Reject, source: str, line: int, row_id: Any) -> Reject:
@@ -168,9 +220,12 @@ def _optional_str(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-def _encodable(text: str) -> bool:
+def _encodable(*texts: str | None) -> bool:
+    """False if a text holds a lone surrogate, which UTF-8 (and so parquet) cannot store."""
     try:
-        text.encode("utf-8")
+        for text in texts:
+            if text is not None:
+                text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
@@ -179,18 +234,27 @@ def _encodable(text: str) -> bool:
 def check_fields(columns: Iterable[str], fields: FieldMap, source: str) -> None:
     """Raise UserError if a columnar source lacks a field the user asked for."""
     columns = list(columns)
+    if fields.template is None and not any(c in columns for _, c in fields.prompt_columns):
+        others = [c for _, c in fields.prompt_columns if c != fields.text]
+        also = f" (conversation columns are read too: {', '.join(others)})" if others else ""
+        _unknown_field(fields.text, columns, source, f"--text-field{also}")
     for name in fields.explicit():
-        if name in columns or (name == fields.text and MESSAGES in columns):
-            continue
-        close = difflib.get_close_matches(name, columns, n=1)
-        hint = f" Did you mean: {close[0]}?" if close else ""
-        raise UserError(
-            f"Unknown field '{name}' in {source}.{hint} Available fields: {', '.join(columns)}. "
-            "Choose one with --text-field / --id-field / --user-field."
-        )
+        if name not in columns:
+            template = fields.template is not None and name in fields.template.columns
+            how = "--prompt-template" if template else "--id-field / --user-field"
+            _unknown_field(name, columns, source, how)
 
 
-# ---------------------------------------------------------------- JSON lines
+def _unknown_field(name: str, columns: list[str], source: str, how: str) -> None:
+    close = difflib.get_close_matches(name, columns, n=1)
+    hint = f" Did you mean: {close[0]}?" if close else ""
+    raise UserError(
+        f"Unknown field '{name}' in {source}.{hint} Available fields: {', '.join(columns)}. "
+        f"Choose with {how}."
+    )
+
+
+# ---------------------------------------------------------------- JSON lines and JSON arrays
 
 
 def _open_binary(p: Path) -> BinaryIO:
@@ -204,17 +268,23 @@ def _stdin_bytes() -> BinaryIO:
     return io.BytesIO(sys.stdin.read().encode("utf-8"))  # stdin replaced by a text-only object
 
 
-def _jsonl_rows(stream: BinaryIO, source: str, fields: FieldMap) -> Iterator[ReadResult]:
+def _json_rows(stream: BinaryIO, source: str, fields: FieldMap) -> Iterator[ReadResult]:
+    """JSON Lines, or a file holding one JSON array of objects (its first character is `[`)."""
+    if not hasattr(stream, "peek"):
+        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
     try:
-        for number, raw in enumerate(stream, start=1):
-            if number == 1:
-                raw = raw.removeprefix(UTF8_BOM)
-                if raw.lstrip().startswith(b"["):
-                    _refuse_json_array(source)
-            if raw.strip():
-                yield _jsonl_row(raw, number, source, fields)
+        if stream.peek(len(UTF8_BOM))[: len(UTF8_BOM)] == UTF8_BOM:
+            stream.read(len(UTF8_BOM))
+        is_array = stream.peek(1 << 16).lstrip()[:1] == b"["
+        yield from (_array_rows if is_array else _jsonl_rows)(stream, source, fields)
     except (OSError, EOFError) as err:  # truncated or corrupt gzip: not a row problem
         raise UserError(f"Cannot read {source}: {err}. Is the file complete?") from err
+
+
+def _jsonl_rows(stream: BinaryIO, source: str, fields: FieldMap) -> Iterator[ReadResult]:
+    for number, raw in enumerate(stream, start=1):
+        if raw.strip():
+            yield _jsonl_row(raw, number, source, fields)
 
 
 def _jsonl_row(raw: bytes, number: int, source: str, fields: FieldMap) -> ReadResult:
@@ -226,16 +296,29 @@ def _jsonl_row(raw: bytes, number: int, source: str, fields: FieldMap) -> ReadRe
         row = json.loads(text)
     except json.JSONDecodeError as err:
         return Reject("invalid_json", f"{err.msg} at column {err.colno}", source, number)
+    return _object_row(row, "line", number, source, fields)
+
+
+def _array_rows(stream: BinaryIO, source: str, fields: FieldMap) -> Iterator[ReadResult]:
+    """Elements of a JSON array, streamed by ijson; `line` is the element's 1-based position."""
+    import ijson
+
+    number = 0
+    try:
+        for number, row in enumerate(ijson.items(stream, "item", use_float=True), start=1):
+            yield _object_row(row, "element", number, source, fields)
+    except ijson.JSONError as err:
+        raise UserError(
+            f"{source} is not a valid JSON array after element {number}: {err}. Fix the file, or "
+            "write one object per line (JSON Lines), which lets one bad row be skipped."
+        ) from err
+
+
+def _object_row(row: Any, where: str, number: int, source: str, fields: FieldMap) -> ReadResult:
     if not isinstance(row, dict):
-        return Reject("not_an_object", f"line holds a JSON {type(row).__name__}, expected an object", source, number)
+        detail = f"{where} holds a JSON {type(row).__name__}, expected an object"
+        return Reject("not_an_object", detail, source, number)
     return row_to_record(row, fields, source, number)
-
-
-def _refuse_json_array(source: str) -> None:
-    raise UserError(
-        f"{source} holds a JSON array; selfalign reads JSON Lines (one object per line) so it can "
-        f"stream. Convert it with: jq -c '.[]' {source} > prompts.jsonl"
-    )
 
 
 # ---------------------------------------------------------------- CSV
@@ -249,12 +332,18 @@ def _csv_rows(p: Path, fields: FieldMap) -> Iterator[ReadResult]:
         header = next(reader, None)
         if header is None:
             return
+        header = _csv_header(header)
         check_fields(header, fields, str(p))
         start = reader.line_num + 1
         for values in reader:
             if values:
                 yield _csv_row(header, values, p, start, fields)
             start = reader.line_num + 1
+
+
+def _csv_header(names: list[str]) -> list[str]:
+    """Column names, an empty one (pandas writes its index under "") named `unnamed_<position>`."""
+    return [name if name.strip() else f"unnamed_{i}" for i, name in enumerate(names)]
 
 
 def _csv_row(header: list[str], values: list[str], p: Path, line: int, fields: FieldMap) -> ReadResult:
@@ -345,7 +434,8 @@ def prepared_splits(folder: Path) -> list[str]:
 
 
 def read_prepared(folder: Path) -> Iterator[PromptRecord]:
-    """Rows of a prepared folder, with their split, user, language and original source and line."""
+    """Rows of a prepared folder, with their earlier turns, split, user, language and original
+    source and line."""
     import pyarrow.parquet as pq
 
     for split in prepared_splits(folder):
@@ -361,6 +451,7 @@ def _prepared_record(row: dict[str, Any]) -> PromptRecord:
     return PromptRecord(
         id=row["id"],
         prompt=row["prompt"],
+        context=row.get("context") or [],  # folders written before multi-turn prompts have none
         user_id=row.get("user_id"),
         split=row["split"],
         source=row.get("source") or "",
