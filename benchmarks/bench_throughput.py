@@ -124,7 +124,7 @@ async def main_async(args) -> dict:
     began = time.monotonic()
     started = time.perf_counter()
     if args.design == "flow":
-        await _run_shards(plan, engine, {}, log=lambda message: None)
+        await _run_shards(plan, engine, engine, {}, log=lambda message: None)
     else:
         await run_barrier(plan, engine)
     seconds = time.perf_counter() - started

@@ -33,6 +33,7 @@ class ScriptedEngine:
     fail_when: Callable[[Request], bool] | None = None  # the whole engine breaks on such a request
     on_call: Callable[[Request], None] | None = None  # hook, e.g. to send a signal mid-run
     echo_revision: bool = False  # "revise" by repeating the answer: chosen == rejected
+    vary_by_seed: bool = False  # first answers end in "#<seed % 97>", so samples differ
     record_calls: bool = True  # off for long streams, where keeping every request would grow memory
     # Log-probabilities of the options of a multiple-choice request (a judge question).
     option_logprobs: Callable[[Request], dict[str, float]] = even_odds
@@ -70,6 +71,8 @@ class ScriptedEngine:
                               option_logprobs=logprobs)
         if request.stage == "answer":
             text = f"first answer to: {conversation[-1]['content']}"
+            if self.vary_by_seed:
+                text += f" #{request.seed % 97}"
         elif request.stage.startswith("critique"):
             text = f"critique of: {conversation[-2]['content']}"
         elif request.stage.startswith("revise"):

@@ -42,6 +42,32 @@ def model_resolver(settings) -> Callable[[str | None], str]:
     return resolve_model
 
 
+def judge_checker(settings) -> Callable[[str], None]:
+    """How a judge model is checked before anything loads: it must give the log-probability of
+    each option letter, so its tokenizer must keep each letter one token (local models), or its
+    servers must return `top_logprobs` (the openai backend)."""
+    from selfalign.stages.judge import OPTIONS
+
+    if settings.backend == "openai":
+        from selfalign.engine.openai_engine import check_logprobs
+
+        urls = settings.judge_base_url or settings.base_url
+        return lambda model: check_logprobs(urls, model, settings.api_key_env, OPTIONS)
+
+    def check_tokenizer(model: str) -> None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        for letter in OPTIONS:
+            ids = tokenizer.encode(letter, add_special_tokens=False)
+            if len(ids) != 1:
+                raise UserError(f"judge model {model}: its tokenizer splits the option letter "
+                                f"{letter!r} into {len(ids)} tokens {ids}; the judge reads one "
+                                f"token per option. Choose another --judge-model")
+
+    return check_tokenizer
+
+
 def make_engine(settings, model: str):
     """Build the engine a run asked for. Imports the heavy backend only now.
 

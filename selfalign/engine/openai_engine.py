@@ -73,6 +73,30 @@ def check_servers(base_urls: list[str], model: str | None, api_key_env: str | No
     return model
 
 
+def check_logprobs(base_urls: list[str], model: str, api_key_env: str | None,
+                   options: tuple[str, ...], timeout: float = 60.0) -> None:
+    """Ask each server one multiple-choice question; refuse one that returns no logprobs."""
+    import openai
+
+    key = api_key(api_key_env)
+    question = [{"role": "user", "content": f"Answer with one letter: {' or '.join(options)}."}]
+    for url in base_urls:
+        client = openai.OpenAI(base_url=url, api_key=key, timeout=timeout, max_retries=1)
+        try:
+            response = client.chat.completions.create(model=model, messages=question,
+                                                      max_tokens=1, temperature=0.0,
+                                                      logprobs=True, top_logprobs=TOP_LOGPROBS)
+        except openai.APIError as err:
+            raise UserError(f"judge at {url}: a request with logprobs=True, top_logprobs="
+                            f"{TOP_LOGPROBS} failed: {_short(err)}") from None
+        finally:
+            client.close()
+        if _option_logprobs(response.choices[0], options) is None:
+            raise UserError(f"judge at {url} ({model}) returned no log-probabilities; a judge "
+                            f"needs `logprobs`/`top_logprobs` (vLLM, SGLang and OpenAI give "
+                            f"them)")
+
+
 @dataclass
 class _Server:
     url: str

@@ -11,6 +11,39 @@ def _table(rows: list[tuple], header: tuple) -> str:
     return "\n".join(lines)
 
 
+def _rate(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _feedback_section(figures: dict | None) -> str:
+    if not figures:
+        return ""
+    if figures["mode"] == "verify":
+        what = ("The judge compared each final revision with its first answer "
+                f"(`preference` = P(chosen ≻ rejected)); pairs below {figures['min_preference']} "
+                f"went to rejects as `judge_prefers_rejected`. Share confirmed: "
+                f"{_rate(figures['confirmed_share'])}.")
+    else:
+        what = ("The judge compared every pair of a prompt's final answers; each pair is written "
+                "oriented by it (`preference` = P(chosen ≻ rejected) ≥ 0.5), and each answer's "
+                "`rank` and Bradley–Terry `score` are in `traces/`.")
+    rows = [("pairs judged", figures["pairs_judged"]), ("judge failures", figures["failures"]),
+            ("mean preference", _rate(figures["mean_preference"])),
+            ("orders disagreed (position-inconsistent)",
+             _rate(figures["order_disagreement_rate"])),
+            ("first position won, before averaging the orders",
+             _rate(figures["first_position_win_rate"]))]
+    return f"""## AI feedback ({figures['mode']})
+
+{what} Every comparison was asked in both orders and the two labels averaged.
+
+{_table(rows, ("figure", "value"))}
+
+![preference histogram](preference_histogram.png)
+
+"""
+
+
 def dataset_card(manifest: dict, counts: dict, lengths: dict, constitution: Constitution) -> str:
     settings = manifest["settings"]
     pairs = sum(counts["pairs"].values())
@@ -49,7 +82,7 @@ Rows not used, by reason (details in `rejects.parquet`):
 
 {_table(reject_rows, ("reason", "rows")) if reject_rows else "none"}
 
-## Principle mix (draws over all rounds)
+{_feedback_section(counts.get("feedback"))}## Principle mix (draws over all rounds)
 
 {_table(principle_rows, ("principle", "draws")) if principle_rows else "none"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -77,14 +78,30 @@ _D = GenerateSettings()
 @click.option("--prompt-template", default=None, help=PROMPT_TEMPLATE_HELP)
 @click.option("--conversation", type=click.Choice(CONVERSATION_MODES), default=_D.conversation,
               show_default=True, help=CONVERSATION_HELP)
+@click.option("--feedback", type=click.Choice(["verify", "rank"]), default=None,
+              help="AI feedback: verify (judge each revision against its first answer) or "
+                   "rank (judge all pairs of a prompt's --samples answers) [default: off].")
+@click.option("--judge-principles", type=int, default=_D.judge_principles, show_default=True,
+              help="Comparison principles drawn per pair; their labels are averaged.")
+@click.option("--judge-cot", is_flag=True,
+              help="The judge reasons before answering; labels are clamped to [0.4, 0.6].")
+@click.option("--min-preference", type=float, default=_D.min_preference, show_default=True,
+              help="verify: pairs the judge prefers less than this go to rejects.")
+@click.option("--judge-model", default=None,
+              help="Another checkpoint (or served model) as judge [default: the run's model].")
+@click.option("--judge-base-url", multiple=True, metavar="URL",
+              help="The judge's OpenAI-compatible servers [default: --base-url].")
 @click.pass_context
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""
-    from selfalign.engine import make_engine, model_resolver
+    from selfalign.engine import judge_checker, make_engine, model_resolver
     from selfalign.generate.runner import plan_run, run_generate
 
     settings = settings_from_cli(ctx, config_path, flags)
-    plan = plan_run(settings, model_resolver(settings))
+    judge_servers = replace(settings, base_url=settings.judge_base_url or settings.base_url)
+    plan = plan_run(settings, model_resolver(settings),
+                    resolve_judge=model_resolver(judge_servers),
+                    check_judge=judge_checker(settings))
     manifest = run_generate(plan, make_engine, log=lambda m: click.echo(m, err=True))
     click.echo(summary(manifest))
 
@@ -92,7 +109,7 @@ def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
 def settings_from_cli(ctx: click.Context, config_path: str | None, flags: dict) -> GenerateSettings:
     explicit = {k: v for k, v in flags.items()
                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    for name in ("principles", "prompts", "base_url"):
+    for name in ("principles", "prompts", "base_url", "judge_base_url"):
         if name in explicit:
             explicit[name] = list(explicit[name])
     from_file = load_run_config(config_path) if config_path else {}
@@ -121,12 +138,22 @@ def summary(manifest: dict) -> str:
     engine_s = counts["engine_seconds"] or 1e-9
     rejects = ", ".join(f"{k}: {v}" for k, v in sorted(counts["rejects"].items())) or "none"
     out = manifest["settings"]["out"]
+    judged = counts.get("feedback")
+    feedback = "" if not judged else (
+        f"AI feedback ({judged['mode']}): {judged['pairs_judged']} pairs judged, mean preference "
+        f"{_figure(judged['mean_preference'])}, confirmed {_figure(judged['confirmed_share'])}, "
+        f"orders disagreed {_figure(judged['order_disagreement_rate'])}, first position won "
+        f"{_figure(judged['first_position_win_rate'])} before averaging\n")
     return (f"done: {counts['prompts']} prompts, {counts['samples']} samples → "
             f"{sum(counts['pairs'].values())} preference pairs {counts['pairs']}, "
             f"{sum(counts['sft'].values())} SFT rows\n"
-            f"rejects by reason: {rejects}\n"
+            f"rejects by reason: {rejects}\n{feedback}"
             f"tokens: {counts['output_tokens']} out, {counts['prompt_tokens']} in "
             f"({counts['cached_prompt_tokens']} from prefix cache); "
             f"{counts['output_tokens'] / engine_s:.0f} output tok/s over {engine_s:.1f}s of "
             f"generation; wall time {seconds:.1f}s\n"
             f"written to {out}/ (prefs/, sft/, traces/, rejects.parquet, manifest.json, README.md)")
+
+
+def _figure(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

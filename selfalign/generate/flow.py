@@ -1,7 +1,8 @@
 """The flow of a run: each conversation goes through its stages on its own, many at once.
 
 `constitutional_ai` is the recipe for one sample, written as the sequence it is: answer, then
-per round a critique and a revision under a drawn principle. Each request goes to the engine the
+per round a critique and a revision under a drawn principle. `run_prompt` runs a prompt's samples
+side by side and then, if asked, the AI judge's comparisons of them (generate/feedback.py). Each request goes to the engine the
 moment the previous one of the same conversation returns, so no conversation waits for an
 unrelated one, and the engine batches whatever is in flight.
 
@@ -20,6 +21,8 @@ from typing import Awaitable, Callable, Iterable
 
 from selfalign.constitution import Constitution
 from selfalign.engine.base import Completion, Message, Request, SamplingSettings
+from selfalign.generate import feedback as ai_feedback
+from selfalign.generate.feedback import Feedback
 from selfalign.generate.shards import Shard
 from selfalign.records import PromptRecord
 from selfalign.stages import (Sample, answer_request, critique_request, revise_request,
@@ -38,6 +41,7 @@ class Recipe:
     seed: int
     rounds: int
     samples: int
+    feedback: Feedback | None = None
     system: list[Message] = field(init=False)
     prefix: list[Message] = field(init=False)  # system prompt + few-shot exemplars
 
@@ -64,10 +68,21 @@ async def constitutional_ai(sample: Sample, recipe: Recipe, ask: Ask) -> Sample:
     return sample
 
 
-async def run_prompt(record: PromptRecord, recipe: Recipe, ask: Ask) -> list[Sample]:
-    """All samples of one prompt, side by side."""
+async def run_prompt(record: PromptRecord, recipe: Recipe, ask: Ask,
+                     judge: Ask | None = None) -> list[Sample]:
+    """All samples of one prompt side by side, then the judge's feedback on them, if asked.
+
+    `judge` answers the judge's questions (the run's own engine unless another judge is set).
+    """
     samples = [Sample(record, i) for i in range(recipe.samples)]
-    return list(await asyncio.gather(*(constitutional_ai(s, recipe, ask) for s in samples)))
+    samples = list(await asyncio.gather(*(constitutional_ai(s, recipe, ask) for s in samples)))
+    feedback, judge = recipe.feedback, judge or ask
+    if feedback is not None and feedback.mode == "verify":
+        await asyncio.gather(*(ai_feedback.verify(s, recipe.constitution, feedback, recipe.seed,
+                                                  judge) for s in samples))
+    elif feedback is not None and feedback.mode == "rank":
+        await ai_feedback.rank(samples, recipe.constitution, feedback, recipe.seed, judge)
+    return samples
 
 
 class ShardScheduler:
@@ -75,8 +90,9 @@ class ShardScheduler:
     as soon as its last prompt is done; the first failure cancels everything else."""
 
     def __init__(self, recipe: Recipe, ask: Ask, on_shard_done: ShardDone, open_prompts: int,
-                 on_prompt_done: Callable[[list[Sample]], None] = lambda samples: None) -> None:
-        self.recipe, self.ask = recipe, ask
+                 on_prompt_done: Callable[[list[Sample]], None] = lambda samples: None,
+                 judge: Ask | None = None) -> None:
+        self.recipe, self.ask, self.judge = recipe, ask, judge
         self.on_shard_done, self.on_prompt_done = on_shard_done, on_prompt_done
         self.open_prompts = max(1, open_prompts)
         self.unfinished = 0
@@ -110,7 +126,7 @@ class ShardScheduler:
         self.on_shard_done(shard, samples, time.perf_counter() - started)
 
     async def _prompt(self, record: PromptRecord) -> list[Sample]:
-        samples = await run_prompt(record, self.recipe, self.ask)
+        samples = await run_prompt(record, self.recipe, self.ask, self.judge)
         self.unfinished -= 1
         self.room.set()
         self.on_prompt_done(samples)

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from selfalign.records import Reject
 from selfalign.stages.cleaning import same_text
-from selfalign.stages.sample import Sample
+from selfalign.stages.sample import RankedPair, Sample
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 ROUND = pa.struct([
@@ -23,15 +23,23 @@ _PROVENANCE = [
     ("user_id", pa.string()), ("source", pa.string()), ("principle_ids", pa.list_(pa.string())),
     ("rounds", pa.int32()), ("model", pa.string()),
 ]
+# What the judge said of a pair (null where no judge ran).
+_JUDGED = [("preference", pa.float64()), ("judge_principle_ids", pa.list_(pa.string())),
+           ("position_consistent", pa.bool_())]
 PREFS_SCHEMA = pa.schema([("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES),
-                          *_PROVENANCE, ("critique", pa.string())])
+                          *_PROVENANCE, ("critique", pa.string()), *_JUDGED,
+                          # rank: the sample whose final answer is `rejected` (`sample_index`
+                          # is the chosen one's); otherwise null: rejected is the first answer.
+                          ("rejected_sample_index", pa.int32())])
 SFT_SCHEMA = pa.schema([("messages", MESSAGES), *_PROVENANCE])
 TRACES_SCHEMA = pa.schema([
     *_PROVENANCE, ("prompt", pa.string()), ("context", MESSAGES), ("line", pa.int64()), ("language", pa.string()),
     ("metadata", pa.string()), ("initial", pa.string()), ("initial_finish", pa.string()),
     ("round_details", pa.list_(ROUND)), ("final", pa.string()), ("status", pa.string()),
     ("prompt_tokens", pa.int64()), ("output_tokens", pa.int64()),
-    ("cached_prompt_tokens", pa.int64()),
+    ("cached_prompt_tokens", pa.int64()), *_JUDGED,
+    ("first_position_probs", pa.list_(pa.float64())),  # raw P(option A) of every question
+    ("rank", pa.int32()), ("score", pa.float64()),  # rank: among the prompt's samples, 1 = best
 ])
 REJECTS_SCHEMA = pa.schema([
     ("reason", pa.string()), ("detail", pa.string()), ("stage", pa.string()),
@@ -44,21 +52,29 @@ def _assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
-def sample_status(sample: Sample) -> str:
-    """'pair', or the reason this sample yields no preference pair."""
+def sample_status(sample: Sample, ranked: bool = False) -> str:
+    """'pair' (its final revision ≻ its first answer), 'ranked' (in rank mode: its final answer
+    is compared with the other samples'), or the reason this sample yields no pair."""
     if not sample.alive:
         return f"{sample.failed_stage}:{sample.failure}"
     if not sample.initial:
         return "empty_response"
     if not sample.final:
         return "empty_revision"
+    if ranked:
+        return "ranked"
     if same_text(sample.final, sample.initial):
         return "chosen_equals_rejected"
+    if sample.judge_reject:
+        return sample.judge_reject[0]
     return "pair"
 
 
-def usable_for_sft(status: str) -> bool:
-    """A revision equal to the first answer is still a good SFT target; failures are not."""
+def usable_for_sft(sample: Sample, status: str) -> bool:
+    """A revision equal to the first answer is still a good SFT target; failures, and revisions
+    the judge found worse, are not. In rank mode the prompt's best-ranked answer is."""
+    if status == "ranked":
+        return sample.rank == 1
     return status in ("pair", "chosen_equals_rejected")
 
 
@@ -70,10 +86,29 @@ def provenance(sample: Sample, model: str) -> dict:
             "rounds": len(sample.rounds), "model": model}
 
 
+def _judged(judgment, preference: float | None = None) -> dict:
+    if judgment is None:
+        return {"preference": None, "judge_principle_ids": None, "position_consistent": None}
+    return {"preference": judgment.preference if preference is None else preference,
+            "judge_principle_ids": list(judgment.principle_ids),
+            "position_consistent": judgment.position_consistent}
+
+
 def pref_row(sample: Sample, model: str) -> dict:
+    """(final revision ≻ first answer) of one sample."""
     return {"prompt": sample.record.conversation(), "chosen": _assistant(sample.final),
             "rejected": _assistant(sample.initial), **provenance(sample, model),
-            "critique": sample.rounds[-1].critique if sample.rounds else ""}
+            "critique": sample.rounds[-1].critique if sample.rounds else "",
+            **_judged(sample.judgment), "rejected_sample_index": None}
+
+
+def ranked_pair_row(chosen: Sample, pair: RankedPair, model: str) -> dict:
+    """(one sample's final ≻ another's), oriented by the judge, `preference` = P(chosen ≻ it)."""
+    return {"prompt": chosen.record.conversation(), "chosen": _assistant(chosen.final),
+            "rejected": _assistant(pair.rejected.final), **provenance(chosen, model),
+            "critique": chosen.rounds[-1].critique if chosen.rounds else "",
+            **_judged(pair.judgment, pair.preference),
+            "rejected_sample_index": pair.rejected.index}
 
 
 def sft_row(sample: Sample, model: str) -> dict:
@@ -89,18 +124,32 @@ def trace_row(sample: Sample, model: str, status: str) -> dict:
             "initial": sample.initial, "initial_finish": sample.initial_finish,
             "round_details": [vars(r) for r in sample.rounds], "final": sample.final,
             "status": status, "prompt_tokens": sample.prompt_tokens,
-            "output_tokens": sample.output_tokens, "cached_prompt_tokens": sample.cached_tokens}
+            "output_tokens": sample.output_tokens, "cached_prompt_tokens": sample.cached_tokens,
+            **_judged(sample.judgment),
+            "first_position_probs": (list(sample.judgment.first_position_probs)
+                                     if sample.judgment else None),
+            "rank": sample.rank, "score": sample.score}
 
 
 def sample_reject(sample: Sample, status: str) -> Reject:
     stage = sample.failed_stage or "pairs"
     detail = {"chosen_equals_rejected": "the revision repeats the first answer",
               "empty_response": "the first answer was empty",
-              "empty_revision": "the revision was empty after cleaning"}.get(
-        status, f"the engine could not answer at stage {stage}")
+              "empty_revision": "the revision was empty after cleaning"}.get(status)
+    if sample.judge_reject and status == sample.judge_reject[0]:
+        stage, detail = "judge", sample.judge_reject[1]
+    detail = detail or f"the engine could not answer at stage {stage}"
     return Reject(reason=status, detail=detail, source=sample.record.source,
                   line=sample.record.line, id=sample.record.id, stage=stage,
                   sample_index=sample.index)
+
+
+def unpaired_rejects(sample: Sample) -> list[Reject]:
+    """Comparisons of a ranked sample that gave no pair (identical answers, judge failures)."""
+    record = sample.record
+    return [Reject(reason=reason, detail=detail, source=record.source, line=record.line,
+                   id=record.id, stage="judge", sample_index=sample.index)
+            for reason, detail in sample.unpaired]
 
 
 def reject_row(reject: Reject) -> dict:

@@ -11,9 +11,9 @@ import json
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Awaitable, Callable, Iterator
 
 import pyarrow as pa
 
@@ -22,6 +22,7 @@ from selfalign.atomic import write_json
 from selfalign.constitution import Constitution, load_constitution
 from selfalign.engine.base import Completion, Engine, EngineFailure, Request, SamplingSettings
 from selfalign.errors import UserError
+from selfalign.generate.feedback import Feedback
 from selfalign.generate.flow import Recipe, ShardScheduler
 from selfalign.generate.progress import RunProgress
 from selfalign.generate.run_state import (append_ledger, fingerprint_changes, input_hashes,
@@ -30,6 +31,7 @@ from selfalign.generate.settings import GenerateSettings
 from selfalign.generate.shards import Shard, cut_shards, write_shard
 from selfalign.generate.writers import drop_shard_files, finalise
 from selfalign.prompts.sources import FieldMap, read_prompts
+from selfalign.stages.judge import check_judge_ready
 
 EngineFactory = Callable[[GenerateSettings, str], Engine]
 OPEN_REQUESTS_PER_SLOT = 2  # open conversations per engine batch slot
@@ -49,9 +51,17 @@ class Plan:
     rounds: int
     model: str
     fingerprint: dict
+    judge_model: str | None = None  # None: the run's own engine judges
 
 
-def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], str]) -> Plan:
+def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], str],
+             resolve_judge: Callable[[str | None], str] | None = None,
+             check_judge: Callable[[str], None] | None = None) -> Plan:
+    """Every check that can fail on bad input; nothing loads a model.
+
+    `resolve_judge` checks `--judge-model` (default: `resolve_model`); `check_judge` refuses a
+    judge that cannot give option log-probabilities (the CLI passes the engine module's).
+    """
     if not settings.principles:
         raise UserError("no principles given: pass --principles with a file, folder or manifest")
     if not settings.prompts:
@@ -60,16 +70,24 @@ def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], s
         if path != "-" and not Path(path).exists():
             raise UserError(f"--prompts {path}: no such file or folder")
     constitution = load_constitution(settings.principles)
-    rounds = settings.rounds or constitution.rounds or 1
+    rounds = settings.rounds if settings.rounds is not None else (constitution.rounds or 1)
+    if settings.feedback:
+        check_judge_ready(constitution, settings.judge_principles)
     out = Path(settings.out)
     prepare_output_folder(out, settings.resume)
     model = resolve_model(settings.model)
-    fingerprint = {"config": {**settings.fingerprint_config(), "rounds": rounds, "model": model},
+    judge_model = None
+    if settings.feedback and (settings.judge_model or settings.judge_base_url):
+        judge_model = (resolve_judge or resolve_model)(settings.judge_model)
+    if settings.feedback and check_judge:
+        check_judge(judge_model or model)
+    fingerprint = {"config": {**settings.fingerprint_config(), "rounds": rounds, "model": model,
+                              "judge_model": judge_model},
                    "principle_files": dict(constitution.files),
                    "inputs": input_hashes(settings.prompts)}
     if settings.resume:
         _check_resumable(out, fingerprint)
-    return Plan(settings, out, constitution, rounds, model, fingerprint)
+    return Plan(settings, out, constitution, rounds, model, fingerprint, judge_model)
 
 
 def _check_resumable(out: Path, fingerprint: dict) -> None:
@@ -137,12 +155,17 @@ def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
 
 
 async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dict, log) -> dict:
-    engine: Engine | None = None
+    engines: list[Engine] = []
     with _Interrupts().installed() as interrupts:
         try:
-            engine = make_engine(plan.settings, plan.model)
-            manifest["engine"] = engine.describe()
-            await _run_shards(plan, engine, done, log)
+            engines.append(make_engine(plan.settings, plan.model))
+            manifest["engine"] = engines[0].describe()
+            if plan.judge_model is not None:
+                judge_settings = replace(plan.settings, base_url=plan.settings.judge_base_url
+                                         or plan.settings.base_url)
+                engines.append(make_engine(judge_settings, plan.judge_model))
+                manifest["judge_engine"] = engines[1].describe()
+            await _run_shards(plan, engines[0], engines[-1], done, log)
             return _finish(plan, manifest)
         except (asyncio.CancelledError, EngineFailure):
             # Ctrl-C reaches vLLM's engine process too, which then dies: the signal is the cause.
@@ -150,15 +173,19 @@ async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dic
                 raise RunInterrupted(interrupts.signal) from None
             raise
         finally:
-            if engine is not None:
+            for engine in engines:
                 engine.close()
 
 
-async def _run_shards(plan: Plan, engine: Engine, done: dict, log) -> None:
+async def _run_shards(plan: Plan, engine: Engine, judge_engine: Engine, done: dict,
+                      log) -> None:
     settings = plan.settings
+    feedback = Feedback(settings.feedback, settings.judge_principles, settings.judge_cot,
+                        settings.min_preference) if settings.feedback else None
     recipe = Recipe(plan.constitution, SamplingSettings(settings.max_tokens,
                                                         settings.temperature, settings.top_p),
-                    seed=settings.seed, rounds=plan.rounds, samples=settings.samples)
+                    seed=settings.seed, rounds=plan.rounds, samples=settings.samples,
+                    feedback=feedback)
     shards = cut_shards(read_prompts(settings.prompts, FieldMap.from_settings(settings)),
                         settings.shard_size, settings.limit)
     total = _count_rows(settings.prompts)
@@ -166,14 +193,18 @@ async def _run_shards(plan: Plan, engine: Engine, done: dict, log) -> None:
         total = min(total, settings.limit) if total is not None else settings.limit
     progress = RunProgress(total)
 
-    async def ask(request: Request) -> Completion:
-        progress.request_sent(request)
-        completion = await engine.complete(request)
-        progress.request_done(request, completion)
-        return completion
+    def tracked(engine: Engine) -> Callable[[Request], Awaitable[Completion]]:
+        async def ask(request: Request) -> Completion:
+            progress.request_sent(request)
+            completion = await engine.complete(request)
+            progress.request_done(request, completion)
+            return completion
+
+        return ask
 
     def shard_done(shard: Shard, samples: list, seconds: float) -> None:
-        entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, seconds)
+        entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, seconds,
+                            ranked=settings.feedback == "rank")
         append_ledger(plan.out, entry)
         log(f"shard {shard.index}: {entry['prompts']} prompts, {sum(entry['pairs'].values())} "
             f"pairs, {entry['output_tokens']} output tokens in {seconds:.1f}s")
@@ -188,8 +219,8 @@ async def _run_shards(plan: Plan, engine: Engine, done: dict, log) -> None:
     # Enough open conversations that the engine always has a full batch waiting: each open
     # prompt keeps `samples` requests in flight, one per conversation.
     open_prompts = -(-OPEN_REQUESTS_PER_SLOT * engine.capacity // settings.samples)
-    scheduler = ShardScheduler(recipe, ask, shard_done, open_prompts,
-                               on_prompt_done=progress.prompt_done)
+    scheduler = ShardScheduler(recipe, tracked(engine), shard_done, open_prompts,
+                               on_prompt_done=progress.prompt_done, judge=tracked(judge_engine))
     try:
         await scheduler.run(unfinished())
     finally:
@@ -229,6 +260,7 @@ def _manifest(plan: Plan, status: str, started: float) -> dict:
     return {
         "selfalign_version": __version__, "status": status, "started": started,
         "settings": asdict(settings), "model": plan.model, "rounds": plan.rounds,
+        "judge_model": (plan.judge_model or plan.model) if settings.feedback else None,
         "sampling": {"max_tokens": settings.max_tokens, "temperature": settings.temperature,
                      "top_p": settings.top_p, "seed": settings.seed},
         "constitution": {"principles": [p.name for p in plan.constitution.principles],

@@ -14,7 +14,8 @@ from selfalign.errors import UserError
 BACKENDS = ("vllm", "openai", "transformers")
 # How the work is spread, not what it makes: a resumed run may change these.
 OPERATIONAL = ("data_parallel_size", "max_num_seqs", "base_url", "api_key_env",
-               "max_concurrency", "request_timeout", "max_retries")
+               "max_concurrency", "request_timeout", "max_retries", "judge_base_url")
+FEEDBACK_MODES = ("verify", "rank")
 
 
 @dataclass
@@ -26,7 +27,7 @@ class GenerateSettings:
     out: str = ""
     model: str | None = None  # None: the embedded SmolLM2-135M-Instruct
     backend: str = "vllm"
-    rounds: int | None = None  # None: the constitution's `rounds`, else 1
+    rounds: int | None = None  # None: the constitution's `rounds`, else 1; 0 only with rank
     samples: int = 1
     max_tokens: int = 256
     temperature: float = 0.7
@@ -52,6 +53,13 @@ class GenerateSettings:
     max_concurrency: int = 64  # requests in flight over all servers
     request_timeout: float = 600.0  # seconds for one request before it is retried
     max_retries: int = 6  # per request, on connection errors, 429 and 5xx
+    # AI feedback: a judge compares answers under drawn principles, in both orders.
+    feedback: str | None = None  # None (off), "verify" or "rank"
+    judge_principles: int = 1  # comparison principles drawn per pair, labels averaged
+    judge_cot: bool = False  # the judge reasons first; labels clamped to [0.4, 0.6]
+    min_preference: float = 0.5  # verify: pairs the judge prefers less go to rejects
+    judge_model: str | None = None  # None: the run's own model and engine
+    judge_base_url: list[str] = field(default_factory=list)  # openai: the judge's servers
     prompt_format: str = "auto"  # how a row holds its prompt; see selfalign.prompts.sources.FieldMap
     prompt_template: str | None = None  # several columns into one prompt: "{Context}\n\n{Behavior}"
     conversation: str = "last-user"  # multi-turn prompts: the whole context, or first-user only
@@ -64,7 +72,7 @@ class GenerateSettings:
                      "data_parallel_size", "max_concurrency"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("rounds", "limit", "max_model_len", "max_num_seqs"):
+        for name in ("limit", "max_model_len", "max_num_seqs"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name}: must be at least 1, got {value}")
@@ -75,6 +83,7 @@ class GenerateSettings:
         if not 0 < self.gpu_memory_utilization <= 1:
             problems.append(f"gpu_memory_utilization: must be in (0, 1], got "
                             f"{self.gpu_memory_utilization}")
+        problems += self._feedback_problems()
         if self.request_timeout <= 0:
             problems.append(f"request_timeout: must be > 0 seconds, got {self.request_timeout}")
         if self.max_retries < 0:
@@ -92,6 +101,31 @@ class GenerateSettings:
             problems.append(str(err))
         if problems:
             raise UserError("invalid settings:\n  " + "\n  ".join(problems))
+
+    def _feedback_problems(self) -> list[str]:
+        problems = []
+        if self.rounds is not None and self.rounds < 0:
+            problems.append(f"rounds: must be at least 0, got {self.rounds}")
+        if self.feedback is not None and self.feedback not in FEEDBACK_MODES:
+            problems.append(f"feedback: expected one of {', '.join(FEEDBACK_MODES)}, got "
+                            f"{self.feedback!r}")
+        if self.rounds == 0 and self.feedback != "rank":
+            problems.append("rounds: 0 (no critique or revision) makes no pairs by itself; use "
+                            "it with --feedback rank and --samples K")
+        if self.feedback == "rank" and self.samples < 2:
+            problems.append(f"feedback: rank compares a prompt's samples, so it needs "
+                            f"--samples 2 or more (got {self.samples})")
+        if self.judge_principles < 1:
+            problems.append(f"judge_principles: must be at least 1, got {self.judge_principles}")
+        if not 0 <= self.min_preference <= 1:
+            problems.append(f"min_preference: must be in [0, 1], got {self.min_preference}")
+        if self.judge_base_url and self.backend != "openai":
+            problems.append("judge_base_url: only the openai backend uses it; add --backend "
+                            "openai")
+        if (self.judge_model or self.judge_base_url) and self.feedback is None:
+            problems.append("judge_model/judge_base_url: no judge runs without --feedback "
+                            "verify|rank")
+        return problems
 
     def fingerprint_config(self) -> dict[str, Any]:
         """The settings a resumed run must share with the original one."""
@@ -125,7 +159,8 @@ def load_run_config(path: str) -> dict[str, Any]:
             hint = f" Did you mean: {near[0]}?" if near else ""
             raise UserError(f"{path}: unknown setting '{key}'.{hint} "
                             f"Available: {', '.join(FIELD_NAMES)}")
-        if name in ("principles", "prompts", "base_url") and isinstance(value, str):
+        if name in ("principles", "prompts", "base_url", "judge_base_url") \
+                and isinstance(value, str):
             value = [value]
         config[name] = value
     return config

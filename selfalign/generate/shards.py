@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 from selfalign.generate import rows
 from selfalign.atomic import write_parquet
 from selfalign.records import PromptRecord, Reject
+from selfalign.generate.feedback import ledger_judgments
 from selfalign.stages.sample import Sample
 
 KINDS = {"traces": rows.TRACES_SCHEMA, "prefs": rows.PREFS_SCHEMA, "sft": rows.SFT_SCHEMA,
@@ -51,21 +52,31 @@ def shard_path(folder: Path, index: int, kind: str) -> Path:
 
 
 def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
-                seconds: float) -> dict:
-    """Write the shard's four files atomically; return its ledger entry (counts, tokens)."""
+                seconds: float, ranked: bool = False) -> dict:
+    """Write the shard's four files atomically; return its ledger entry (counts, tokens).
+
+    `ranked`: pairs are the judge's comparisons between samples (rank mode), not each sample's
+    revision against its own first answer.
+    """
     out: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     out["rejects"] = [rows.reject_row(r) for r in shard.rejects]
     pairs, sft, principles = Counter(), Counter(), Counter()
+    judgments: list[list] = []
     for sample in samples:
-        status = rows.sample_status(sample)
+        status = rows.sample_status(sample, ranked)
         out["traces"].append(rows.trace_row(sample, model, status))
         principles.update(r.principle for r in sample.rounds)
+        judgments += ledger_judgments(sample)
         if status == "pair":
             out["prefs"].append(rows.pref_row(sample, model))
             pairs[sample.record.split] += 1
-        else:
+        elif status != "ranked":
             out["rejects"].append(rows.reject_row(rows.sample_reject(sample, status)))
-        if rows.usable_for_sft(status):
+        for pair in sample.won:
+            out["prefs"].append(rows.ranked_pair_row(sample, pair, model))
+            pairs[sample.record.split] += 1
+        out["rejects"] += [rows.reject_row(r) for r in rows.unpaired_rejects(sample)]
+        if rows.usable_for_sft(sample, status):
             out["sft"].append(rows.sft_row(sample, model))
             sft[sample.record.split] += 1
     for kind, schema in KINDS.items():
@@ -78,5 +89,6 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         "prompt_tokens": sum(s.prompt_tokens for s in samples),
         "output_tokens": sum(s.output_tokens for s in samples),
         "cached_prompt_tokens": sum(s.cached_tokens for s in samples),
+        "judgments": judgments,
         "finished_at": time.time(),
     }

@@ -17,11 +17,14 @@ import pyarrow.parquet as pq
 
 from selfalign.atomic import atomic_path, fsync_dir, write_text
 from selfalign.generate.card import dataset_card
+from selfalign.generate.feedback import run_figures
+from selfalign.stages.judge_figures import write_preference_histogram
 from selfalign.constitution import Constitution
 from selfalign.generate.run_state import shard_dir, state_dir
 from selfalign.generate.shards import KINDS, shard_path
 
 ROWS_PER_FILE = 100_000
+HISTOGRAM = "preference_histogram.png"  # beside the card, when a judge ran
 # Column statistics (min/max of long texts, per row group) stay in the writer's memory until the
 # file closes, so they would grow with the run; the rows are read whole anyway.
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}
@@ -122,6 +125,12 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
         "engine_seconds": round(_busy_seconds(ledger.values()), 3),
         "shards": len(shards),
     }
+    settings = manifest["settings"]
+    if settings.get("feedback"):
+        records = (r for index in shards for r in ledger[index].get("judgments", []))
+        figures, preferences = run_figures(records, settings["min_preference"])
+        counts["feedback"] = {"mode": settings["feedback"], **figures}
+        write_preference_histogram(preferences, out / HISTOGRAM)
     lengths = _lengths(out / "prefs")
     write_text(out / "README.md", dataset_card(manifest, counts, lengths, constitution))
     return counts

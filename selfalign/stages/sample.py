@@ -24,6 +24,15 @@ class Round:
 
 
 @dataclass
+class RankedPair:
+    """One judged comparison this sample won (rank mode): the loser and P(this ≻ loser)."""
+
+    rejected: "Sample"
+    preference: float
+    judgment: object  # selfalign.stages.judge.Judgment
+
+
+@dataclass
 class Sample:
     """One independent first answer to a prompt, and everything said about it since."""
 
@@ -37,6 +46,15 @@ class Sample:
     cached_tokens: int = 0
     failure: str | None = None  # reason code once a stage could not answer; later stages skip it
     failed_stage: str | None = None
+    # AI feedback. verify: the judgment of (final ≻ first answer) and why it is refused, if it is.
+    judgment: object | None = None  # selfalign.stages.judge.Judgment
+    judge_reject: tuple[str, str] | None = None  # (reason, detail)
+    # rank: the comparisons this sample won, its Bradley-Terry score and rank among the prompt's
+    # samples (1 = best), and comparisons of it that gave no pair, as (reason, detail).
+    won: list[RankedPair] = field(default_factory=list)
+    score: float | None = None
+    rank: int | None = None
+    unpaired: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
