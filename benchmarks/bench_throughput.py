@@ -4,8 +4,9 @@ the engine.
 One vLLM engine (the embedded SmolLM2-135M-Instruct, or --model) serves, in one process:
   1. the run: `--prompts` sample prompts through the product's flow (answer, critique, revise;
      shards, ledger and shard files included), every request recorded as the engine saw it;
-  2. the replay: exactly those requests (the same rendered conversations), each forced to the
-     output length it had, all submitted at once. That is the engine's ceiling on this work.
+  2. the replay: exactly those requests (the same rendered conversations and sampling
+     parameters), each forced to the output length it had, all submitted at once. That is the
+     engine's ceiling on this work.
 With `--design barrier` the run is the former design instead: per shard, every stage waits for
 all of its requests before the next stage starts (kept here only to be measured).
 
@@ -115,14 +116,16 @@ async def main_async(args) -> dict:
                                 shard_size=args.shard_size)
     plan = plan_run(settings, resolve_model)
     started = time.perf_counter()
+    extra = dict(option.split("=", 1) for option in args.engine_option)
+    extra = {k: json.loads(v) for k, v in extra.items()}
     engine = VLLMEngine(plan.model, seed=0, max_num_seqs=args.max_num_seqs,
-                        cpu_kv_cache_gib=args.kv_cache_gib, record_load=True)
+                        cpu_kv_cache_gib=args.kv_cache_gib, record_load=True, extra=extra)
     report = {"model": plan.model, "engine_start_s": round(time.perf_counter() - started, 1),
               "design": args.design, "prompts": args.prompts, "rounds": args.rounds,
               "max_tokens": args.max_tokens, "shard_size": args.shard_size}
     engine.record = []
     began = time.monotonic()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if args.design == "flow":
         await _run_shards(plan, engine, engine, {}, log=lambda message: None)
     else:
@@ -130,19 +133,27 @@ async def main_async(args) -> dict:
     seconds = time.perf_counter() - started
     recorded = engine.record
     engine.record = None
-    tokens = sum(n for _, n in recorded)
+    load = engine.load
+    report["engine_counters_run"] = {"preempted": load.preempted,
+                                     "prefilled_tokens": load.prompt_tokens}
+    tokens = sum(n for _, _, n in recorded)
     report["run"] = {"requests": len(recorded), "output_tokens": tokens,
                      "seconds": round(seconds, 1),
                      "output_tokens_per_s": round(tokens / seconds, 1),
+                     "client_cpu_s": round(time.process_time() - cpu, 1),
                      **fullness(engine.load.samples, engine.max_num_seqs, began)}
     if args.replay:
         engine.load.samples.clear()
-        began = time.monotonic()
+        load.preempted = load.prompt_tokens = 0
+        began, cpu = time.monotonic(), time.process_time()
         replay_tokens, replay_seconds = await engine.replay(recorded)
         report["replay"] = {"requests": len(recorded), "output_tokens": replay_tokens,
                             "seconds": round(replay_seconds, 1),
                             "output_tokens_per_s": round(replay_tokens / replay_seconds, 1),
+                            "client_cpu_s": round(time.process_time() - cpu, 1),
                             **fullness(engine.load.samples, engine.max_num_seqs, began)}
+        report["engine_counters_replay"] = {"preempted": load.preempted,
+                                            "prefilled_tokens": load.prompt_tokens}
         report["run_vs_replay"] = round(report["run"]["output_tokens_per_s"]
                                         / report["replay"]["output_tokens_per_s"], 3)
     engine.close()
@@ -162,6 +173,8 @@ def main() -> None:
                         help="CPU KV cache: room for a full batch of few-shot conversations")
     parser.add_argument("--design", choices=["flow", "barrier"], default="flow")
     parser.add_argument("--no-replay", dest="replay", action="store_false")
+    parser.add_argument("--engine-option", action="append", default=[], metavar="KEY=JSON",
+                        help="Extra vLLM engine argument, e.g. enable_chunked_prefill=true")
     parser.add_argument("--constitution", default=str(REPO / "constitution/3h.yaml"))
     parser.add_argument("--model", default=None)
     parser.add_argument("--json", default=None, help="Also write the figures to this file.")

@@ -73,11 +73,13 @@ class LoadSamples:
 
     def __init__(self) -> None:
         self.samples: list[tuple[float, int, int, int]] = []  # time, engine index, running, waiting
+        self.preempted = 0  # requests evicted for want of KV cache (their work is redone)
+        self.prompt_tokens = self.generation_tokens = 0
 
     def logger_factory(self):
         from vllm.v1.metrics.loggers import StatLoggerBase
 
-        samples = self.samples
+        samples, load = self.samples, self
 
         class _Recorder(StatLoggerBase):
             def __init__(self, vllm_config, engine_index: int = 0) -> None:
@@ -85,6 +87,10 @@ class LoadSamples:
 
             def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None,
                        engine_idx: int = 0) -> None:
+                if iteration_stats is not None:
+                    load.preempted += iteration_stats.num_preempted_reqs
+                    load.prompt_tokens += iteration_stats.num_prompt_tokens
+                    load.generation_tokens += iteration_stats.num_generation_tokens
                 if scheduler_stats is not None:
                     samples.append((time.monotonic(), engine_idx,
                                     scheduler_stats.num_running_reqs,
@@ -153,7 +159,8 @@ class VLLMEngine:
         self.tokenizer = self.engine.get_tokenizer()
         self._ids = itertools.count()
         self._chat_params, self._tok_params = self._render_settings()
-        self.record: list[tuple[Any, int]] | None = None  # (engine input, output tokens) when on
+        # (engine input, sampling params, output tokens) of every request, when a list (benchmarks)
+        self.record: list[tuple[Any, Any, int]] | None = None
 
     def _render_settings(self):
         """What `LLM.chat` renders with: the model's template, a generation prompt, and no
@@ -194,7 +201,7 @@ class VLLMEngine:
             return Completion.failed("engine_error: no output", prompt_tokens)
         completion = self._to_completion(final, request)
         if self.record is not None:
-            self.record.append((dict(engine_input), completion.output_tokens))
+            self.record.append((dict(engine_input), params, completion.output_tokens))
         return completion
 
     def describe(self) -> dict:
@@ -261,18 +268,21 @@ class VLLMEngine:
 
     # -- replay, for benchmarks: the same requests at once, each forced to its recorded length --
 
-    async def replay(self, recorded: list[tuple[Any, int]]) -> tuple[int, float]:
-        """Submit every recorded request at once with `min_tokens = max_tokens = n` and EOS
-        ignored; returns (output tokens, seconds). The engine's ceiling on exactly that work."""
+    async def replay(self, recorded: list[tuple[Any, Any, int]]) -> tuple[int, float]:
+        """Submit every recorded request at once, with its own sampling parameters but forced
+        to the length it had (`min_tokens = max_tokens = n`, EOS ignored); returns (output
+        tokens, seconds). The engine's ceiling on exactly that work."""
         import asyncio
 
         from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
 
-        async def one(engine_input, n: int) -> int:
+        async def one(engine_input, original, n: int) -> int:
             engine_input = dict(engine_input, arrival_time=time.time())
-            params = SamplingParams(max_tokens=n, min_tokens=n, ignore_eos=True, temperature=0,
-                                    output_kind=RequestOutputKind.FINAL_ONLY)
+            params = SamplingParams(max_tokens=n, min_tokens=n, ignore_eos=True,
+                                    temperature=original.temperature, top_p=original.top_p,
+                                    seed=original.seed,
+                                    logprob_token_ids=original.logprob_token_ids,
+                                    output_kind=original.output_kind)
             tokens = 0
             async for out in self.engine.generate(engine_input, params,
                                                   f"replay{next(self._ids)}"):
@@ -280,7 +290,7 @@ class VLLMEngine:
             return tokens
 
         started = time.perf_counter()
-        counts = await asyncio.gather(*(one(i, n) for i, n in recorded if n > 0))
+        counts = await asyncio.gather(*(one(i, p, n) for i, p, n in recorded if n > 0))
         return sum(counts), time.perf_counter() - started
 
 
