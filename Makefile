@@ -5,7 +5,7 @@
 #   make test        set-up, then the whole test suite
 #   make test-fast   set-up, then the tests that need neither vLLM nor training
 #   make validate    check every principle, exemplar and constitution file
-#   make bench       the benchmarks in benchmarks/ (tens of minutes on 2 CPU cores)
+#   make bench       the benchmarks in benchmarks/ (about 1.5 hours on 2 CPU cores)
 #   make clean       remove the demo output and caches (keeps .venv; `make distclean` drops it)
 
 SHELL := /bin/bash
@@ -138,7 +138,12 @@ validate: setup
 bench: setup
 	$(PY) benchmarks/bench_prepare.py --rows $(BENCH_ROWS)
 	$(PY) benchmarks/bench_runner_memory.py 10000 $(BENCH_ROWS)
-	$(PY) benchmarks/bench_throughput.py --prompts 48 --max-tokens 64
+	$(PY) benchmarks/bench_throughput.py --prompts 1024 --max-tokens 32 --kv-cache-gib 12
+	$(PY) benchmarks/bench_throughput.py --prompts 1024 --max-tokens 16 --kv-cache-gib 12 \
+	    --shard-size 64 --no-replay
+	$(PY) benchmarks/bench_throughput.py --prompts 1024 --max-tokens 16 --kv-cache-gib 12 \
+	    --shard-size 64 --no-replay --design barrier
+	$(PY) benchmarks/bench_openai_backend.py --prompts 256 --max-tokens 32
 	$(PY) benchmarks/dpo_smollm2.py
 
 # Generated data outside outputs/demo is yours: clean leaves it alone.

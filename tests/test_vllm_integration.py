@@ -56,8 +56,10 @@ def test_three_stages_on_vllm_write_the_contract(tiny_model_dir, tmp_path):
         {"id": "d", "prompt": "Which vitamin cures the common cold?"},
     ])
     out = tmp_path / "out"
-    result = run_cli(generate_cmd(tiny_model_dir, prompts, out, "--samples", "2"))
-    assert "preference pairs" in result.stdout
+    # The judge runs too (verify); with --min-preference 0 it keeps every pair it judged.
+    result = run_cli(generate_cmd(tiny_model_dir, prompts, out, "--samples", "2",
+                                  "--feedback", "verify", "--min-preference", "0"))
+    assert "preference pairs" in result.stdout and "AI feedback (verify)" in result.stdout
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["engine"]["backend"] == "vllm"
@@ -81,6 +83,15 @@ def test_three_stages_on_vllm_write_the_contract(tiny_model_dir, tmp_path):
         assert [m["role"] for m in pair["chosen"]] == [m["role"] for m in pair["rejected"]] == [
             "assistant"]
         assert pair["chosen"] != pair["rejected"]
+        assert 0.0 <= pair["preference"] <= 1.0 and len(pair["judge_principle_ids"]) == 1
+    judged = [t for t in traces if t["first_position_probs"]]
+    assert judged and len(judged) == len(prefs)
+    for t in judged:
+        # Both orders were asked; each P(A) is renormalised over the two letters, so P(A) and
+        # P(B) of one question sum to 1, and the pair's preference averages the two orders.
+        p_first_order, p_second_order = t["first_position_probs"]
+        assert 0.0 < p_first_order < 1.0 and 0.0 < p_second_order < 1.0
+        assert t["preference"] == pytest.approx((p_first_order + 1 - p_second_order) / 2)
     b_rows = [t for t in traces if t["prompt_id"] == "b"]
     assert b_rows[0]["prompt"] == "Keep {{ x }} {0} %s </s> <|im_end|> as typed."
     sft = rows_of(out / "sft")

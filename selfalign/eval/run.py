@@ -119,13 +119,23 @@ def plan_eval(settings: EvalSettings, resolve_model: Callable[[str | None], str]
 
 def resolve_models(settings: EvalSettings,
                    resolve_model: Callable[[str | None], str]) -> dict[str, str]:
-    """Local folders and ids checked as generate checks them; an openai server's model names are
-    the server's business and pass as given."""
+    """Local folders and ids checked as generate checks them; behind --backend openai, each
+    model's servers must answer and serve it (checked as generate checks its servers)."""
     if settings.backend == "openai":
         if settings.baseline is None:
             raise UserError("--backend openai: pass --baseline with the name the server gives the "
                             "baseline model (the embedded default is not served)")
-        resolve_model = _as_given
+        from selfalign.engine.openai_engine import check_servers
+
+        def served_by(role: str) -> Callable[[str | None], str]:
+            return lambda model: check_servers(list(settings.urls_of(role)), model,
+                                               settings.api_key_env,
+                                               timeout=min(settings.request_timeout, 30.0))
+
+        return {"candidate": _resolved(served_by("candidate"), "--model", settings.model),
+                "baseline": _resolved(served_by("baseline"), "--baseline", settings.baseline),
+                "judge": _resolved(served_by("judge"), "--judge-model",
+                                   settings.judge_model or settings.baseline)}
     candidate = _resolved(resolve_model, "--model", settings.model)
     baseline = _resolved(resolve_model, "--baseline", settings.baseline)
     judge = (baseline if settings.judge_model is None
@@ -142,10 +152,6 @@ def _resolved(resolve_model: Callable[[str | None], str], flag: str, model: str 
         if message.startswith("--model "):
             message = flag + message[len("--model"):]
         raise UserError(message) from None
-
-
-def _as_given(model: str | None) -> str:
-    return model or ""
 
 
 def load_eval_prompts(settings: EvalSettings) -> tuple[list[PromptRecord], dict[str, int]]:

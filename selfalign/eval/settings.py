@@ -72,7 +72,7 @@ class EvalSettings:
     candidate_base_url: tuple[str, ...] = ()  # openai: overrides base_url for one model
     baseline_base_url: tuple[str, ...] = ()
     judge_base_url: tuple[str, ...] = ()
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = None  # None: $OPENAI_API_KEY if set, else no key (local servers)
     max_concurrency: int = 64
     request_timeout: float = 600.0
 
