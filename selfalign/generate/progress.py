@@ -48,7 +48,8 @@ class RunProgress:
 
     def prompt_done(self, samples: list[Sample]) -> None:
         self.prompts += 1
-        self.pairs += sum(sample_status(s) == "pair" for s in samples)
+        # A sample's own pair, or (rank mode) the comparisons it won.
+        self.pairs += sum((sample_status(s) == "pair") + len(s.won) for s in samples)
         self.bar.update(1)
         self._show()
 
