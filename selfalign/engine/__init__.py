@@ -57,13 +57,9 @@ def judge_checker(settings) -> Callable[[str], None]:
     def check_tokenizer(model: str) -> None:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        for letter in OPTIONS:
-            ids = tokenizer.encode(letter, add_special_tokens=False)
-            if len(ids) != 1:
-                raise UserError(f"judge model {model}: its tokenizer splits the option letter "
-                                f"{letter!r} into {len(ids)} tokens {ids}; the judge reads one "
-                                f"token per option. Choose another --judge-model")
+        from selfalign.engine.base import option_token_ids
+
+        option_token_ids(AutoTokenizer.from_pretrained(model), OPTIONS, model)
 
     return check_tokenizer
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from selfalign.errors import UserError
+
 Message = dict[str, str]
 Conversation = list[Message]
 
@@ -63,6 +65,20 @@ class Completion:
     @classmethod
     def failed(cls, reason: str, prompt_tokens: int = 0) -> "Completion":
         return cls(text="", prompt_tokens=prompt_tokens, finish_reason="error", error=reason)
+
+
+def option_token_ids(tokenizer, options: tuple[str, ...], model: str = "") -> list[int]:
+    """The token id of each option of a multiple-choice request; an option the tokenizer does
+    not keep as one token is refused, since the answer is read from one position."""
+    ids = []
+    for option in options:
+        encoded = tokenizer.encode(option, add_special_tokens=False)
+        if len(encoded) != 1:
+            raise UserError(f"judge model {model}: its tokenizer splits the option letter "
+                            f"{option!r} into {len(encoded)} tokens {encoded}; the judge reads "
+                            f"one token per option. Choose another --judge-model")
+        ids.append(encoded[0])
+    return ids
 
 
 class EngineFailure(RuntimeError):

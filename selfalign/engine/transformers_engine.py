@@ -13,8 +13,7 @@ import asyncio
 import threading
 from collections import deque
 
-from selfalign.engine.base import Completion, EngineFailure, Request
-from selfalign.errors import UserError
+from selfalign.engine.base import Completion, EngineFailure, Request, option_token_ids
 from selfalign.stable_hash import derived_seed
 
 BATCH_SIZE = 16
@@ -141,13 +140,7 @@ class TransformersEngine:
         import torch
 
         options = requests[0].options
-        ids = []
-        for option in options:
-            encoded = self.tokenizer.encode(option, add_special_tokens=False)
-            if len(encoded) != 1:
-                raise UserError(f"the judge model's tokenizer splits the option {option!r} into "
-                                f"{len(encoded)} tokens; each option letter must be one token")
-            ids.append(encoded[0])
+        ids = option_token_ids(self.tokenizer, options, self.model)
         with torch.no_grad():
             logits = self.net(**tokens).logits[:, -1, :].float()
         logprobs = torch.log_softmax(logits, dim=-1)

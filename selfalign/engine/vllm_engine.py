@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfalign.engine.base import Completion, EngineFailure, Request
-from selfalign.errors import UserError
+from selfalign.engine.base import Completion, EngineFailure, Request, option_token_ids
 
 CPU_MAX_MODEL_LEN = 8192  # without chunked prefill one step must hold a whole prompt
 
@@ -158,6 +157,7 @@ class VLLMEngine:
         self.capacity = self.max_num_seqs * data_parallel_size
         self.tokenizer = self.engine.get_tokenizer()
         self._ids = itertools.count()
+        self._option_ids: dict[tuple[str, ...], list[int]] = {}
         self._chat_params, self._tok_params = self._render_settings()
         # (engine input, sampling params, output tokens) of every request, when a list (benchmarks)
         self.record: list[tuple[Any, Any, int]] | None = None
@@ -227,16 +227,11 @@ class VLLMEngine:
         return engine_input
 
     def option_token_ids(self, options: tuple[str, ...]) -> list[int]:
-        """The token id of each option; an option that is not exactly one token is refused."""
-        ids = []
-        for option in options:
-            encoded = self.tokenizer.encode(option, add_special_tokens=False)
-            if len(encoded) != 1:
-                raise UserError(f"the judge model's tokenizer splits the option {option!r} into "
-                                f"{len(encoded)} tokens {encoded}; a judge needs each option "
-                                f"letter to be one token")
-            ids.append(encoded[0])
-        return ids
+        """Each option's token id, worked out once per set of options (every judge question
+        asks the same letters)."""
+        if options not in self._option_ids:
+            self._option_ids[options] = option_token_ids(self.tokenizer, options, self.model)
+        return self._option_ids[options]
 
     def _params(self, request: Request):
         from vllm import SamplingParams

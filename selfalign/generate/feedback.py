@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from selfalign.constitution import Constitution
+from selfalign.generate.rows import sample_status
 from selfalign.stages.cleaning import same_text
 from selfalign.stages.judge import (Ask, Judgment, bradley_terry, draw_comparison_principles,
                                     judge_pair, orient, ranks_from_scores)
@@ -36,7 +37,7 @@ class Feedback:
 async def verify(sample: Sample, constitution: Constitution, feedback: Feedback, seed: int,
                  judge: Ask) -> None:
     """Judge (final revision, first answer); refuse the pair below `min_preference`."""
-    if sample.judgment is not None or not _pairable(sample):
+    if sample.judgment is not None or sample_status(sample) != "pair":
         return
     record = sample.record
     principles = draw_comparison_principles(constitution, seed, record.id,
@@ -90,11 +91,6 @@ async def rank(samples: list[Sample], constitution: Constitution, feedback: Feed
     scores = bradley_terry(len(usable), soft_wins)
     for sample, score, place in zip(usable, scores, ranks_from_scores(scores)):
         sample.score, sample.rank = score, place
-
-
-def _pairable(sample: Sample) -> bool:
-    return sample.alive and bool(sample.initial) and bool(sample.final) \
-        and not same_text(sample.final, sample.initial)
 
 
 def _count_tokens(sample: Sample, judgment: Judgment) -> None:
