@@ -61,8 +61,7 @@ def value_text(prop: dict, root: dict) -> str:
     if isinstance(kind, list):
         text = " or ".join(value_text({**prop, "type": one}, root) for one in kind)
     elif kind == "string":
-        pattern = prop.get("pattern")
-        text = "kebab-case name" if pattern == KEBAB else "text, not blank" if pattern == r"\S" else "text"
+        text = string_text(prop, plural=False)
     elif kind in ("number", "integer"):
         text = kind
         if "exclusiveMinimum" in prop:
@@ -71,7 +70,12 @@ def value_text(prop: dict, root: dict) -> str:
             text += f" ≥ {prop['minimum']}"
     elif kind == "array":
         items = resolve(prop.get("items", {}), root)
-        item_text = "objects (below)" if items.get("type") == "object" else value_text(items, root)
+        if items.get("type") == "object":
+            item_text = "objects (below)"
+        elif items.get("type") == "string":
+            item_text = string_text(items, plural=True)
+        else:
+            item_text = value_text(items, root)
         text = f"list of {item_text}"
         if prop.get("minItems"):
             text += f", at least {prop['minItems']}"
@@ -85,6 +89,15 @@ def value_text(prop: dict, root: dict) -> str:
     if "default" in prop:
         text += f" (default {prop['default']})"
     return text
+
+
+def string_text(prop: dict, plural: bool) -> str:
+    pattern = prop.get("pattern")
+    if pattern == KEBAB:
+        return "kebab-case names" if plural else "kebab-case name"
+    if pattern == r"\S":
+        return "non-blank texts" if plural else "non-blank text"
+    return "texts" if plural else "text"
 
 
 def resolve(prop: dict, root: dict) -> dict:
