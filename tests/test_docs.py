@@ -76,33 +76,21 @@ def section_of(html: str, anchor: str) -> str:
 
 # -- the build --------------------------------------------------------------------------------
 
-def test_the_copy_builds_like_the_repository(project_copy, tmp_path):
-    # The two tests below break the copy; this one shows the unbroken copy builds.
-    result = build_site(project_copy, tmp_path / "site")
-    assert result.returncode == 0, result.stderr
-
-
-def test_a_broken_link_fails_the_build(project_copy, tmp_path):
-    page = project_copy / "docs" / "guides" / "training.md"
-    page.write_text(page.read_text() + "\nSee [the old page](../training-old.md).\n")
-    result = build_site(project_copy, tmp_path / "site")
-    assert result.returncode != 0
-    assert "'../training-old.md'" in result.stderr, result.stderr
-
-
-def test_a_page_missing_from_the_nav_fails_the_build(project_copy, tmp_path):
+def test_broken_links_anchors_and_pages_left_out_of_the_nav_fail_the_build(project_copy, tmp_path):
+    # One build with three faults: strict mode reports every warning before it aborts, and the
+    # count shows the unbroken copy itself builds cleanly (one build saves a few seconds).
+    training = project_copy / "docs" / "guides" / "training.md"
+    training.write_text(training.read_text() + "\nSee [the old page](../training-old.md).\n")
+    index = project_copy / "docs" / "index.md"
+    index.write_text(index.read_text() + "\n[gone](reference/outputs.md#no-such-section)\n")
     (project_copy / "docs" / "guides" / "orphan.md").write_text("# Orphan\n\nNo nav entry.\n")
     result = build_site(project_copy, tmp_path / "site")
     assert result.returncode != 0
-    assert "guides/orphan.md" in result.stderr, result.stderr
-
-
-def test_a_missing_anchor_fails_the_build(project_copy, tmp_path):
-    page = project_copy / "docs" / "index.md"
-    page.write_text(page.read_text() + "\n[gone](reference/outputs.md#no-such-section)\n")
-    result = build_site(project_copy, tmp_path / "site")
-    assert result.returncode != 0
-    assert "#no-such-section" in result.stderr, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 3, result.stderr
+    assert "'../training-old.md'" in result.stderr
+    assert "#no-such-section" in result.stderr
+    assert "guides/orphan.md" in result.stderr
 
 
 # -- the generated references -----------------------------------------------------------------
