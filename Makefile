@@ -5,6 +5,7 @@
 #   make test        set-up, then the whole test suite
 #   make test-fast   set-up, then the tests that need neither vLLM nor training
 #   make validate    check every principle, exemplar and constitution file
+#   make docs        build the documentation site into site/ (mkdocs build --strict)
 #   make bench       the benchmarks in benchmarks/ (about 1.5 hours on 2 CPU cores)
 #   make clean       remove the demo output and caches (keeps .venv; `make distclean` drops it)
 
@@ -32,10 +33,10 @@ DEMO_ARGS        = --principles $(DEMO_PRINCIPLES) --prompts $(DEMO_PROMPTS) --o
 
 BENCH_ROWS ?= 200000
 
-.PHONY: help setup demo demo-summary recipe test test-fast validate bench clean distclean
+.PHONY: help setup demo demo-summary recipe test test-fast validate docs bench clean distclean
 
 help:
-	@sed -n '3,9s/^# \{0,1\}//p' Makefile
+	@sed -n '3,10s/^# \{0,1\}//p' Makefile
 
 setup:
 	@bash scripts/setup.sh
@@ -134,6 +135,12 @@ test-fast: setup
 validate: setup
 	$(SELFALIGN) validate principles/ constitution/
 
+# --strict turns every warning into a failure: a broken link or anchor, a page missing from the
+# nav. The CLI reference is generated from the click commands, so the site imports selfalign.
+# NO_MKDOCS_2_WARNING silences a notice Material prints on every build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 # Each benchmark prints its own figures; BENCH_ROWS scales the prompt-preparation one.
 bench: setup
 	$(PY) benchmarks/bench_prepare.py --rows $(BENCH_ROWS)
@@ -148,7 +155,7 @@ bench: setup
 
 # Generated data outside outputs/demo is yours: clean leaves it alone.
 clean:
-	rm -rf $(DEMO_OUT) $(RECIPE_OUT) build dist .pytest_cache
+	rm -rf $(DEMO_OUT) $(RECIPE_OUT) build dist site .pytest_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
