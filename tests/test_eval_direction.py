@@ -184,7 +184,8 @@ def test_a_judge_that_only_follows_position_gives_ties(inputs):
 
 
 def stand_in_judge(request: dict) -> list[tuple[str, float]]:
-    p = p_option_a(request["messages"][-1]["content"])
+    text = request["messages"][-1]["content"]
+    p = p_option_a(text) if "\n(A) " in text else 0.5  # else eval's check: are there logprobs?
     return [("A", math.log(p)), ("B", math.log(1 - p))]
 
 
@@ -207,10 +208,10 @@ def test_eval_through_the_openai_backend_reports_the_candidate_s_win_rate(inputs
     assert result.exit_code == 0, result.output
     evaluation = json.loads((Path(inputs["out"]) / "eval.json").read_text())
     assert (evaluation["wins"], evaluation["losses"], evaluation["win_rate"]) == expected
-    # The baseline's server judged (2 questions per prompt, besides its own 8 answers); the
-    # candidate's only answered.
+    # The baseline's server judged: one check question before anything else, then two
+    # questions per prompt (besides its own 8 answers); the candidate's only answered.
     judged = sum(1 for _, _, asked in baseline.arrivals if asked)
-    assert judged == 2 * len(PROMPTS)
+    assert baseline.arrivals[0][2] is True and judged == 1 + 2 * len(PROMPTS)
     assert [asked for _, _, asked in candidate.arrivals] == [False] * len(PROMPTS)
     win_rate = f"win rate {expected[2]:.3f}"
     assert win_rate in result.output
