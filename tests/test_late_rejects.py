@@ -139,3 +139,17 @@ def test_a_judge_without_option_logprobs_is_a_judge_failed_reject(tmp_path):
     prefs = rows(tmp_path / "out" / "prefs" / "train-00000-of-00001.parquet")
     assert [(p["prompt_id"], p["preference"]) for p in prefs] == [("ok", 0.5)]
     assert manifest["counts"]["feedback"]["pairs_judged"] == 1
+
+
+def test_a_ranked_comparison_the_judge_cannot_answer_is_a_judge_failed_reject(tmp_path):
+    prompts = write_prompts(tmp_path / "p.jsonl", [{"id": "r", "prompt": "Rank these answers."}])
+    engine = ScriptedEngine(option_logprobs=lambda request: {}, vary_by_seed=True)
+    run_scripted(write_constitution(tmp_path / "c"), prompts, tmp_path / "out", engine=engine,
+                 feedback="rank", samples=2, rounds=0)
+    rejects = rows(tmp_path / "out" / "rejects.parquet")
+    assert [(r["id"], r["reason"], r["stage"], r["sample_index"], r["detail"])
+            for r in rejects] == [
+        ("r", "judge_failed", "judge", 0,
+         "samples 0 and 1: the judge could not answer: no_option_logprobs")]
+    assert pq.read_table(tmp_path / "out" / "prefs" / "train-00000-of-00001.parquet").num_rows == 0
+    assert len([r for r in engine.calls if r.options]) == 2  # one pair, both orders
