@@ -35,6 +35,7 @@ PROMPTS = [{"id": f"p{i}", "prompt": f"Question {i}: how do I keep basil alive?"
 # So the marked answer gets 0.8 shown first and 0.7 shown second, and P(marked ≻ plain) averaged
 # over both orders is (0.8 + 0.7) / 2 = 0.75.
 P_A_MARKED_FIRST, P_A_MARKED_SECOND = 0.8, 0.3
+P_A_UNDECIDED = 0.8  # with nothing to tell the answers apart, it picks the first position
 COMPARISONS = {"prefer-care": "Which reply shows more care for the plant?",
                "prefer-clarity": "Which reply is clearer?"}
 
@@ -58,7 +59,7 @@ def options_shown(judge_turn: str) -> tuple[str, str]:
 def p_option_a(judge_turn: str) -> float:
     a, b = options_shown(judge_turn)
     if (MARKER in a) == (MARKER in b):
-        return 0.5
+        return P_A_UNDECIDED
     return P_A_MARKED_FIRST if MARKER in a else P_A_MARKED_SECOND
 
 
@@ -176,8 +177,12 @@ def test_the_question_asked_is_the_drawn_principle_s(inputs):
 
 def test_a_judge_that_only_follows_position_gives_ties(inputs):
     evaluation, _ = evaluate(inputs, marked="nobody")
+    # P(A) = 0.8 in both orders: P(candidate) is 0.8, then 1 - 0.8; the orders disagree.
     assert (evaluation["wins"], evaluation["ties"], evaluation["losses"]) == (0, 8, 0)
     assert evaluation["win_rate"] == 0.5
+    assert evaluation["position_consistency"] == {"judged": 8, "consistent": 0, "rate": 0.0}
+    rows = answers_of(inputs["out"])
+    assert [r["preference"] for r in rows] == pytest.approx([0.5] * 8)
 
 
 # ---------------------------------------------------------------- the same through servers
