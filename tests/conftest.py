@@ -53,3 +53,25 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def letter_splitting_model_dir(tmp_path_factory) -> Path:
+    """A checkpoint folder (config and tokenizer only) whose tokenizer turns "A" into two tokens
+    ("▁", "A"), as SentencePiece tokenizers that prepend a space marker can: a judge cannot read
+    one option per position from it."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.,?!"
+    vocab = {"<unk>": 0, "▁": 1, **{c: i + 2 for i, c in enumerate(letters)}}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    path = tmp_path_factory.mktemp("letter-splitting")
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>").save_pretrained(path)
+    (path / "config.json").write_text(json.dumps({"model_type": "llama",
+                                                  "architectures": ["LlamaForCausalLM"]}))
+    return path

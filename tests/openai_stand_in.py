@@ -1,5 +1,8 @@
 """A stand-in OpenAI-compatible server for tests: answers like the scripted engine, and can be
-told to fail, rate-limit or stall a share of requests. It listens on 127.0.0.1 only.
+told to fail, rate-limit, stall or drop a share of requests. It listens on 127.0.0.1 only.
+
+`reply` and `judge` replace its answers (a reply's text; a judge question's `top_logprobs`), so
+a test can script a model whose verdict depends on what it is shown.
 
 Which requests misbehave is decided by a sha256 of the request body and its attempt number, so a
 run sees the same faults every time, and a retried request can succeed.
@@ -14,6 +17,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+# The judge's answer when no `judge` is given: P(A) = 0.8, P(B) = 0.2, whatever it is shown.
+DEFAULT_TOP_LOGPROBS = [("A", -0.2231), ("B", -1.6094)]
 
 
 @dataclass
@@ -23,6 +30,9 @@ class Faults:
     stall: float = 0.0  # share that hang for `stall_seconds` before answering
     stall_seconds: float = 5.0
     always_fail_marker: str = "ALWAYS-500"  # requests containing it fail on every attempt
+    drop: float = 0.0  # share whose connection is closed without an answer
+    limited_attempts: int = 0  # the first this many attempts of every request get 429
+    retry_after: str = "0"  # the Retry-After header of a 429
 
 
 @dataclass
@@ -37,6 +47,10 @@ class StandInServer:
     port: int = 0  # 0: any free port
     stop_after: int | None = None  # go away (close the socket) after this many completions
     api_key: str | None = None  # when set, other keys get 401
+    reply: Callable[[dict], str] | None = None  # request body -> reply text
+    judge: Callable[[dict], list[tuple[str, float]]] | None = None  # -> top (token, logprob)
+    logprobs: bool = True  # False: a server that ignores `logprobs=True`
+    arrivals: list = field(default_factory=list)  # (monotonic time, outcome, asked for logprobs)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -69,9 +83,11 @@ class StandInServer:
             attempt = self.attempts[digest]
         if self.faults.always_fail_marker in text:
             return "fail"
+        if attempt <= self.faults.limited_attempts:
+            return "rate_limit"
         draw = int(hashlib.sha256(f"{digest}/{attempt}".encode()).hexdigest()[:8], 16) / 2**32
         for name, share in (("fail", self.faults.fail), ("rate_limit", self.faults.rate_limit),
-                            ("stall", self.faults.stall)):
+                            ("stall", self.faults.stall), ("drop", self.faults.drop)):
             if draw < share:
                 return name
             draw -= share
@@ -81,13 +97,13 @@ class StandInServer:
         messages = request["messages"]
         last = messages[-1]["content"]
         if request.get("logprobs"):
-            top = [{"token": "A", "logprob": -0.2231, "bytes": None},
-                   {"token": "B", "logprob": -1.6094, "bytes": None}]
-            logprobs = {"content": [{"token": "A", "logprob": -0.2231, "bytes": None,
-                                     "top_logprobs": top}]}
-            text = "A"
+            pairs = self.judge(request) if self.judge else DEFAULT_TOP_LOGPROBS
+            top = [{"token": token, "logprob": logprob, "bytes": None} for token, logprob in pairs]
+            best = max(top, key=lambda t: t["logprob"])
+            logprobs = {"content": [{**best, "top_logprobs": top}]} if self.logprobs else None
+            text = best["token"]
         else:
-            logprobs, text = None, f"reply to: {last}"
+            logprobs, text = None, self.reply(request) if self.reply else f"reply to: {last}"
         prompt_tokens = sum(len(m["content"].split()) for m in messages)
         return {"id": "cmpl-stand-in", "object": "chat.completion", "created": int(time.time()),
                 "model": self.model,
@@ -131,13 +147,18 @@ class StandInServer:
                 with server.lock:
                     server.seen[outcome] += 1
                     server.seeds.append(request.get("seed"))
+                    server.arrivals.append((time.monotonic(), outcome,
+                                            bool(request.get("logprobs"))))
                 if request.get("model") != server.model:
                     self._send(404, {"error": {"message": f"model {request.get('model')} "
                                                           f"does not exist"}})
                 elif outcome == "fail":
                     self._send(500, {"error": {"message": "stand-in failure"}})
                 elif outcome == "rate_limit":
-                    self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
+                    self._send(429, {"error": {"message": "slow down"}},
+                               {"Retry-After": server.faults.retry_after})
+                elif outcome == "drop":
+                    self.close_connection = True  # hang up without a word
                 else:
                     if outcome == "stall":
                         time.sleep(server.faults.stall_seconds)

@@ -66,7 +66,7 @@ class ScriptedEngine:
             return Completion.failed("too_long", tokens)
         if request.options:
             logprobs = self.option_logprobs(request)
-            best = max(logprobs, key=logprobs.get)
+            best = max(logprobs, key=logprobs.get, default="")  # {}: a judge with no logprobs
             return Completion(text=best, prompt_tokens=tokens, output_tokens=1,
                               option_logprobs=logprobs)
         if request.stage == "answer":

@@ -42,3 +42,29 @@ def test_scores_do_not_depend_on_the_batch(tiny_reward_model):
 def test_a_causal_model_is_not_a_reward_model(tiny_model_dir):
     with pytest.raises(UserError, match="not a sequence classifier.*LlamaForCausalLM"):
         check_reward_model(str(tiny_model_dir))
+
+
+def test_the_score_is_the_classifier_s_logit_on_the_answer_in_its_conversation(
+        tiny_reward_model):
+    """Worked out directly: the chat template of (conversation + answer) through the model; two
+    answers to one conversation get two different scores, each the model's own logit."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = check_reward_model(str(tiny_reward_model))
+    conversation = [{"role": "user", "content": "Name a prime."}]
+    answers = ["Seven.", "I will not tell you that."]
+    scores = score_answers(model, [conversation, conversation], answers)
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_reward_model)
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model).eval()
+    expected = []
+    for answer in answers:
+        text = tokenizer.apply_chat_template(
+            conversation + [{"role": "assistant", "content": answer}], tokenize=False)
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        assert answer in text
+        with torch.no_grad():
+            expected.append(float(net(**ids).logits[0, 0]))
+    assert len(scores) == 2 and scores == pytest.approx(expected, abs=1e-4)
+    assert abs(scores[0] - scores[1]) > 1e-3  # the answer, not only the prompt, is scored

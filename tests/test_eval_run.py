@@ -309,15 +309,17 @@ def test_the_command_runs_and_prints_what_it_wrote(inputs, monkeypatch):
     import selfalign.eval.run
     from selfalign.cli import main
 
-    engines, judge = EngineLog(), FakeJudge(PREFERENCES, PRINCIPLE_OF)
+    engines, judge, checked = EngineLog(), FakeJudge(PREFERENCES, PRINCIPLE_OF), []
     monkeypatch.setattr(selfalign.engine, "make_engine", engines)
     monkeypatch.setattr(selfalign.engine, "resolve_model", as_given)
+    monkeypatch.setattr(selfalign.engine, "judge_checker", lambda settings: checked.append)
     monkeypatch.setattr(selfalign.eval.run, "constitution_judge", lambda **_: judge.as_judge())
     args = ["eval", "--model", "cand", "--baseline", "base", "--prompts", inputs["prompts"][0],
             "--principles", inputs["principles"][0], "--out", inputs["out"], "--max-tokens", "8",
             "--harmful-categories", "red_team"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert checked == ["base"]  # the judge (the baseline) was checked before any model loaded
     assert "win rate 0.600 (95% CI" in result.output and "2 wins, 2 ties, 1 loss" in result.output
     assert "eval.json, answers.parquet, report.md, lengths.png" in result.output
     assert json.loads((Path(inputs["out"]) / "eval.json").read_text())["settings"][

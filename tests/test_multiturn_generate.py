@@ -65,7 +65,9 @@ def test_prefs_prompt_is_the_whole_conversation(run_dir):
 
 def test_sft_messages_are_the_conversation_and_the_final_answer(run_dir):
     prefs = {row["prompt_id"]: row for row in _rows(run_dir / "prefs")}
-    for row in _rows(run_dir / "sft"):
+    sft = _rows(run_dir / "sft")
+    assert sorted(row["prompt_id"] for row in sft) == sorted(CONVERSATIONS)
+    for row in sft:
         conversation = CONVERSATIONS[row["prompt_id"]]
         assert row["messages"] == conversation + prefs[row["prompt_id"]]["chosen"]
 

@@ -144,6 +144,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
     spans = _spans(reference)
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), \
         "shards should overlap in time"
+    assert len(resumed_rows) == len(reference_rows) == PROMPTS
     for resumed, uninterrupted in zip(resumed_rows, reference_rows):
         assert resumed["initial"] == uninterrupted["initial"]
         assert resumed["final"] == uninterrupted["final"]

@@ -77,6 +77,9 @@ def test_generate_through_a_real_vllm_server(vllm_server, tmp_path):
     # Token counts come from the server's `usage`; its prefix cache reports hits too.
     assert all(t["prompt_tokens"] > 0 and t["output_tokens"] > 0 for t in live)
     judged = [t for t in traces if t["preference"] is not None]
+    # Verify judges every sample with a pair (revision differs from the first answer).
+    pairs = [t for t in traces if t["status"] in ("pair", "judge_prefers_rejected")]
+    assert judged and len(judged) == len(pairs), [t["status"] for t in traces]
     for t in judged:  # the judge's option probabilities came back as top_logprobs
         assert 0.0 <= t["preference"] <= 1.0 and len(t["first_position_probs"]) == 2
     assert "AI feedback (verify)" in result.stdout

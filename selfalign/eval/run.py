@@ -97,12 +97,18 @@ class EvalPlan:
 
 
 def plan_eval(settings: EvalSettings, resolve_model: Callable[[str | None], str],
-              judge: Judge) -> EvalPlan:
-    """Check principles, prompts, models, reward model and output folder; load nothing heavy."""
+              judge: Judge, check_judge: Callable[[str], None] | None = None) -> EvalPlan:
+    """Check principles, prompts, models, reward model and output folder; load nothing heavy.
+
+    `check_judge` refuses a judge model that cannot give option log-probabilities (the CLI
+    passes the engine module's, as generate does), before either model answers a prompt.
+    """
     constitution = load_constitution(settings.principles)
     judge.check(constitution)
     records, rejects = load_eval_prompts(settings)
     models = resolve_models(settings, resolve_model)
+    if check_judge is not None:
+        check_judge(models["judge"])
     reward_model = None
     if settings.reward_model is not None:
         from selfalign.eval.reward import check_reward_model
