@@ -286,6 +286,9 @@ def test_a_binary_prompts_file_fails_before_any_model_loads(setup, tmp_path):
         "undecodable"]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["status"] == "empty" and manifest["counts"]["rejects"] == {"undecodable": 1}
+    result = verify(tmp_path / "out")
+    assert result.exit_code == 1
+    assert "PROBLEM: the run found no usable prompt and produced no data" in result.output
 
 
 def test_an_all_rejected_jsonl_fails_with_reasons_and_places(setup, tmp_path):

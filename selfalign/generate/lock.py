@@ -100,6 +100,8 @@ def _acquire(out: Path, mine: dict, log: Callable[[str], None]) -> None:
             if holder_alive(holder) is not False:
                 raise _held(out, holder)
             log(f"taking over the lock of {out}: its holder, {describe(holder)}, is gone")
+            # Two runs taking over the same stale lock in the same instant could both win;
+            # it needs a killed run and two restarts within microseconds, so it is accepted.
             path.unlink(missing_ok=True)
         raise UserError(f"could not lock {out}: other runs keep taking it; run one at a time")
     finally:

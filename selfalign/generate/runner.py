@@ -207,6 +207,10 @@ async def _run_shards(plan: Plan, start_engines: Callable[[], tuple[Engine, Engi
                     feedback=feedback)
     shards = cut_shards(read_prompts(settings.prompts, FieldMap.from_settings(settings)),
                         settings.shard_size, settings.limit)
+    peeked = _until_first_prompt(shards, done)
+    engine = judge_engine = None
+    if peeked and peeked[-1].records and peeked[-1].index not in done:
+        engine, judge_engine = start_engines()
     total = _count_rows(settings.prompts)
     if settings.limit is not None:
         total = min(total, settings.limit) if total is not None else settings.limit
@@ -230,16 +234,13 @@ async def _run_shards(plan: Plan, start_engines: Callable[[], tuple[Engine, Engi
             f"pairs, {entry['output_tokens']} output tokens in {seconds:.1f}s")
 
     def unfinished() -> Iterator[Shard]:
-        for shard in shards:
+        for shard in itertools.chain(peeked, shards):
             if shard.index in done:
                 progress.skipped(len(shard.records))
             else:
                 yield shard
 
-    stream = unfinished()
-    peeked = _until_first_prompt(stream)
-    if peeked and peeked[-1].records:
-        engine, judge_engine = start_engines()
+    if engine is not None:
         # Enough open conversations that the engine always has a full batch waiting: each open
         # prompt keeps `samples` requests in flight, one per conversation.
         open_prompts = -(-OPEN_REQUESTS_PER_SLOT * engine.capacity // settings.samples)
@@ -249,17 +250,17 @@ async def _run_shards(plan: Plan, start_engines: Callable[[], tuple[Engine, Engi
     scheduler = ShardScheduler(recipe, ask, shard_done, open_prompts,
                                on_prompt_done=progress.prompt_done, judge=judge)
     try:
-        await scheduler.run(itertools.chain(peeked, stream))
+        await scheduler.run(unfinished())
     finally:
         progress.close()
 
 
-def _until_first_prompt(shards: Iterator[Shard]) -> list[Shard]:
-    """Take shards up to and including the first that has a prompt (all of them if none has)."""
+def _until_first_prompt(shards: Iterator[Shard], done: dict) -> list[Shard]:
+    """Take shards up to and including the first unfinished one with a prompt (all if none)."""
     taken = []
     for shard in shards:
         taken.append(shard)
-        if shard.records:
+        if shard.records and shard.index not in done:
             break
     return taken
 
