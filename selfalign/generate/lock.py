@@ -30,10 +30,10 @@ def lock_path(out: Path) -> Path:
 def read_holder(out: Path) -> dict | None:
     try:
         return json.loads(lock_path(out).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except OSError:  # none, or a folder we cannot read: the output folder checks say so
         return None
-    except (OSError, ValueError):
-        return {"host": "?", "pid": None}  # unreadable: treated as held, the message says so
+    except ValueError:  # not ours to read: treated as held, and the message says how to clear it
+        return {"host": "?", "pid": None}
 
 
 def holder_alive(holder: dict) -> bool | None:
