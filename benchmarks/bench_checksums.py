@@ -39,7 +39,8 @@ def main(argv: list[str]) -> None:
     from selfalign.generate import runner, shards, writers
 
     timed(shards, "file_record", "hash shard files (write_shard)")
-    timed(writers, "bytes_mismatch", "check shard files (assembly)")
+    timed(writers, "shard_problems", "check shard files (before assembly)")
+    timed(writers, "bytes_mismatch", "check shard files (as assembly reads them)")
     timed(runner, "describe_final_files", "hash final files (manifest)")
     timed(runner, "write_shard", "write_shard in all (parquet + hash)")
     started = time.perf_counter()

@@ -119,9 +119,14 @@ def test_resume_redoes_exactly_the_damaged_shards(setup, tmp_path, reference):
     assert_same_outputs(out, reference)
 
 
-def test_assembly_refuses_a_damaged_shard_and_resume_repairs_it(setup, tmp_path, reference):
+@pytest.mark.parametrize("when", ["before assembly", "while reading"])
+def test_assembly_refuses_a_damaged_shard_and_resume_repairs_it(setup, tmp_path, reference,
+                                                                 monkeypatch, when):
     out = tmp_path / "out"
     interrupted(setup, out)
+    if when == "while reading":  # damage after the check of all shards: the read checks too
+        import selfalign.generate.writers as writers
+        monkeypatch.setattr(writers, "_check_shards", lambda out, shards: None)
     damaged = shard_file(out, 1, "prefs")
     recorded = read_ledger(out)[1]["files"]["prefs"]["bytes"]
 

@@ -143,8 +143,8 @@ def writing(out: Path, what: str) -> Iterator[None]:
 
 # -- are the recorded shards still what was written? ---------------------------------------
 
-def shard_problems(out: Path, entry: dict) -> list[str]:
-    """Why a recorded shard's files cannot be trusted, one phrase per file; empty if all match.
+def shard_problems(out: Path, entry: dict) -> list[tuple[Path, str]]:
+    """The recorded shard's files that cannot be trusted, each with why; empty if all match.
 
     Entries written before files were checksummed can only be checked for presence.
     """
@@ -157,7 +157,7 @@ def shard_problems(out: Path, entry: dict) -> list[str]:
         else:
             why = None if path.is_file() else "missing"
         if why:
-            problems.append(f"{path.name} {why}")
+            problems.append((path, why))
     return problems
 
 
@@ -167,7 +167,8 @@ def trusted_shards(out: Path, ledger: dict[int, dict], log) -> dict[int, dict]:
     for index, entry in sorted(ledger.items()):
         problems = shard_problems(out, entry)
         if problems:
-            log(f"shard {index} will be redone: {'; '.join(problems)}")
+            why = "; ".join(f"{path.name} {reason}" for path, reason in problems)
+            log(f"shard {index} will be redone: {why}")
         else:
             kept[index] = entry
     return kept

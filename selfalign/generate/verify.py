@@ -163,9 +163,9 @@ def _check_shards(out: Path, ledger: dict | None, verdict: Verdict) -> None:
                                 "(.selfalign/) are absent: there is no data to check")
         return
     for index, entry in sorted(ledger.items()):
-        for problem in shard_problems(out, entry):
-            verdict.problems.append(f"shard {index}: .selfalign/shards/{problem} (resume "
-                                    f"redoes this shard)")
+        for path, why in shard_problems(out, entry):
+            verdict.problems.append(f"shard {index}: .selfalign/shards/{path.name} {why} "
+                                    f"(resume redoes this shard)")
     prompts = sum(entry["prompts"] for entry in ledger.values())
     verdict.checked.append(f"{len(ledger)} recorded shards ({prompts} prompts) against the "
                            f"size and sha256 in the ledger")

@@ -23,7 +23,7 @@ from selfalign.stages.judge_figures import write_preference_histogram
 from selfalign.constitution import Constitution
 from selfalign.errors import UserError
 from selfalign.generate.checksums import bytes_mismatch, file_record
-from selfalign.generate.run_state import resume_command, shard_dir, state_dir
+from selfalign.generate.run_state import resume_command, shard_dir, shard_problems, state_dir
 from selfalign.generate.shards import KINDS, shard_path
 
 ROWS_PER_FILE = 100_000
@@ -92,10 +92,23 @@ def _read_shard(out: Path, entry: dict, kind: str) -> pa.Table:
         recorded = entry.get("files")  # absent in ledgers written before checksums
         why = bytes_mismatch(data, recorded[kind]) if recorded else None
     if why:
-        raise DamagedShard(f"shard file {path} is {why}: it is not the file the ledger recorded, "
-                           f"so the outputs were not assembled. Resume to redo that shard:\n"
-                           f"  {resume_command(out)}")
+        raise _damaged(out, [f"{path} is {why}"])
     return pq.read_table(pa.BufferReader(data))
+
+
+def _check_shards(out: Path, shards: list[dict]) -> None:
+    """Every shard file against the ledger before any output is written, so a damaged one
+    leaves no half-assembled outputs, and the message names all of them at once."""
+    damaged = [f"{path} is {why}" for entry in shards for path, why in shard_problems(out, entry)]
+    if damaged:
+        raise _damaged(out, damaged)
+
+
+def _damaged(out: Path, files: list[str]) -> DamagedShard:
+    return DamagedShard("shard file " + "; shard file ".join(files) + ": not the file the ledger "
+                        "recorded, so the outputs were not assembled. Resume to redo "
+                        f"{'that shard' if len(files) == 1 else 'those shards'}:\n"
+                        f"  {resume_command(out)}")
 
 
 def _assemble_by_split(out: Path, kind: str, shards: list[dict], counts: Counter,
@@ -148,6 +161,7 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
              manifest: dict) -> dict:
     """Assemble every output from the finished shards; return the row counts."""
     shards = [ledger[index] for index in sorted(ledger)]
+    _check_shards(out, shards)
     pairs, sft = _sum_counters(ledger, "pairs"), _sum_counters(ledger, "sft")
     _assemble_by_split(out, "prefs", shards, pairs)
     _assemble_by_split(out, "sft", shards, sft)
