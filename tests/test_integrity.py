@@ -397,3 +397,21 @@ def test_verify_a_folder_without_a_manifest_is_a_clean_error(tmp_path):
     (tmp_path / "x").mkdir()
     result = verify(tmp_path / "x")
     assert result.exit_code == 2 and "holds no manifest.json" in result.output
+
+
+def test_splits_over_several_files_are_each_written_whole_and_recorded(setup, tmp_path,
+                                                                       monkeypatch):
+    import selfalign.generate.writers as writers
+
+    monkeypatch.setattr(writers, "ROWS_PER_FILE", 3)
+    out = tmp_path / "out"
+    manifest, _ = run_scripted(*setup, out, shard_size=2)
+    names = sorted(p.name for p in (out / "traces").iterdir())
+    assert names == ["traces-00000-of-00002.parquet", "traces-00001-of-00002.parquet"]
+    rows = [manifest["files"][f"traces/{name}"]["rows"] for name in names]
+    assert rows == [3, 2]
+    ids = [r["prompt_id"] for name in names for r in pq.read_table(out / "traces" / name)
+           .to_pylist()]
+    assert ids == ["q1", "q2", "q3", "q4", "q5"]
+    assert not no_temporary_files(out)
+    assert verify(out).exit_code == 0

@@ -2,7 +2,8 @@
 
 Two runs writing one folder would each record shards the other overwrites. The lock is made
 with a hard link of a finished file, which is atomic on local and network file systems alike,
-so the lock file is never seen half-written. A lock whose process is gone (on this host) is
+so the lock file is never seen half-written (where hard links are not supported, an exclusive
+create does the same job). A lock whose process is gone (on this host) is
 stale and is taken over; a holder on another host cannot be checked from here, so the message
 says how to clear it by hand.
 """
@@ -59,7 +60,8 @@ def describe(holder: dict) -> str:
 def _held(out: Path, holder: dict) -> UserError:
     if holder_alive(holder):
         return UserError(f"{out} is being written by another run ({describe(holder)}); wait for "
-                         f"it to finish, stop it, or choose another --out")
+                         f"it to finish, stop it, or choose another --out. (If that process is "
+                         f"not a selfalign run, its id was reused: delete {lock_path(out)})")
     return UserError(f"{out} is locked by {describe(holder)}, which cannot be checked from this "
                      f"host ({socket.gethostname()}). If that run is gone, delete "
                      f"{lock_path(out)} and run again")
@@ -91,7 +93,7 @@ def _acquire(out: Path, mine: dict, log: Callable[[str], None]) -> None:
     try:
         for _ in range(3):  # the holder may vanish between our attempt and our look
             try:
-                os.link(staged, path)
+                _place(staged, path)
                 return
             except FileExistsError:
                 holder = read_holder(out)
@@ -106,3 +108,14 @@ def _acquire(out: Path, mine: dict, log: Callable[[str], None]) -> None:
         raise UserError(f"could not lock {out}: other runs keep taking it; run one at a time")
     finally:
         staged.unlink(missing_ok=True)
+
+
+def _place(staged: Path, path: Path) -> None:
+    """Create `path` with the staged content, or raise FileExistsError if it exists."""
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system (some FUSE, SMB): exclusive create
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write(staged.read_text(encoding="utf-8"))
