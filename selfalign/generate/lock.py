@@ -3,9 +3,9 @@
 Two runs writing one folder would each record shards the other overwrites. The lock is made
 with a hard link of a finished file, which is atomic on local and network file systems alike,
 so the lock file is never seen half-written (where hard links are not supported, an exclusive
-create does the same job). A lock whose process is gone (on this host) is
-stale and is taken over; a holder on another host cannot be checked from here, so the message
-says how to clear it by hand.
+create does the same job). A lock whose process is gone (on this host) is stale and is taken
+over; a holder on another host cannot be checked from here, so the message says how to clear
+it by hand.
 """
 
 from __future__ import annotations
