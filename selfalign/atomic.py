@@ -26,6 +26,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def sync_file(path: Path) -> None:
+    """Flush a finished file to disk. Every atomic write passes here, and a full disk (or a
+    network file system's deferred write error) shows here at the latest: tests inject one."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and rename it into place."""
@@ -35,8 +42,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        sync_file(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, target)
         fsync_dir(target.parent)

@@ -51,11 +51,11 @@ def write_prompts(path: Path, rows: list) -> Path:
 
 
 def run_scripted(manifest: Path, prompts: Path, out: Path, engine: ScriptedEngine | None = None,
-                 **overrides):
+                 log=lambda message: None, **overrides):
     """A real run of the runner with the scripted stand-in engine in place of vLLM."""
     engine = engine or ScriptedEngine()
     settings = GenerateSettings(principles=[str(manifest)], prompts=[str(prompts)], out=str(out),
                                 **overrides)
     plan = plan_run(settings, resolve_model=lambda model: "scripted-model")
-    manifest_out = run_generate(plan, lambda s, m: engine, log=lambda message: None)
+    manifest_out = run_generate(plan, lambda s, m: engine, log=log)
     return manifest_out, engine

@@ -73,6 +73,7 @@ def test_a_dropped_row_never_becomes_the_kept_one(tmp_path):
     rows = [
         {"id": "a", "prompt": "Wie backe ich Brot?"},  # dropped by language
         {"id": "b", "prompt": "Wie backe ich Brot?"},
+        {"id": "c", "prompt": "How do I bake bread at home?"},  # one kept: an empty run fails
     ]
     _, out = _run(tmp_path, rows, languages=frozenset({"en"}))
     assert [(r["id"], r["reason"]) for r in _rows(out, "rejects")] == [("a", "language:de"), ("b", "language:de")]
@@ -133,7 +134,8 @@ def test_every_row_of_a_user_lands_in_one_split(tmp_path):
 
 
 def test_pii_drop_hides_text_and_derived_id(tmp_path):
-    rows = [{"prompt": "Email me at carol@example.com"}, {"id": "given", "prompt": "SSN 123-45-6789"}]
+    rows = [{"prompt": "Email me at carol@example.com"}, {"id": "given", "prompt": "SSN 123-45-6789"},
+            {"id": "clean", "prompt": "What is a haiku?"}]
     _, out = _run(tmp_path, rows)
     assert [(r["id"], r["reason"], r["detail"]) for r in _rows(out, "rejects")] == [
         (None, "pii:email", "email in prompt at character 12"),
@@ -277,7 +279,8 @@ def test_near_duplicates_compare_the_user_turns_in_order(tmp_path):
 
 
 def test_pii_in_an_earlier_turn_drops_the_row_and_hides_its_derived_id(tmp_path):
-    rows = [{"messages": _chat("Write to bob@example.com for me.", "Done.", "Thanks, now a poem?")}]
+    rows = [{"messages": _chat("Write to bob@example.com for me.", "Done.", "Thanks, now a poem?")},
+            {"id": "clean", "prompt": "What is a haiku?"}]
     _, out = _run(tmp_path, rows)
     assert [(r["id"], r["reason"], r["detail"]) for r in _rows(out, "rejects")] == [
         (None, "pii:email", "email in turn 1 at character 9")]

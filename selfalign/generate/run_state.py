@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from selfalign.errors import UserError
+from selfalign.generate.checksums import mismatch, sha256_file
+from selfalign.generate.shards import KINDS, shard_path
 
 STATE_DIR = ".selfalign"  # inside the output folder: shards and ledger, hidden from readers
 LEDGER = "ledger.jsonl"
@@ -23,14 +25,6 @@ def shard_dir(out: Path) -> Path:
 
 
 # -- fingerprints --------------------------------------------------------------------------
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def input_hashes(paths: list[str]) -> dict[str, str]:
     """sha256 of every input file (a folder: each data file in it); stdin cannot be hashed."""
@@ -103,14 +97,78 @@ def read_ledger(out: Path) -> dict[int, dict]:
 
 
 def append_ledger(out: Path, entry: dict) -> None:
-    """Record a finished shard; written after its files, so a recorded shard is complete."""
+    """Record a finished shard; written after its files, so a recorded shard is complete.
+
+    A write error (a full disk) cuts the ledger back to where it was: no half entry stays.
+    """
     path = state_dir(out) / LEDGER
     with open(path, "a+b") as handle:
         handle.seek(0, os.SEEK_END)
-        if handle.tell() > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":  # a torn line from a kill: end it so ours stands alone
-                handle.write(b"\n")
-        handle.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
+        before = handle.tell()
+        try:
+            if before > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a torn line from a kill: end it so ours stands alone
+                    handle.write(b"\n")
+            handle.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            handle.truncate(before)
+            raise
+
+
+def resume_command(out: Path) -> str:
+    return f"selfalign generate --out {out} --resume"
+
+
+class OutputWriteError(UserError):
+    """Writing the run's files failed (a full disk, a lost mount); what was recorded stands."""
+
+
+@contextmanager
+def writing(out: Path, what: str) -> Iterator[None]:
+    """Turn a write error into a stop that says what failed and how to resume. Files are
+    written under temporary names and the ledger is cut back on failure, so nothing partial
+    is left under a final name or recorded."""
+    try:
+        yield
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        raise OutputWriteError(
+            f"could not write {what}{where}: {err.strerror or err}. Nothing half-written was "
+            f"kept; finished shards are kept in {out}. After freeing space (or fixing the "
+            f"cause), resume with:\n  {resume_command(out)}") from None
+
+
+# -- are the recorded shards still what was written? ---------------------------------------
+
+def shard_problems(out: Path, entry: dict) -> list[tuple[Path, str]]:
+    """The recorded shard's files that cannot be trusted, each with why; empty if all match.
+
+    Entries written before files were checksummed can only be checked for presence.
+    """
+    recorded = entry.get("files")
+    problems = []
+    for kind in KINDS:
+        path = shard_path(shard_dir(out), entry["shard"], kind)
+        if recorded:
+            why = mismatch(path, recorded[kind])
+        else:
+            why = None if path.is_file() else "missing"
+        if why:
+            problems.append((path, why))
+    return problems
+
+
+def trusted_shards(out: Path, ledger: dict[int, dict], log) -> dict[int, dict]:
+    """The recorded shards whose files still match the ledger; says which others are redone."""
+    kept = {}
+    for index, entry in sorted(ledger.items()):
+        problems = shard_problems(out, entry)
+        if problems:
+            why = "; ".join(f"{path.name} {reason}" for path, reason in problems)
+            log(f"shard {index} will be redone: {why}")
+        else:
+            kept[index] = entry
+    return kept

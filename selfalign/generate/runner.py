@@ -7,6 +7,7 @@ output folder, resume fingerprint) runs before the engine loads, so a typo costs
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import time
@@ -25,11 +26,14 @@ from selfalign.errors import UserError
 from selfalign.generate.feedback import Feedback
 from selfalign.generate.flow import Recipe, ShardScheduler
 from selfalign.generate.progress import RunProgress
+from selfalign.generate.empty_run import empty_run
+from selfalign.generate.lock import output_lock, refuse_if_locked
 from selfalign.generate.run_state import (append_ledger, fingerprint_changes, input_hashes,
-                                          prepare_output_folder, read_ledger, shard_dir)
+                                          prepare_output_folder, read_ledger, shard_dir,
+                                          trusted_shards, writing)
 from selfalign.generate.settings import GenerateSettings
 from selfalign.generate.shards import Shard, cut_shards, write_shard
-from selfalign.generate.writers import drop_shard_files, finalise
+from selfalign.generate.writers import describe_final_files, drop_shard_files, finalise
 from selfalign.prompts.sources import FieldMap, read_prompts
 from selfalign.stages.judge import check_judge_ready
 
@@ -74,6 +78,7 @@ def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], s
     if settings.feedback:
         check_judge_ready(constitution, settings.judge_principles)
     out = Path(settings.out)
+    refuse_if_locked(out)
     prepare_output_folder(out, settings.resume)
     model = resolve_model(settings.model)
     judge_model = None
@@ -135,13 +140,21 @@ class _Interrupts:
 
 def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
     """Run every unfinished shard, then assemble the outputs. Returns the final manifest."""
-    settings, out = plan.settings, plan.out
+    out = plan.out
     # Arrow's default mimalloc pool keeps freed pages, which over thousands of shards reads as
     # steady growth; the system allocator gives them back (measured: benchmarks/bench_runner_memory).
     pa.set_memory_pool(pa.system_memory_pool())
-    done = read_ledger(out) if settings.resume else {}
+    with output_lock(out, log):  # one run at a time in --out; released on errors too
+        return _run_locked(plan, make_engine, log)
+
+
+def _run_locked(plan: Plan, make_engine: EngineFactory, log) -> dict:
+    settings, out = plan.settings, plan.out
+    # A recorded shard is skipped only while its files are still the ones written.
+    done = trusted_shards(out, read_ledger(out), log) if settings.resume else {}
     manifest = _manifest(plan, status="running", started=time.time())
-    write_json(out / "manifest.json", manifest)
+    with writing(out, "the manifest"):
+        write_json(out / "manifest.json", manifest)
     if done:
         log(f"resuming: {len(done)} shard(s) already finished, skipping them")
     try:
@@ -156,16 +169,20 @@ def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
 
 async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dict, log) -> dict:
     engines: list[Engine] = []
+
+    def start_engines() -> tuple[Engine, Engine]:
+        engines.append(make_engine(plan.settings, plan.model))
+        manifest["engine"] = engines[0].describe()
+        if plan.judge_model is not None:
+            judge_settings = replace(plan.settings, base_url=plan.settings.judge_base_url
+                                     or plan.settings.base_url)
+            engines.append(make_engine(judge_settings, plan.judge_model))
+            manifest["judge_engine"] = engines[1].describe()
+        return engines[0], engines[-1]
+
     with _Interrupts().installed() as interrupts:
         try:
-            engines.append(make_engine(plan.settings, plan.model))
-            manifest["engine"] = engines[0].describe()
-            if plan.judge_model is not None:
-                judge_settings = replace(plan.settings, base_url=plan.settings.judge_base_url
-                                         or plan.settings.base_url)
-                engines.append(make_engine(judge_settings, plan.judge_model))
-                manifest["judge_engine"] = engines[1].describe()
-            await _run_shards(plan, engines[0], engines[-1], done, log)
+            await _run_shards(plan, start_engines, done, log)
             return _finish(plan, manifest)
         except (asyncio.CancelledError, EngineFailure):
             # Ctrl-C reaches vLLM's engine process too, which then dies: the signal is the cause.
@@ -177,8 +194,10 @@ async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dic
                 engine.close()
 
 
-async def _run_shards(plan: Plan, engine: Engine, judge_engine: Engine, done: dict,
-                      log) -> None:
+async def _run_shards(plan: Plan, start_engines: Callable[[], tuple[Engine, Engine]],
+                      done: dict, log) -> None:
+    """Run the unfinished shards. The engines start at the first shard that has a prompt to
+    generate: input whose every row is rejected never loads a model."""
     settings = plan.settings
     feedback = Feedback(settings.feedback, settings.judge_principles, settings.judge_cot,
                         settings.min_preference) if settings.feedback else None
@@ -188,6 +207,10 @@ async def _run_shards(plan: Plan, engine: Engine, judge_engine: Engine, done: di
                     feedback=feedback)
     shards = cut_shards(read_prompts(settings.prompts, FieldMap.from_settings(settings)),
                         settings.shard_size, settings.limit)
+    peeked = _until_first_prompt(shards, done)
+    engine = judge_engine = None
+    if peeked and peeked[-1].records and peeked[-1].index not in done:
+        engine, judge_engine = start_engines()
     total = _count_rows(settings.prompts)
     if settings.limit is not None:
         total = min(total, settings.limit) if total is not None else settings.limit
@@ -203,28 +226,47 @@ async def _run_shards(plan: Plan, engine: Engine, judge_engine: Engine, done: di
         return ask
 
     def shard_done(shard: Shard, samples: list, seconds: float) -> None:
-        entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, seconds,
-                            ranked=settings.feedback == "rank")
-        append_ledger(plan.out, entry)
+        with writing(plan.out, f"shard {shard.index}"):
+            entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, seconds,
+                                ranked=settings.feedback == "rank")
+            append_ledger(plan.out, entry)
         log(f"shard {shard.index}: {entry['prompts']} prompts, {sum(entry['pairs'].values())} "
             f"pairs, {entry['output_tokens']} output tokens in {seconds:.1f}s")
 
     def unfinished() -> Iterator[Shard]:
-        for shard in shards:
+        for shard in itertools.chain(peeked, shards):
             if shard.index in done:
                 progress.skipped(len(shard.records))
             else:
                 yield shard
 
-    # Enough open conversations that the engine always has a full batch waiting: each open
-    # prompt keeps `samples` requests in flight, one per conversation.
-    open_prompts = -(-OPEN_REQUESTS_PER_SLOT * engine.capacity // settings.samples)
-    scheduler = ShardScheduler(recipe, tracked(engine), shard_done, open_prompts,
-                               on_prompt_done=progress.prompt_done, judge=tracked(judge_engine))
+    if engine is not None:
+        # Enough open conversations that the engine always has a full batch waiting: each open
+        # prompt keeps `samples` requests in flight, one per conversation.
+        open_prompts = -(-OPEN_REQUESTS_PER_SLOT * engine.capacity // settings.samples)
+        ask, judge = tracked(engine), tracked(judge_engine)
+    else:  # only rejected rows are left: their shards are recorded without a model
+        open_prompts, ask, judge = 1, _no_engine, _no_engine
+    scheduler = ShardScheduler(recipe, ask, shard_done, open_prompts,
+                               on_prompt_done=progress.prompt_done, judge=judge)
     try:
         await scheduler.run(unfinished())
     finally:
         progress.close()
+
+
+def _until_first_prompt(shards: Iterator[Shard], done: dict) -> list[Shard]:
+    """Take shards up to and including the first unfinished one with a prompt (all if none)."""
+    taken = []
+    for shard in shards:
+        taken.append(shard)
+        if shard.records and shard.index not in done:
+            break
+    return taken
+
+
+async def _no_engine(request: Request) -> Completion:
+    raise AssertionError("a shard without prompts asked the engine")  # a bug, not bad input
 
 
 def _count_rows(paths: list[str]) -> int | None:
@@ -248,9 +290,14 @@ def _count_rows(paths: list[str]) -> int | None:
 
 def _finish(plan: Plan, manifest: dict) -> dict:
     ledger = read_ledger(plan.out)
-    counts = finalise(plan.out, ledger, plan.constitution, manifest)
-    manifest.update(status="complete", finished=time.time(), counts=counts)
-    write_json(plan.out / "manifest.json", manifest)
+    if not any(entry["prompts"] for entry in ledger.values()):
+        with writing(plan.out, "the rejects"):
+            raise empty_run(plan.out, ledger, manifest, plan.settings.prompts)
+    with writing(plan.out, "the final outputs"):
+        counts = finalise(plan.out, ledger, plan.constitution, manifest)
+        manifest.update(status="complete", finished=time.time(), counts=counts,
+                        files=describe_final_files(plan.out))
+        write_json(plan.out / "manifest.json", manifest)
     drop_shard_files(plan.out, ledger)
     return manifest
 

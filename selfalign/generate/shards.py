@@ -10,6 +10,7 @@ from typing import Iterable, Iterator
 
 from selfalign.generate import rows
 from selfalign.atomic import write_parquet
+from selfalign.generate.checksums import file_record
 from selfalign.records import PromptRecord, Reject
 from selfalign.generate.feedback import ledger_judgments
 from selfalign.stages.sample import Sample
@@ -53,7 +54,8 @@ def shard_path(folder: Path, index: int, kind: str) -> Path:
 
 def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
                 seconds: float, ranked: bool = False) -> dict:
-    """Write the shard's four files atomically; return its ledger entry (counts, tokens).
+    """Write the shard's four files atomically; return its ledger entry (counts, tokens, and
+    each file's size and sha256).
 
     `ranked`: pairs are the judge's comparisons between samples (rank mode), not each sample's
     revision against its own first answer.
@@ -79,8 +81,11 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         if rows.usable_for_sft(sample, status):
             out["sft"].append(rows.sft_row(sample, model))
             sft[sample.record.split] += 1
+    files = {}
     for kind, schema in KINDS.items():
-        write_parquet(shard_path(folder, shard.index, kind), out[kind], schema)
+        path = shard_path(folder, shard.index, kind)
+        write_parquet(path, out[kind], schema)
+        files[kind] = file_record(path)  # checked before the file is trusted again
     return {
         "shard": shard.index, "prompts": len(shard.records), "samples": len(samples),
         "pairs": dict(pairs), "sft": dict(sft), "traces": len(out["traces"]),
@@ -89,6 +94,6 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         "prompt_tokens": sum(s.prompt_tokens for s in samples),
         "output_tokens": sum(s.output_tokens for s in samples),
         "cached_prompt_tokens": sum(s.cached_tokens for s in samples),
-        "judgments": judgments,
+        "judgments": judgments, "files": files,
         "finished_at": time.time(),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,7 +21,9 @@ from selfalign.generate.card import dataset_card
 from selfalign.generate.feedback import run_figures
 from selfalign.stages.judge_figures import write_preference_histogram
 from selfalign.constitution import Constitution
-from selfalign.generate.run_state import shard_dir, state_dir
+from selfalign.errors import UserError
+from selfalign.generate.checksums import bytes_mismatch, file_record
+from selfalign.generate.run_state import resume_command, shard_dir, shard_problems, state_dir
 from selfalign.generate.shards import KINDS, shard_path
 
 ROWS_PER_FILE = 100_000
@@ -38,16 +41,23 @@ def _sum_counters(ledger: dict[int, dict], key: str) -> Counter:
 
 
 class _SplitFiles:
-    """Writes one split's rows into `<split>-NNNNN-of-NNNNN.parquet` files of bounded size."""
+    """Writes one split's rows into `<split>-NNNNN-of-NNNNN.parquet` files of bounded size,
+    each through `atomic_path`, so a write error leaves no partial file under its name."""
 
     def __init__(self, folder: Path, split: str, total_rows: int, schema: pa.Schema) -> None:
         self.folder, self.split, self.schema = folder, split, schema
         self.files = max(1, -(-total_rows // ROWS_PER_FILE))
         self.index, self.in_file, self.writer = 0, 0, None
+        self.file = ExitStack()
 
     def _open(self) -> None:
         name = f"{self.split}-{self.index:05d}-of-{self.files:05d}.parquet"
-        self.writer = pq.ParquetWriter(self.folder / name, self.schema, **PARQUET_OPTIONS)
+        tmp = self.file.enter_context(atomic_path(self.folder / name))
+        self.writer = pq.ParquetWriter(tmp, self.schema, **PARQUET_OPTIONS)
+
+    def _close_file(self) -> None:
+        self.writer.close()
+        self.file.close()  # fsync and rename into place
 
     def write(self, table: pa.Table) -> None:
         while table.num_rows:
@@ -58,16 +68,50 @@ class _SplitFiles:
             self.writer.write_table(part)
             self.in_file += part.num_rows
             if self.in_file == ROWS_PER_FILE and self.index + 1 < self.files:
-                self.writer.close()
+                self._close_file()
                 self.writer, self.index, self.in_file = None, self.index + 1, 0
 
     def close(self) -> None:
         if self.writer is None:
             self._open()  # a split with no rows still gets its (empty) file
-        self.writer.close()
+        self._close_file()
 
 
-def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter,
+class DamagedShard(UserError):
+    """A shard file no longer matches its ledger entry; resume redoes that shard."""
+
+
+def _read_shard(out: Path, entry: dict, kind: str) -> pa.Table:
+    """A shard file, checked against the size and sha256 in its ledger entry as it is read."""
+    path = shard_path(shard_dir(out), entry["shard"], kind)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        why = "missing"
+    else:
+        recorded = entry.get("files")  # absent in ledgers written before checksums
+        why = bytes_mismatch(data, recorded[kind]) if recorded else None
+    if why:
+        raise _damaged(out, [f"{path} is {why}"])
+    return pq.read_table(pa.BufferReader(data))
+
+
+def _check_shards(out: Path, shards: list[dict]) -> None:
+    """Every shard file against the ledger before any output is written, so a damaged one
+    leaves no half-assembled outputs, and the message names all of them at once."""
+    damaged = [f"{path} is {why}" for entry in shards for path, why in shard_problems(out, entry)]
+    if damaged:
+        raise _damaged(out, damaged)
+
+
+def _damaged(out: Path, files: list[str]) -> DamagedShard:
+    return DamagedShard("shard file " + "; shard file ".join(files) + ": not the file the ledger "
+                        "recorded, so the outputs were not assembled. Resume to redo "
+                        f"{'that shard' if len(files) == 1 else 'those shards'}:\n"
+                        f"  {resume_command(out)}")
+
+
+def _assemble_by_split(out: Path, kind: str, shards: list[dict], counts: Counter,
                        by_column: bool = True) -> None:
     """Write `kind/<split>-NNNNN-of-NNNNN.parquet`; with by_column=False one group holds all."""
     staging = state_dir(out) / f"final-{kind}"
@@ -75,21 +119,31 @@ def _assemble_by_split(out: Path, kind: str, shards: list[int], counts: Counter,
     staging.mkdir(parents=True)
     # A run with no rows of this kind still writes an empty train file: readers need a file.
     counts = Counter({s: n for s, n in counts.items() if n}) or Counter({"train": 0})
-    writers = {s: _SplitFiles(staging, s, n, KINDS[kind]) for s, n in counts.items()}
-    for index in shards:
-        table = pq.read_table(shard_path(shard_dir(out), index, kind))
-        for split, writer in writers.items():
-            writer.write(table.filter(pc.equal(table["split"], split)) if by_column else table)
-    for writer in writers.values():
-        writer.close()
+    try:
+        writers = {s: _SplitFiles(staging, s, n, KINDS[kind]) for s, n in counts.items()}
+        for entry in shards:
+            table = _read_shard(out, entry, kind)
+            for split, writer in writers.items():
+                writer.write(table.filter(pc.equal(table["split"], split)) if by_column else table)
+        for writer in writers.values():
+            writer.close()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     _swap_in(staging, out / kind)
 
 
-def _assemble_single(out: Path, kind: str, shards: list[int], target: Path) -> None:
+def _assemble_single(out: Path, kind: str, shards: list[dict], target: Path) -> None:
     with atomic_path(target) as tmp:
         with pq.ParquetWriter(tmp, KINDS[kind], **PARQUET_OPTIONS) as writer:
-            for index in shards:
-                writer.write_table(pq.read_table(shard_path(shard_dir(out), index, kind)))
+            for entry in shards:
+                writer.write_table(_read_shard(out, entry, kind))
+
+
+def write_rejects(out: Path, ledger: dict[int, dict]) -> None:
+    """rejects.parquet: every input row not used, from every recorded shard, in input order."""
+    _assemble_single(out, "rejects", [ledger[index] for index in sorted(ledger)],
+                     out / "rejects.parquet")
 
 
 def _swap_in(staging: Path, target: Path) -> None:
@@ -106,13 +160,14 @@ def _swap_in(staging: Path, target: Path) -> None:
 def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
              manifest: dict) -> dict:
     """Assemble every output from the finished shards; return the row counts."""
-    shards = sorted(ledger)
+    shards = [ledger[index] for index in sorted(ledger)]
+    _check_shards(out, shards)
     pairs, sft = _sum_counters(ledger, "pairs"), _sum_counters(ledger, "sft")
     _assemble_by_split(out, "prefs", shards, pairs)
     _assemble_by_split(out, "sft", shards, sft)
     traces = sum(e["traces"] for e in ledger.values())
     _assemble_by_split(out, "traces", shards, Counter({"traces": traces}), by_column=False)
-    _assemble_single(out, "rejects", shards, out / "rejects.parquet")
+    write_rejects(out, ledger)
     counts = {
         "prompts": sum(e["prompts"] for e in ledger.values()),
         "samples": sum(e["samples"] for e in ledger.values()),
@@ -127,7 +182,7 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
     }
     settings = manifest["settings"]
     if settings.get("feedback"):
-        records = (r for index in shards for r in ledger[index].get("judgments", []))
+        records = (r for entry in shards for r in entry.get("judgments", []))
         figures, preferences = run_figures(records, settings["min_preference"])
         counts["feedback"] = {"mode": settings["feedback"], **figures}
         write_preference_histogram(preferences, out / HISTOGRAM)
@@ -146,6 +201,27 @@ def _busy_seconds(entries) -> float:
             total += finish - max(start, end)
             end = finish
     return total
+
+
+FINAL_FOLDERS = ("prefs", "sft", "traces")
+FINAL_FILES = ("rejects.parquet", "README.md", HISTOGRAM)
+
+
+def final_files(out: Path) -> list[Path]:
+    """Every file the run delivers (manifest.json aside), as `selfalign verify` expects them."""
+    files = [f for folder in FINAL_FOLDERS for f in sorted((out / folder).glob("*.parquet"))]
+    return files + [out / name for name in FINAL_FILES if (out / name).is_file()]
+
+
+def describe_final_files(out: Path) -> dict[str, dict]:
+    """Size, sha256 and (parquet) row count of every delivered file, by path inside `out`."""
+    described = {}
+    for path in final_files(out):
+        record = file_record(path)
+        if path.suffix == ".parquet":
+            record["rows"] = pq.read_metadata(path).num_rows
+        described[path.relative_to(out).as_posix()] = record
+    return described
 
 
 def drop_shard_files(out: Path, ledger: dict[int, dict]) -> None:

@@ -18,11 +18,12 @@ from selfalign.errors import UserError
 from selfalign.prompts.dedup import DEFAULT_PREFIX_CHARS, ExactDedup, PrefixDedup
 from selfalign.prompts.language import LanguageStep, language_labels
 from selfalign.prompts.normalize import NormalizeStep
-from selfalign.prompts.output import PreparedWriter
+from selfalign.prompts.output import REJECTS_FILE, PreparedWriter
 from selfalign.prompts.pii import PII_MODES, PiiStep
 from selfalign.prompts.sources import PREPARED_FORMAT, FieldMap, read_prompts
 from selfalign.prompts.split import DEFAULT_SPLITS, SplitPlan, split_key
 from selfalign.records import PromptRecord, Reject
+from selfalign.reject_tally import RejectTally
 
 DEFAULT_MAX_PER_USER = 200
 
@@ -120,13 +121,17 @@ def _located(reject: Reject, record: PromptRecord, row_id: str | None) -> Reject
 @dataclass
 class PrepareCounts:
     rows_in: int = 0
-    by_reason: Counter[str] = field(default_factory=Counter)
+    rejects: RejectTally = field(default_factory=RejectTally)
     by_split: Counter[str] = field(default_factory=Counter)
     by_language: Counter[str] = field(default_factory=Counter)
 
     def kept(self, record: PromptRecord) -> None:
         self.by_split[record.split] += 1
         self.by_language[record.language or "und"] += 1
+
+    @property
+    def by_reason(self) -> Counter[str]:
+        return self.rejects.counts
 
 
 def prepare(inputs: Sequence[str], out: str | Path, settings: PrepareSettings | None = None) -> dict[str, Any]:
@@ -142,6 +147,9 @@ def prepare(inputs: Sequence[str], out: str | Path, settings: PrepareSettings | 
     except BaseException:
         writer.abort()
         raise
+    if not report["rows_out"]:  # the next step must not run on nothing
+        raise UserError(counts.rejects.message(f"nothing kept from {' '.join(inputs)}",
+                                               str(Path(out) / REJECTS_FILE)))
     return report
 
 
@@ -154,7 +162,7 @@ def _run(rows, preparer: Preparer, writer: PreparedWriter) -> PrepareCounts:
             counts.kept(item)
             writer.keep(item)
         else:
-            counts.by_reason[reject.reason] += 1
+            counts.rejects.add(reject.reason, reject.source, reject.line)
             writer.reject(reject)
     return counts
 

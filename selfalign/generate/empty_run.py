@@ -1,0 +1,31 @@
+"""A run whose input gave no usable prompt fails: the next step must not train on nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from selfalign.atomic import write_json
+from selfalign.errors import UserError
+from selfalign.generate.writers import describe_final_files, write_rejects
+from selfalign.reject_tally import RejectTally
+
+REJECTS = "rejects.parquet"
+
+
+def empty_run(out: Path, ledger: dict[int, dict], manifest: dict, inputs: list[str]) -> UserError:
+    """Write rejects.parquet and a manifest with status "empty"; return the error to raise."""
+    write_rejects(out, ledger)
+    tally = RejectTally()
+    for batch in pq.ParquetFile(out / REJECTS).iter_batches(columns=["reason", "source", "line"]):
+        for row in batch.to_pylist():
+            tally.add(row["reason"], row["source"], row["line"])
+    manifest.update(status="empty", finished=time.time(),
+                    counts={"prompts": 0, "rejects": dict(tally.counts)},
+                    files=describe_final_files(out))
+    write_json(out / "manifest.json", manifest)
+    return UserError(tally.message(f"no usable prompt in --prompts {' '.join(inputs)}",
+                                   str(out / REJECTS))
+                     + "\nNothing was generated and no model was loaded for it.")
