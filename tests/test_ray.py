@@ -1,0 +1,209 @@
+"""`generate --ray` on a local Ray cluster (2 CPUs, small object store, no dashboard), shared by
+the tests of this module: rows equal to a single-process run, a worker killed, the driver killed,
+and what bad input and faults get."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from selfalign.errors import UserError
+from selfalign.generate.ray_worker import ShardWorker
+from selfalign.generate.run_state import read_ledger
+from selfalign.generate.runner import plan_run
+from selfalign.generate.settings import GenerateSettings
+
+from ray_helpers import (OBJECT_STORE_BYTES, TESTS, WORKER_ENV, cannot_start, output_rows,
+                         run_ray, scripted)
+from run_helpers import run_scripted, write_constitution, write_prompts
+
+ray = pytest.importorskip("ray")
+
+ROWS = [
+    {"id": "q1", "prompt": "How do I sneak snacks into a cinema?", "user_id": "u1"},
+    "this line is not json",
+    {"id": "q2", "prompt": "Why did Einstein fail maths?", "user_id": "u2"},
+    {"prompt": "   "},
+    {"id": "q3", "prompt": "Keep {{ x }} {0} %s </s> verbatim", "split": "test"},
+    {"id": "q4", "prompt": "TOO-LONG prompt that the engine cannot fit"},
+    *({"id": f"n{i}", "prompt": f"Tell me fact number {i}."} for i in range(14)),
+]
+PROMPTS = 18  # usable rows above: q1, q2, q3, q4 and n0..n13
+SHARD_SIZE = 2
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
+             runtime_env=WORKER_ENV)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inputs")
+    return write_constitution(root / "c"), write_prompts(root / "p.jsonl", ROWS)
+
+
+@pytest.fixture(scope="module")
+def single_process(inputs, tmp_path_factory):
+    """The reference: the same work without Ray."""
+    out = tmp_path_factory.mktemp("single") / "out"
+    manifest, _ = run_scripted(*inputs, out, shard_size=SHARD_SIZE)
+    return manifest, output_rows(out)
+
+
+def counts_without_time(manifest: dict) -> dict:
+    return {k: v for k, v in manifest["counts"].items() if k != "engine_seconds"}
+
+
+def test_two_workers_write_exactly_the_rows_of_a_single_process_run(cluster, inputs,
+                                                                     single_process, tmp_path):
+    out = tmp_path / "out"
+    manifest = run_ray(*inputs, out, partial(scripted, delay=0.01, capacity=1), workers=2,
+                       shard_size=SHARD_SIZE)
+    reference_manifest, reference = single_process
+    assert len(reference["traces"]) == PROMPTS and len(reference["prefs"]) == PROMPTS - 1
+    assert output_rows(out) == reference
+    assert counts_without_time(manifest) == counts_without_time(reference_manifest)
+    workers = manifest["ray"]["workers"]
+    assert [w["worker"] for w in workers] == [0, 1]
+    assert all(w["shards"] >= 1 and w["restarts"] == 0 for w in workers)  # both took work
+    assert sum(w["shards"] for w in workers) == len(read_ledger(out)) == PROMPTS // SHARD_SIZE
+    assert sum(w["prompts"] for w in workers) == PROMPTS
+    assert manifest["engine"] == {"backend": "scripted", "model": "scripted-stand-in"}
+
+
+def test_a_killed_worker_is_restarted_and_its_shards_run_elsewhere(cluster, inputs,
+                                                                   single_process, tmp_path):
+    marker = tmp_path / "killed"
+    # At the run's first request, and slow enough that the restarted worker (about 2 s to come
+    # back here) takes shards again before the run ends.
+    factory = partial(scripted, delay=0.4, capacity=1, kill_marker=str(marker),
+                      kill_at=("answer", "How do I sneak snacks"))
+    out = tmp_path / "out"
+    lines: list[str] = []
+    manifest = run_ray(*inputs, out, factory, workers=2, shard_size=SHARD_SIZE,
+                       log=lines.append)
+    assert marker.exists()  # a worker process did die mid-run
+    assert output_rows(out) == single_process[1]  # every prompt once, as if uninterrupted
+    workers = manifest["ray"]["workers"]
+    assert sorted(w["restarts"] for w in workers) == [0, 1], lines
+    assert sorted(w["lost"] for w in workers) == [0, 1]
+    assert sum(w["shards"] for w in workers) == PROMPTS // SHARD_SIZE
+    assert any("was lost" in line for line in lines) and any("is back" in line for line in lines)
+
+
+DRIVER = """
+import sys
+from functools import partial
+from ray_helpers import WORKER_ENV, scripted
+from selfalign.generate.ray_cluster import connect
+from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.settings import GenerateSettings
+
+address, manifest, prompts, out = sys.argv[1:]
+settings = GenerateSettings(principles=[manifest], prompts=[prompts], out=out, ray=address,
+                            ray_workers=1, shard_size=1)
+cluster = connect(settings, runtime_env=WORKER_ENV)
+plan = plan_run(settings, resolve_model=lambda model: "scripted-model")
+run_generate(plan, partial(scripted, delay=0.1, capacity=1), cluster=cluster)
+"""
+
+
+def test_after_the_driver_is_killed_resume_without_ray_finishes(cluster, inputs, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}"}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, cluster, *map(str, inputs),
+                               str(out)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while len(read_ledger(out)) < 3 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    log = driver.communicate()[0]
+    finished = len(read_ledger(out))
+    assert 3 <= finished < PROMPTS, log[-3000:]  # killed mid-run, some shards recorded
+    manifest, _ = run_scripted(*inputs, out, shard_size=1, resume=True)
+    assert manifest["status"] == "complete"
+    reference = tmp_path / "reference"
+    run_scripted(*inputs, reference, shard_size=1)
+    assert output_rows(out) == output_rows(reference)
+
+
+# -- bad input and faults -------------------------------------------------------------------
+
+def test_a_worker_whose_engine_cannot_start_stops_the_run_once(cluster, inputs, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(UserError) as err:
+        run_ray(*inputs, tmp_path / "out", cannot_start, workers=2)
+    message = str(err.value)
+    assert "could not start" in message and "cannot be loaded here" in message
+    assert "--resume" in message
+    assert time.monotonic() - started < 60  # no endless restarts
+
+
+def test_a_cluster_too_small_for_one_worker_is_refused_in_seconds(cluster, inputs, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(UserError) as err:
+        run_ray(*inputs, tmp_path / "out", scripted, ray_cpus_per_worker=4)
+    assert "cannot hold one worker" in str(err.value)
+    assert "4 CPU(s)" in str(err.value) and "2 CPU(s)" in str(err.value)
+    with pytest.raises(UserError, match="holds 2 worker"):
+        run_ray(*inputs, tmp_path / "out", scripted, workers=3)
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "out").exists()  # refused before --out was touched
+
+
+def test_a_node_that_does_not_see_the_output_folder_is_named(inputs, tmp_path):
+    settings = GenerateSettings(principles=[str(inputs[0])], prompts=[str(inputs[1])],
+                                out=str(tmp_path / "out"))
+    plan = plan_run(settings, resolve_model=lambda model: "scripted-model")
+    (plan.out / "manifest.json").write_text(json.dumps({"started": 1.0}))
+    worker = ShardWorker(plan, scripted, run_started=2.0)  # another run's folder of that name
+    import asyncio
+
+    info = asyncio.run(worker.start())
+    assert f"node {info['node']} does not see this run's output folder" in info["error"]
+    assert info["capacity"] == 0
+
+
+def test_an_address_that_does_not_answer_fails_before_anything_is_read(inputs, tmp_path):
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "selfalign.cli", "generate", "--ray", "127.0.0.1:9",
+         "--principles", str(inputs[0]), "--prompts", str(inputs[1]), "--out", str(out)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "--ray 127.0.0.1:9: nothing answers at 127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    assert time.monotonic() - started < 60
+
+
+def test_a_single_machine_run_never_imports_ray(inputs, tmp_path):
+    code = ("import sys\nfrom run_helpers import run_scripted\nimport selfalign.cli\n"
+            f"run_scripted({str(inputs[0])!r}, {str(inputs[1])!r}, {str(tmp_path / 'o')!r})\n"
+            "assert 'ray' not in sys.modules, 'ray was imported'\nprint('no ray')")
+    env = {**os.environ, "PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0 and "no ray" in result.stdout, result.stderr[-2000:]
+
+
+def test_ray_missing_is_one_line_naming_the_extra(monkeypatch):
+    from selfalign.generate.ray_cluster import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when not installed
+    with pytest.raises(UserError, match=r"pip install 'selfalign\[ray\]'"):
+        import_ray()
