@@ -207,3 +207,69 @@ def test_ray_missing_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when not installed
     with pytest.raises(UserError, match=r"pip install 'selfalign\[ray\]'"):
         import_ray()
+
+
+def test_ray_settings_come_from_flags_or_run_yaml_and_not_from_a_resumed_manifest(tmp_path):
+    from selfalign.generate.commands import generate, settings_from_cli
+
+    def settings(*args: str) -> GenerateSettings:
+        ctx = generate.make_context("generate", ["--out", str(tmp_path / "o"), *args])
+        flags = dict(ctx.params)
+        return settings_from_cli(ctx, flags.pop("config_path"), flags)
+
+    assert settings().ray is None
+    assert settings("--ray").ray == "local"
+    assert (settings("--ray", "auto", "--ray-workers", "3").ray, settings(
+        "--ray", "auto", "--ray-workers", "3").ray_workers) == ("auto", 3)
+    config = tmp_path / "run.yaml"
+    config.write_text("ray: ray://head:10001\nray-workers: 4\nray-gpus-per-worker: 2\n"
+                      "ray_cpus_per_worker: 8\n")
+    from_file = settings("--config", str(config))
+    assert (from_file.ray, from_file.ray_workers, from_file.ray_gpus_per_worker,
+            from_file.ray_cpus_per_worker) == ("ray://head:10001", 4, 2.0, 8.0)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "manifest.json").write_text(json.dumps(
+        {"settings": {"seed": 5, "ray": "auto", "ray_workers": 2}}))
+    resumed = settings("--resume")
+    assert (resumed.seed, resumed.ray, resumed.ray_workers) == (5, None, None)
+    assert settings("--resume", "--ray").ray == "local"
+    with pytest.raises(UserError, match="ray_workers/ray_gpus_per_worker: .* add --ray"):
+        settings("--ray-workers", "2")
+    with pytest.raises(UserError, match="ray_cpus_per_worker: must be > 0, got 0"):
+        settings("--ray", "--ray-cpus-per-worker", "0")
+
+
+# -- the real engine --------------------------------------------------------------------------
+
+@pytest.mark.vllm
+def test_a_vllm_worker_gives_the_prefs_of_a_single_machine_run(tiny_model_dir, tmp_path):
+    """Sampled at temperature 1: per-request seeds make rows independent of where they ran.
+    Both runs go through the CLI; the Ray one starts (and stops) its own local cluster."""
+    prompts = write_prompts(tmp_path / "p.jsonl", [
+        {"id": "a", "prompt": "How can I get back at a coworker?"},
+        {"id": "b", "prompt": "Which vitamin cures the common cold?"},
+        {"id": "c", "prompt": "Write a limerick about a cat."}])
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+
+    def generate(out: Path, *extra: str) -> Path:
+        command = [sys.executable, "-m", "selfalign.cli", "generate",
+                   "--principles", str(TESTS.parent / "constitution" / "harmless.yaml"),
+                   "--prompts", str(prompts), "--out", str(out), "--model", str(tiny_model_dir),
+                   "--max-tokens", "12", "--temperature", "1", "--seed", "7",
+                   "--max-model-len", "1024", "--dtype", "float32", "--cpu-kv-cache-gib", "0.5",
+                   "--shard-size", "2", *extra]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return out
+
+    single = output_rows(generate(tmp_path / "single"))
+    on_ray = generate(tmp_path / "ray", "--ray", "--ray-workers", "1")
+    manifest = json.loads((on_ray / "manifest.json").read_text())
+    assert manifest["ray"]["workers"][0]["shards"] == 2
+    assert manifest["engine"]["backend"] == "vllm"
+    assert len(single["prefs"]) + len(single["rejects"]) >= 3
+    assert output_rows(on_ray)["prefs"] == single["prefs"]
+    # Prefix-cache hits depend on what else was in the engine at the time; the texts do not.
+    without_cache = lambda rows: [{k: v for k, v in r.items() if k != "cached_prompt_tokens"}
+                                  for r in rows]  # noqa: E731
+    assert without_cache(output_rows(on_ray)["traces"]) == without_cache(single["traces"])

@@ -34,6 +34,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayError, RayTaskError
 
 from selfalign.engine.base import EngineFailure
+from selfalign.errors import UserError
 from selfalign.generate.ray_cluster import Cluster
 from selfalign.generate.ray_worker import ShardWorker
 from selfalign.generate.run_state import append_ledger
@@ -199,9 +200,9 @@ class _Driver:
                 worker.in_flight[call] = shard
                 self._lost(worker, err)
             return
-        except RayTaskError as err:
-            if isinstance(err.cause, EngineFailure):
-                raise EngineFailure(f"Ray worker {worker.index}: {err.cause}") from None
+        except RayTaskError as err:  # the flow failed on the worker, as it would here
+            if isinstance(err.cause, (EngineFailure, UserError)):
+                raise type(err.cause)(f"Ray worker {worker.index}: {err.cause}") from None
             raise
         if entry["shard"] in self.done:
             return  # a lost worker's late answer for a shard that was sent again
