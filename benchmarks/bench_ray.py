@@ -5,9 +5,10 @@
 
 `driver N...`: a local cluster (2 CPUs), two workers with the scripted stand-in engine from
 tests/ (instant answers), shards of 512. Each size runs in a fresh process, so the peak RSS is
-the driver's own; the workers are other processes. It reports the driver's CPU seconds in the
-dispatch loop (reading and cutting prompts, sending shards, taking results, appending the ledger)
-per shard, and from it how many workers one driver keeps busy when a shard takes 1 to 10
+the driver's own; the workers are other processes. It reports the driver's peak RSS before and
+after the final assembly (which reads the shard files), its CPU seconds per shard in the
+dispatch loop (reading and cutting prompts, sending shards, taking results, appending the
+ledger), and from that how many workers one driver keeps busy when a shard takes 1 to 10
 minutes on a worker: shard seconds / driver seconds per shard.
 
 `throughput N`: the embedded model through the CLI, the same N prompts twice: without Ray, and
@@ -50,7 +51,8 @@ def measure_driver(count: int) -> dict:
     def timed_loop(self):
         cpu, wall = time.process_time(), time.perf_counter()
         run_loop(self)
-        loop.update(cpu=time.process_time() - cpu, wall=time.perf_counter() - wall)
+        loop.update(cpu=time.process_time() - cpu, wall=time.perf_counter() - wall,
+                    rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     ray_driver._Driver.run = timed_loop
     ray.init(num_cpus=2, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
@@ -71,6 +73,7 @@ def measure_driver(count: int) -> dict:
             "driver_cpu_s_per_shard": round(per_shard, 4),
             "workers_one_driver_keeps_busy": {f"{m} min shards": int(60 * m / per_shard)
                                               for m in SHARD_MINUTES},
+            "driver_peak_rss_mib_until_assembly": round(loop["rss"], 1),
             "driver_peak_rss_mib": round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
