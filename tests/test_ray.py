@@ -164,6 +164,21 @@ def test_a_cluster_too_small_for_one_worker_is_refused_in_seconds(cluster, input
     assert not (tmp_path / "out").exists()  # refused before --out was touched
 
 
+def test_workers_are_counted_per_node_from_tensor_parallel_size():
+    from selfalign.generate.ray_cluster import gpus_per_worker, workers_that_fit
+
+    gpu_nodes = [{"CPU": 32, "GPU": 2}, {"CPU": 32, "GPU": 2}, {"CPU": 8, "GPU": 8}]
+    tp4 = GenerateSettings(tensor_parallel_size=4)
+    assert gpus_per_worker(tp4, cluster_gpus=12) == 4.0
+    assert workers_that_fit(gpu_nodes[:2], cpus=1, gpus=4) == 0  # 2 + 2 GPUs are not 4 on one
+    assert workers_that_fit(gpu_nodes, cpus=1, gpus=4) == 2
+    assert workers_that_fit(gpu_nodes, cpus=1, gpus=1) == 12
+    assert workers_that_fit(gpu_nodes, cpus=4, gpus=1) == 2 + 2 + 2  # the last node: 8 CPUs
+    assert gpus_per_worker(tp4, cluster_gpus=0) == 0.0  # a CPU cluster
+    assert gpus_per_worker(GenerateSettings(backend="openai", base_url=["http://h:8000/v1"]),
+                           cluster_gpus=8) == 0.0  # servers do the GPU work
+    assert workers_that_fit([{"CPU": 2}], cpus=0.5, gpus=0) == 4
+
 def test_a_node_that_does_not_see_the_output_folder_is_named(inputs, tmp_path):
     settings = GenerateSettings(principles=[str(inputs[0])], prompts=[str(inputs[1])],
                                 out=str(tmp_path / "out"))
