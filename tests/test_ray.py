@@ -242,6 +242,8 @@ def test_ray_settings_come_from_flags_or_run_yaml_and_not_from_a_resumed_manifes
     from_file = settings("--config", str(config))
     assert (from_file.ray, from_file.ray_workers, from_file.ray_gpus_per_worker,
             from_file.ray_cpus_per_worker) == ("ray://head:10001", 4, 2.0, 8.0)
+    config.write_text("ray: true\n")
+    assert settings("--config", str(config)).ray == "local"
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "manifest.json").write_text(json.dumps(
         {"settings": {"seed": 5, "ray": "auto", "ray_workers": 2}}))

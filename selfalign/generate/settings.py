@@ -139,6 +139,11 @@ class GenerateSettings:
 
     def _ray_problems(self) -> list[str]:
         problems = []
+        if isinstance(self.ray, bool):  # `ray: true` in run.yaml: a cluster on this machine
+            self.ray = LOCAL_RAY if self.ray else None
+        if self.ray is not None and not isinstance(self.ray, str):
+            problems.append(f"ray: expected an address (auto, HOST:PORT, ray://HOST:10001) or "
+                            f"true, got {self.ray!r}")
         if self.ray is None and (self.ray_workers is not None
                                  or self.ray_gpus_per_worker is not None):
             problems.append("ray_workers/ray_gpus_per_worker: these place workers on a Ray "
