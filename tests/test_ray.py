@@ -4,6 +4,7 @@ and what bad input and faults get."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -185,8 +186,6 @@ def test_a_node_that_does_not_see_the_output_folder_is_named(inputs, tmp_path):
     plan = plan_run(settings, resolve_model=lambda model: "scripted-model")
     (plan.out / "manifest.json").write_text(json.dumps({"started": 1.0}))
     worker = ShardWorker(plan, scripted, run_started=2.0)  # another run's folder of that name
-    import asyncio
-
     info = asyncio.run(worker.start())
     assert f"node {info['node']} does not see this run's output folder" in info["error"]
     assert info["capacity"] == 0
