@@ -10,7 +10,8 @@ import click
 from click.core import ParameterSource
 
 from selfalign.errors import UserError
-from selfalign.generate.settings import GenerateSettings, load_run_config, merge_settings
+from selfalign.generate.settings import (LOCAL_RAY, RAY_FIELDS, GenerateSettings,
+                                        load_run_config, merge_settings)
 from selfalign.prompts.commands import (
     CONVERSATION_HELP, CONVERSATION_MODES, PROMPT_FORMAT_HELP, PROMPT_FORMATS, PROMPT_TEMPLATE_HELP)
 
@@ -91,6 +92,19 @@ _D = GenerateSettings()
               help="Another checkpoint (or served model) as judge [default: the run's model].")
 @click.option("--judge-base-url", multiple=True, metavar="URL",
               help="The judge's OpenAI-compatible servers [default: --base-url].")
+@click.option("--ray", "ray", is_flag=False, flag_value=LOCAL_RAY, default=None,
+              metavar="[ADDRESS]",
+              help="Run on a Ray cluster, one engine per worker: ADDRESS as ray.init takes it "
+                   "(auto, ray://host:10001); without one, a cluster on this machine for the "
+                   "run. --out must be a folder every node sees.")
+@click.option("--ray-workers", type=int, default=None,
+              help="Ray workers, each with its own engine [default: as many as the cluster "
+                   "holds].")
+@click.option("--ray-cpus-per-worker", type=float, default=_D.ray_cpus_per_worker,
+              show_default=True, help="CPUs Ray reserves for each worker.")
+@click.option("--ray-gpus-per-worker", type=float, default=None,
+              help="GPUs Ray reserves for each worker [default: tensor × data parallel size "
+                   "on a cluster with GPUs, else 0].")
 @click.pass_context
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""
@@ -98,11 +112,21 @@ def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     from selfalign.generate.runner import plan_run, run_generate
 
     settings = settings_from_cli(ctx, config_path, flags)
-    judge_servers = replace(settings, base_url=settings.judge_base_url or settings.base_url)
-    plan = plan_run(settings, model_resolver(settings),
-                    resolve_judge=model_resolver(judge_servers),
-                    check_judge=judge_checker(settings))
-    manifest = run_generate(plan, make_engine, log=lambda m: click.echo(m, err=True))
+    log = lambda message: click.echo(message, err=True)  # noqa: E731
+    cluster = None
+    if settings.ray is not None:  # before anything is read or written: a bad address costs seconds
+        from selfalign.generate.ray_cluster import connect
+
+        cluster = connect(settings, log=log)
+    try:
+        judge_servers = replace(settings, base_url=settings.judge_base_url or settings.base_url)
+        plan = plan_run(settings, model_resolver(settings),
+                        resolve_judge=model_resolver(judge_servers),
+                        check_judge=judge_checker(settings))
+        manifest = run_generate(plan, make_engine, log=log, cluster=cluster)
+    finally:
+        if cluster is not None:
+            cluster.disconnect()
     click.echo(summary(manifest))
 
 
@@ -128,7 +152,8 @@ def _manifest_settings(out: Path) -> dict:
     if not path.exists():
         return {}  # plan_run explains that there is nothing to resume
     settings = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
-    settings.pop("resume", None)
+    for where_it_ran in ("resume", *RAY_FIELDS):  # a resumed run runs where it is started
+        settings.pop(where_it_ran, None)
     return settings
 
 

@@ -138,17 +138,21 @@ class _Interrupts:
 
 # -- the run -----------------------------------------------------------------------------------
 
-def run_generate(plan: Plan, make_engine: EngineFactory, log=print) -> dict:
-    """Run every unfinished shard, then assemble the outputs. Returns the final manifest."""
+def run_generate(plan: Plan, make_engine: EngineFactory, log=print, cluster=None) -> dict:
+    """Run every unfinished shard, then assemble the outputs. Returns the final manifest.
+
+    `cluster` (generate/ray_cluster.py, connected before the plan was made): the shards go to
+    engines on Ray workers instead of one engine here; everything else is the same run.
+    """
     out = plan.out
     # Arrow's default mimalloc pool keeps freed pages, which over thousands of shards reads as
     # steady growth; the system allocator gives them back (measured: benchmarks/bench_runner_memory).
     pa.set_memory_pool(pa.system_memory_pool())
     with output_lock(out, log):  # one run at a time in --out; released on errors too
-        return _run_locked(plan, make_engine, log)
+        return _run_locked(plan, make_engine, log, cluster)
 
 
-def _run_locked(plan: Plan, make_engine: EngineFactory, log) -> dict:
+def _run_locked(plan: Plan, make_engine: EngineFactory, log, cluster) -> dict:
     settings, out = plan.settings, plan.out
     # A recorded shard is skipped only while its files are still the ones written.
     done = trusted_shards(out, read_ledger(out), log) if settings.resume else {}
@@ -158,7 +162,12 @@ def _run_locked(plan: Plan, make_engine: EngineFactory, log) -> dict:
     if done:
         log(f"resuming: {len(done)} shard(s) already finished, skipping them")
     try:
+        if cluster is not None:
+            return cluster.run(plan, make_engine, manifest, done, log)
         return asyncio.run(_run(plan, make_engine, manifest, done, log))
+    except KeyboardInterrupt:  # the Ray driver's loop is not asyncio: Ctrl-C arrives as this
+        raise UserError(f"interrupted by SIGINT; finished shards are kept in {out}. Resume "
+                        f"with:\n  selfalign generate --out {out} --resume") from None
     except RunInterrupted as why:
         raise UserError(f"interrupted by {why}; finished shards are kept in {out}. Resume with:\n"
                         f"  selfalign generate --out {out} --resume") from None
@@ -171,13 +180,8 @@ async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dic
     engines: list[Engine] = []
 
     def start_engines() -> tuple[Engine, Engine]:
-        engines.append(make_engine(plan.settings, plan.model))
-        manifest["engine"] = engines[0].describe()
-        if plan.judge_model is not None:
-            judge_settings = replace(plan.settings, base_url=plan.settings.judge_base_url
-                                     or plan.settings.base_url)
-            engines.append(make_engine(judge_settings, plan.judge_model))
-            manifest["judge_engine"] = engines[1].describe()
+        engines.extend(build_engines(plan, make_engine))
+        manifest.update(describe_engines(engines))
         return engines[0], engines[-1]
 
     with _Interrupts().installed() as interrupts:
@@ -194,44 +198,88 @@ async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dic
                 engine.close()
 
 
+def build_engines(plan: Plan, make_engine: EngineFactory) -> list[Engine]:
+    """The run's engine, and the judge's own when `--judge-model` names another one."""
+    engines = [make_engine(plan.settings, plan.model)]
+    if plan.judge_model is not None:
+        judge_settings = replace(plan.settings, base_url=plan.settings.judge_base_url
+                                 or plan.settings.base_url)
+        try:
+            engines.append(make_engine(judge_settings, plan.judge_model))
+        except BaseException:
+            engines[0].close()
+            raise
+    return engines
+
+
+def describe_engines(engines: list[Engine]) -> dict:
+    """The manifest's `engine` (and `judge_engine`) entries."""
+    described = {"engine": engines[0].describe()}
+    if len(engines) > 1:
+        described["judge_engine"] = engines[1].describe()
+    return described
+
+
+def make_recipe(plan: Plan) -> Recipe:
+    settings = plan.settings
+    feedback = Feedback(settings.feedback, settings.judge_principles, settings.judge_cot,
+                        settings.min_preference) if settings.feedback else None
+    return Recipe(plan.constitution, SamplingSettings(settings.max_tokens,
+                                                      settings.temperature, settings.top_p),
+                  seed=settings.seed, rounds=plan.rounds, samples=settings.samples,
+                  feedback=feedback)
+
+
+def read_shards(settings: GenerateSettings) -> Iterator[Shard]:
+    """The prompt stream cut into shards; the same input always cuts the same."""
+    return cut_shards(read_prompts(settings.prompts, FieldMap.from_settings(settings)),
+                      settings.shard_size, settings.limit)
+
+
+def prompt_total(settings: GenerateSettings) -> int | None:
+    """Prompts the run will use, for the progress total, where that is cheap to know."""
+    total = _count_rows(settings.prompts)
+    if settings.limit is not None:
+        total = min(total, settings.limit) if total is not None else settings.limit
+    return total
+
+
+def open_prompt_count(capacity: int, samples: int) -> int:
+    """Enough open conversations that the engine always has a full batch waiting: each open
+    prompt keeps `samples` requests in flight, one per conversation."""
+    return -(-OPEN_REQUESTS_PER_SLOT * capacity // samples)
+
+
+def tracked(engine: Engine, progress: RunProgress) -> Callable[[Request], Awaitable[Completion]]:
+    """The engine's `complete`, counted on the progress display."""
+    async def ask(request: Request) -> Completion:
+        progress.request_sent(request)
+        completion = await engine.complete(request)
+        progress.request_done(request, completion)
+        return completion
+
+    return ask
+
+
 async def _run_shards(plan: Plan, start_engines: Callable[[], tuple[Engine, Engine]],
                       done: dict, log) -> None:
     """Run the unfinished shards. The engines start at the first shard that has a prompt to
     generate: input whose every row is rejected never loads a model."""
     settings = plan.settings
-    feedback = Feedback(settings.feedback, settings.judge_principles, settings.judge_cot,
-                        settings.min_preference) if settings.feedback else None
-    recipe = Recipe(plan.constitution, SamplingSettings(settings.max_tokens,
-                                                        settings.temperature, settings.top_p),
-                    seed=settings.seed, rounds=plan.rounds, samples=settings.samples,
-                    feedback=feedback)
-    shards = cut_shards(read_prompts(settings.prompts, FieldMap.from_settings(settings)),
-                        settings.shard_size, settings.limit)
-    peeked = _until_first_prompt(shards, done)
+    recipe = make_recipe(plan)
+    shards = read_shards(settings)
+    peeked = until_first_prompt(shards, done)
     engine = judge_engine = None
-    if peeked and peeked[-1].records and peeked[-1].index not in done:
+    if has_prompt_to_generate(peeked, done):
         engine, judge_engine = start_engines()
-    total = _count_rows(settings.prompts)
-    if settings.limit is not None:
-        total = min(total, settings.limit) if total is not None else settings.limit
-    progress = RunProgress(total)
-
-    def tracked(engine: Engine) -> Callable[[Request], Awaitable[Completion]]:
-        async def ask(request: Request) -> Completion:
-            progress.request_sent(request)
-            completion = await engine.complete(request)
-            progress.request_done(request, completion)
-            return completion
-
-        return ask
+    progress = RunProgress(prompt_total(settings))
 
     def shard_done(shard: Shard, samples: list, seconds: float) -> None:
         with writing(plan.out, f"shard {shard.index}"):
             entry = write_shard(shard_dir(plan.out), shard, samples, plan.model, seconds,
                                 ranked=settings.feedback == "rank")
             append_ledger(plan.out, entry)
-        log(f"shard {shard.index}: {entry['prompts']} prompts, {sum(entry['pairs'].values())} "
-            f"pairs, {entry['output_tokens']} output tokens in {seconds:.1f}s")
+        log(shard_line(entry))
 
     def unfinished() -> Iterator[Shard]:
         for shard in itertools.chain(peeked, shards):
@@ -241,10 +289,8 @@ async def _run_shards(plan: Plan, start_engines: Callable[[], tuple[Engine, Engi
                 yield shard
 
     if engine is not None:
-        # Enough open conversations that the engine always has a full batch waiting: each open
-        # prompt keeps `samples` requests in flight, one per conversation.
-        open_prompts = -(-OPEN_REQUESTS_PER_SLOT * engine.capacity // settings.samples)
-        ask, judge = tracked(engine), tracked(judge_engine)
+        open_prompts = open_prompt_count(engine.capacity, settings.samples)
+        ask, judge = tracked(engine, progress), tracked(judge_engine, progress)
     else:  # only rejected rows are left: their shards are recorded without a model
         open_prompts, ask, judge = 1, _no_engine, _no_engine
     scheduler = ShardScheduler(recipe, ask, shard_done, open_prompts,
@@ -255,7 +301,12 @@ async def _run_shards(plan: Plan, start_engines: Callable[[], tuple[Engine, Engi
         progress.close()
 
 
-def _until_first_prompt(shards: Iterator[Shard], done: dict) -> list[Shard]:
+def has_prompt_to_generate(peeked: list[Shard], done: dict) -> bool:
+    """Whether `until_first_prompt` stopped at a shard that needs a model."""
+    return bool(peeked) and bool(peeked[-1].records) and peeked[-1].index not in done
+
+
+def until_first_prompt(shards: Iterator[Shard], done: dict) -> list[Shard]:
     """Take shards up to and including the first unfinished one with a prompt (all if none)."""
     taken = []
     for shard in shards:
@@ -267,6 +318,12 @@ def _until_first_prompt(shards: Iterator[Shard], done: dict) -> list[Shard]:
 
 async def _no_engine(request: Request) -> Completion:
     raise AssertionError("a shard without prompts asked the engine")  # a bug, not bad input
+
+
+def shard_line(entry: dict) -> str:
+    return (f"shard {entry['shard']}: {entry['prompts']} prompts, "
+            f"{sum(entry['pairs'].values())} pairs, {entry['output_tokens']} output tokens in "
+            f"{entry['seconds']:.1f}s")
 
 
 def _count_rows(paths: list[str]) -> int | None:

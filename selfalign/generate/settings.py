@@ -12,9 +12,13 @@ import yaml
 from selfalign.errors import UserError
 
 BACKENDS = ("vllm", "openai", "transformers")
+# Where the run's engines live (generate/ray_cluster.py). A resumed run may change them, and
+# does not take them from the manifest: it runs wherever it is started.
+RAY_FIELDS = ("ray", "ray_workers", "ray_cpus_per_worker", "ray_gpus_per_worker")
+LOCAL_RAY = "local"  # `--ray` without an address: a cluster on this machine for the run
 # How the work is spread, not what it makes: a resumed run may change these.
 OPERATIONAL = ("data_parallel_size", "max_num_seqs", "base_url", "api_key_env",
-               "max_concurrency", "request_timeout", "max_retries", "judge_base_url")
+               "max_concurrency", "request_timeout", "max_retries", "judge_base_url", *RAY_FIELDS)
 FEEDBACK_MODES = ("verify", "rank")
 
 
@@ -63,6 +67,11 @@ class GenerateSettings:
     prompt_format: str = "auto"  # how a row holds its prompt; see selfalign.prompts.sources.FieldMap
     prompt_template: str | None = None  # several columns into one prompt: "{Context}\n\n{Behavior}"
     conversation: str = "last-user"  # multi-turn prompts: the whole context, or first-user only
+    # Ray: None runs here; "local" starts a cluster for the run; else an address for ray.init.
+    ray: str | None = None
+    ray_workers: int | None = None  # None: as many as the cluster holds
+    ray_cpus_per_worker: float = 1.0
+    ray_gpus_per_worker: float | None = None  # None: tensor × data parallel size on GPU clusters
 
     def __post_init__(self) -> None:
         problems = []
@@ -84,6 +93,7 @@ class GenerateSettings:
             problems.append(f"gpu_memory_utilization: must be in (0, 1], got "
                             f"{self.gpu_memory_utilization}")
         problems += self._feedback_problems()
+        problems += self._ray_problems()
         if self.request_timeout <= 0:
             problems.append(f"request_timeout: must be > 0 seconds, got {self.request_timeout}")
         if self.max_retries < 0:
@@ -125,6 +135,25 @@ class GenerateSettings:
         if (self.judge_model or self.judge_base_url) and self.feedback is None:
             problems.append("judge_model/judge_base_url: no judge runs without --feedback "
                             "verify|rank")
+        return problems
+
+    def _ray_problems(self) -> list[str]:
+        problems = []
+        if isinstance(self.ray, bool):  # `ray: true` in run.yaml: a cluster on this machine
+            self.ray = LOCAL_RAY if self.ray else None
+        if self.ray is not None and not isinstance(self.ray, str):
+            problems.append(f"ray: expected an address (auto, HOST:PORT, ray://HOST:10001) or "
+                            f"true, got {self.ray!r}")
+        if self.ray is None and (self.ray_workers is not None
+                                 or self.ray_gpus_per_worker is not None):
+            problems.append("ray_workers/ray_gpus_per_worker: these place workers on a Ray "
+                            "cluster; add --ray (or --ray ADDRESS)")
+        if self.ray_workers is not None and self.ray_workers < 1:
+            problems.append(f"ray_workers: must be at least 1, got {self.ray_workers}")
+        if self.ray_cpus_per_worker <= 0:
+            problems.append(f"ray_cpus_per_worker: must be > 0, got {self.ray_cpus_per_worker}")
+        if self.ray_gpus_per_worker is not None and self.ray_gpus_per_worker < 0:
+            problems.append(f"ray_gpus_per_worker: must be >= 0, got {self.ray_gpus_per_worker}")
         return problems
 
     def fingerprint_config(self) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
         "prompt_tokens": sum(e["prompt_tokens"] for e in ledger.values()),
         "output_tokens": sum(e["output_tokens"] for e in ledger.values()),
         "cached_prompt_tokens": sum(e["cached_prompt_tokens"] for e in ledger.values()),
-        "engine_seconds": round(_busy_seconds(ledger.values()), 3),
+        "engine_seconds": round(busy_seconds(ledger.values()), 3),
         "shards": len(shards),
     }
     settings = manifest["settings"]
@@ -191,7 +191,7 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
     return counts
 
 
-def _busy_seconds(entries) -> float:
+def busy_seconds(entries) -> float:
     """Wall time during which some shard was being worked on: shards overlap in time, so their
     spans are merged, not added. Spans of a resumed run's earlier sessions count too."""
     spans = sorted((e["finished_at"] - e["seconds"], e["finished_at"]) for e in entries)

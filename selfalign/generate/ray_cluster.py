@@ -1,0 +1,150 @@
+"""Connecting a `generate --ray` run to Ray, and sizing its workers before any prompt is read.
+
+Every check here fails within seconds and before `--out` is touched: Ray missing, an address that
+does not answer, a cluster that cannot hold one worker. Left to itself Ray would wait (for a
+head that never answers, or for resources no node has) instead of saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from selfalign.errors import UserError
+from selfalign.generate.settings import LOCAL_RAY, GenerateSettings
+
+RAY_EXTRA = "pip install 'selfalign[ray]'"
+CONNECT_TIMEOUT_S = 5.0
+# A local cluster carries only shards of prompts and ledger entries through its object store.
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024 ** 2
+
+
+@dataclass
+class Cluster:
+    """A connected cluster and the workers a run will place on it."""
+
+    address: str
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    owned: bool  # started by this run (a local cluster): stopped when it ends
+
+    def run(self, plan, make_engine, manifest: dict, done: dict, log) -> dict:
+        from selfalign.generate.ray_driver import run_on_ray
+
+        return run_on_ray(self, plan, make_engine, manifest, done, log)
+
+    def disconnect(self) -> None:
+        if self.owned:
+            import ray
+
+            ray.shutdown()
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"--ray needs Ray, which is not installed: {RAY_EXTRA}") from None
+    return ray
+
+
+def connect(settings: GenerateSettings, log=print, **init_options) -> Cluster:
+    """Join (or start) the cluster and check it can hold the workers asked for.
+
+    A process already connected to Ray (a notebook, a test) keeps its connection.
+    """
+    ray = import_ray()
+    owned = not ray.is_initialized()
+    if owned:
+        _init(ray, settings.ray, init_options)
+    try:
+        cluster = _size_workers(ray, settings, owned)
+    except BaseException:
+        if owned:
+            ray.shutdown()
+        raise
+    log(f"Ray: {cluster.workers} worker(s), each {cluster.cpus_per_worker:g} CPU(s) and "
+        f"{cluster.gpus_per_worker:g} GPU(s), on {settings.ray}")
+    return cluster
+
+
+def _init(ray, address: str, init_options: dict) -> None:
+    if address == LOCAL_RAY:
+        options = {"include_dashboard": False, "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
+                   **init_options}
+        ray.init(**options)
+        return
+    _check_answers(address)
+    try:
+        ray.init(address=address, **init_options)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise UserError(f"--ray {address}: cannot connect to a Ray cluster there: "
+                        f"{str(err).splitlines()[0]}. Start one (ray start --head) or give its "
+                        f"address: auto on a node of the cluster, ray://HEAD:10001 from outside"
+                        ) from None
+
+
+def _check_answers(address: str) -> None:
+    """Ray retries an address that does not answer for a long time; a socket says it at once."""
+    if address == "auto":
+        return  # Ray reads the running cluster's address from this node, and fails fast
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise UserError(f"--ray {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise UserError(f"--ray {address}: nothing answers at {host}:{port} ({err}). Is the "
+                        f"cluster's head running (ray start --head), and is the port open?"
+                        ) from None
+
+
+def _size_workers(ray, settings: GenerateSettings, owned: bool) -> Cluster:
+    cpus = settings.ray_cpus_per_worker
+    gpus = gpus_per_worker(settings, ray.cluster_resources().get("GPU", 0))
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    fits = workers_that_fit(nodes, cpus, gpus)
+    asked = f"{cpus:g} CPU(s) and {gpus:g} GPU(s) on one node"
+    if fits == 0:
+        raise UserError(f"the Ray cluster cannot hold one worker: each needs {asked}; it has "
+                        f"{_describe(nodes)}. Lower --ray-cpus-per-worker, "
+                        f"--ray-gpus-per-worker or --tensor-parallel-size, or add larger nodes")
+    if settings.ray_workers is not None and settings.ray_workers > fits:
+        raise UserError(f"--ray-workers {settings.ray_workers}: the Ray cluster holds {fits} "
+                        f"worker(s) of {asked}; it has {_describe(nodes)}")
+    return Cluster(settings.ray, settings.ray_workers or fits, cpus, gpus, owned)
+
+
+def gpus_per_worker(settings: GenerateSettings, cluster_gpus: float) -> float:
+    """A worker holds the GPUs its engine uses: tensor × data parallel size, on a GPU cluster."""
+    if settings.ray_gpus_per_worker is not None:
+        return settings.ray_gpus_per_worker
+    if settings.backend == "openai" or not cluster_gpus:
+        return 0.0
+    return float(settings.tensor_parallel_size * settings.data_parallel_size)
+
+
+def workers_that_fit(nodes: list[dict], cpus: float, gpus: float) -> int:
+    """Workers the nodes hold together; one worker's resources are always on one node."""
+    total = 0
+    for resources in nodes:
+        fit = math.floor(resources.get("CPU", 0) / cpus + 1e-9)
+        if gpus > 0:
+            fit = min(fit, math.floor(resources.get("GPU", 0) / gpus + 1e-9))
+        total += fit
+    return total
+
+
+def _describe(nodes: list[dict]) -> str:
+    if not nodes:
+        return "no live node"
+    shown = [f"{r.get('CPU', 0):g} CPU(s), {r.get('GPU', 0):g} GPU(s)" for r in nodes[:5]]
+    more = f" and {len(nodes) - 5} more" if len(nodes) > 5 else ""
+    return f"{len(nodes)} node(s): " + "; ".join(shown) + more

@@ -1,0 +1,63 @@
+"""Helpers for the Ray tests: engine factories Ray workers can import, and runs on a cluster.
+
+Ray workers import these by name, so the clusters the tests start put tests/ on their
+PYTHONPATH (`WORKER_ENV`). The CLI cannot reach them: it always passes `make_engine`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from selfalign.engine.base import EngineFailure
+from selfalign.generate.ray_cluster import connect
+from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.settings import GenerateSettings
+
+from scripted_engine import ScriptedEngine, asks
+
+TESTS = Path(__file__).resolve().parent
+WORKER_ENV = {"env_vars": {"PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}"}}
+OBJECT_STORE_BYTES = 200 * 1024 ** 2
+KINDS = ("prefs", "sft", "traces")
+
+
+def scripted(settings, model, delay: float = 0.0, capacity: int = 64,
+             kill_marker: str | None = None, kill_at: tuple[str, str] | None = None):
+    """The scripted engine, optionally slow, optionally SIGKILLing its own process once: at the
+    request `kill_at` = (stage, prompt text), if `kill_marker` does not exist yet."""
+    engine = ScriptedEngine(capacity=capacity, record_calls=False,
+                            delay=(lambda request: delay) if delay else None)
+    if kill_marker is not None:
+        def die_once(request):
+            if asks(request, *kill_at) and not os.path.exists(kill_marker):
+                Path(kill_marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        engine.on_call = die_once
+    return engine
+
+
+def cannot_start(settings, model):
+    raise EngineFailure(f"model {model} cannot be loaded here")
+
+
+def run_ray(manifest: Path, prompts: Path, out: Path, make_engine, workers: int | None = None,
+            log=lambda message: None, **overrides) -> dict:
+    """A whole run through the Ray driver on the cluster this process is connected to."""
+    settings = GenerateSettings(principles=[str(manifest)], prompts=[str(prompts)], out=str(out),
+                                ray="local", ray_workers=workers, **overrides)
+    cluster = connect(settings, log=log)
+    plan = plan_run(settings, resolve_model=lambda model: "scripted-model")
+    return run_generate(plan, make_engine, log=log, cluster=cluster)
+
+
+def output_rows(out: Path) -> dict[str, list[dict]]:
+    """Every row of every output folder, and the rejects, in file order."""
+    rows = {kind: [row for f in sorted((out / kind).glob("*.parquet"))
+                   for row in pq.read_table(f).to_pylist()] for kind in KINDS}
+    rows["rejects"] = pq.read_table(out / "rejects.parquet").to_pylist()
+    return rows
