@@ -36,6 +36,7 @@ class RunProgress:
         self.started = time.monotonic()
         self.last_shown = 0.0
         self.tenths_shown = 0  # tenths of the total prompts already reported (plain lines)
+        self.counts_shown: tuple = ()  # what the last plain line said
 
     # -- what the flow reports ---------------------------------------------------------------
 
@@ -62,7 +63,7 @@ class RunProgress:
         self.bar.update(prompts)
 
     def close(self) -> None:
-        self._show(force=True)
+        self._show(force=self._counts() != self.counts_shown)  # no repeat of the last line
         self.bar.close()
 
     # -- rendering ---------------------------------------------------------------------------
@@ -84,8 +85,10 @@ class RunProgress:
             of = f"/{self.total}" if self.total is not None else ""
             print(f"[{now - self.started:7.0f}s] prompts {self.prompts}{of}, {self.status()}",
                   file=self.stream, flush=True)
-            self.last_shown = now
+            self.last_shown, self.counts_shown = now, self._counts()
 
+    def _counts(self) -> tuple:
+        return self.prompts, self.pairs, sum(self.done.values())
 
     def _tenths(self) -> int:
         return 10 * self.prompts // self.total if self.total else 0
