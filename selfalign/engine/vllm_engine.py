@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from selfalign.engine.base import Completion, EngineFailure, Request, option_token_ids
+from selfalign.engine.cpu_preload import preload_for_cpu_engine
 from selfalign.engine.provenance import model_name
 from selfalign.quiet import follow_vllm_level, quiet_engine_loading
 
@@ -124,6 +125,7 @@ class VLLMEngine:
 
         self.model = model
         self.on_cpu = current_platform.is_cpu()
+        self.preloaded: list[str] = []  # libraries put in LD_PRELOAD for the engine processes
         options: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype,
                                        tensor_parallel_size=tensor_parallel_size,
                                        data_parallel_size=data_parallel_size,
@@ -137,6 +139,7 @@ class VLLMEngine:
         if self.on_cpu:
             dtype, enforce_eager = _cpu_defaults(dtype, enforce_eager)
             _use_every_core_on_small_machines()
+            self.preloaded = preload_for_cpu_engine()
             window = min(max_model_len or _model_window(model) or CPU_MAX_MODEL_LEN,
                          CPU_MAX_MODEL_LEN)
             options.update(
@@ -217,6 +220,7 @@ class VLLMEngine:
                 "vllm_version": vllm.__version__,
                 "device": "cpu" if self.on_cpu else "gpu", "max_model_len": self.max_model_len,
                 "max_num_seqs": self.max_num_seqs,
+                "preloaded": [Path(p).name for p in self.preloaded],
                 **{k: v for k, v in self.options.items() if k != "model"}}
 
     def close(self) -> None:

