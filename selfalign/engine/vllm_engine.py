@@ -125,7 +125,7 @@ class VLLMEngine:
 
         self.model = model
         self.on_cpu = current_platform.is_cpu()
-        self.preloaded: list[str] = []  # libraries put in LD_PRELOAD for the engine processes
+        self.preloaded: list[str] = []  # LD_PRELOAD of the engine processes (CPU)
         options: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype,
                                        tensor_parallel_size=tensor_parallel_size,
                                        data_parallel_size=data_parallel_size,
@@ -139,7 +139,8 @@ class VLLMEngine:
         if self.on_cpu:
             dtype, enforce_eager = _cpu_defaults(dtype, enforce_eager)
             _use_every_core_on_small_machines()
-            self.preloaded = preload_for_cpu_engine()
+            preload_for_cpu_engine()
+            self.preloaded = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p]
             window = min(max_model_len or _model_window(model) or CPU_MAX_MODEL_LEN,
                          CPU_MAX_MODEL_LEN)
             options.update(
