@@ -7,12 +7,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from click.testing import CliRunner
 
 from selfalign.cli import main
-from selfalign.engine import make_engine, resolve_model
-from selfalign.engine import default_model
+from selfalign.engine import default_model, make_engine, resolve_model
 from selfalign.engine.provenance import model_name, model_provenance
 from selfalign.generate.runner import plan_run, run_generate
 from selfalign.generate.settings import GenerateSettings
