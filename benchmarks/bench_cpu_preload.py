@@ -1,8 +1,9 @@
 """Output tok/s of the vLLM CPU engine with and without tcmalloc + libiomp5 in LD_PRELOAD.
 
 The same `selfalign generate` run (the embedded model, the same prompts, seed and settings) is
-repeated with SELFALIGN_CPU_PRELOAD=1 and =0, alternating, so slow drift in the machine's load
-falls on both. Output tok/s is output tokens over the run's generation time (engine start not
+repeated with SELFALIGN_CPU_PRELOAD=1 and =0, alternating (on, off, off, on, ...), so slow drift
+in the machine's load falls on both. Preloading is off by default; run this on your machine
+before turning it on there. Output tok/s is output tokens over the run's generation time (engine start not
 counted), from each run's manifest; the manifest's `engine.preloaded` says what was preloaded.
 
     .venv/bin/python benchmarks/bench_cpu_preload.py --prompts 60 --max-tokens 96 --repeats 2

