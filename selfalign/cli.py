@@ -11,11 +11,15 @@ import sys
 import click
 
 from selfalign import __version__
-from selfalign.errors import UserError
+from selfalign.errors import NothingToDo, UserError
+from selfalign.quiet import configure_output, follow_vllm_level
+
+# vLLM's engine processes are spawned and import this module first: quiet them before vLLM loads.
+follow_vllm_level()
 
 
 class _FriendlyGroup(click.Group):
-    """Prints UserError as a plain message (no traceback) and exits 2."""
+    """Prints UserError as a plain message (no traceback) and exits 2; NothingToDo exits 0."""
 
     def invoke(self, ctx):
         try:
@@ -23,12 +27,19 @@ class _FriendlyGroup(click.Group):
         except UserError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
+        except NothingToDo as done:
+            click.echo(str(done))
+            sys.exit(0)
 
 
 @click.group(cls=_FriendlyGroup)
 @click.version_option(__version__, prog_name="selfalign")
-def main() -> None:
+@click.option("--verbose", is_flag=True,
+              help="Show every line the libraries print (vLLM, transformers, warnings); "
+                   "also SELFALIGN_VERBOSE=1. By default a run prints only its own lines.")
+def main(verbose: bool) -> None:
     """Make alignment training data by constitutional self-critique."""
+    configure_output(verbose)
 
 
 def _register() -> None:

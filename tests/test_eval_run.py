@@ -312,7 +312,7 @@ def test_the_command_runs_and_prints_what_it_wrote(inputs, monkeypatch):
     engines, judge, checked = EngineLog(), FakeJudge(PREFERENCES, PRINCIPLE_OF), []
     monkeypatch.setattr(selfalign.engine, "make_engine", engines)
     monkeypatch.setattr(selfalign.engine, "resolve_model", as_given)
-    monkeypatch.setattr(selfalign.engine, "judge_checker", lambda settings: checked.append)
+    monkeypatch.setattr(selfalign.engine, "judge_checker", lambda settings, options: checked.append)
     monkeypatch.setattr(selfalign.eval.run, "constitution_judge", lambda **_: judge.as_judge())
     args = ["eval", "--model", "cand", "--baseline", "base", "--prompts", inputs["prompts"][0],
             "--principles", inputs["principles"][0], "--out", inputs["out"], "--max-tokens", "8",

@@ -10,6 +10,7 @@ from selfalign.engine import judge_checker, make_engine, model_resolver
 from selfalign.errors import UserError
 from selfalign.generate.runner import plan_run, run_generate
 from selfalign.generate.settings import GenerateSettings
+from selfalign.stages.judge import OPTIONS
 
 from openai_stand_in import Faults, StandInServer
 from run_helpers import write_constitution, write_prompts
@@ -21,7 +22,7 @@ def run(manifest, prompts, out, urls, **overrides):
     settings = GenerateSettings(principles=[str(manifest)], prompts=[str(prompts)], out=str(out),
                                 backend="openai", base_url=list(urls), model="stand-in",
                                 **overrides)
-    plan = plan_run(settings, model_resolver(settings), check_judge=judge_checker(settings))
+    plan = plan_run(settings, model_resolver(settings), check_judge=judge_checker(settings, OPTIONS))
     return run_generate(plan, make_engine, log=lambda message: None)
 
 

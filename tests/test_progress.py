@@ -26,3 +26,15 @@ def test_plain_status_lines_count_prompts_pairs_and_requests_per_stage():
     assert "in flight/done: answer 0/1, critique 1/0" in lines[0]
     assert lines[-1].split("] ", 1)[1].startswith("prompts 2/3, pairs 0, ")
     assert progress.output_tokens == 7
+
+
+def test_plain_lines_come_each_tenth_of_the_prompts_between_the_timed_ones():
+    stream = io.StringIO()
+    progress = RunProgress(total=20, stream=stream, interval=3600)  # no timed line in this test
+    progress.last_shown = progress.started  # as if a line had just been printed
+    for n in range(20):
+        progress.prompt_done([Sample(PromptRecord(id=f"p{n}", prompt="q"), 0, initial="a",
+                                     initial_finish="stop")])
+    progress.close()
+    done = [line.split("prompts ", 1)[1].split(",")[0] for line in stream.getvalue().splitlines()]
+    assert done == [f"{n}/20" for n in range(2, 21, 2)]  # each tenth; close repeats nothing

@@ -58,16 +58,18 @@ def test_messages_rows_keep_the_whole_conversation():
     assert shown(records) == [
         (1, conversation_id(first), first),
         (2, "m2", [user("Is {placeholder} or %s kept as it is?")]),
+        (3, "m3", [user("Tell me a fact.")]),  # its reply is not sent
     ]
     assert records[0].prompt == "Which day of the week is best?" and records[0].context == first[:2]
     assert records[0].metadata == {"system": "Answer in one sentence."}  # not sent, kept aside
     assert records[0].user_id == "u1" and records[1].metadata == {}
+    assert records[2].metadata == {"reply": "Honey never spoils."}
     assert reasons(rejects) == [
-        (3, "m3", "ends_with_assistant"), (4, "m4", "empty_turn"), (5, "m5", "unknown_role"),
+        (4, "m4", "empty_turn"), (5, "m5", "unknown_role"),
         (6, "m6", "no_user_turn"), (7, "m7", "not_alternating"),
     ]
-    assert rejects[1].detail == "'messages': turn 2 (assistant) is empty"
-    assert "role 'tool'" in rejects[2].detail
+    assert rejects[0].detail == "'messages': turn 2 (assistant) is empty"
+    assert "role 'tool'" in rejects[1].detail
 
 
 def test_first_user_keeps_only_the_first_user_turn_and_its_text_id():
@@ -105,9 +107,11 @@ def test_sharegpt_array_is_streamed_with_element_numbers():
     assert shown(records) == [
         (1, "s1", [user("Recommend a board game for two."), assistant("Try Patchwork."), user("Something shorter?")]),
         (2, "s2", [user("Capital of Peru?")]),
+        (4, "s4", [user("Hi")]),
     ]
     assert records[1].metadata == {"system": "You are terse."}
-    assert reasons(rejects) == [(3, "s3", "unknown_role"), (4, "s4", "ends_with_assistant"), (5, None, "not_an_object")]
+    assert records[2].metadata == {"reply": "Hello"}
+    assert reasons(rejects) == [(3, "s3", "unknown_role"), (5, None, "not_an_object")]
     assert rejects[0].detail == "'conversations': turn 2 has role 'bard'; known roles: user, human, assistant, gpt, system"
 
 
@@ -156,7 +160,8 @@ def test_hh_transcript_drops_the_final_assistant_turn():
     weeds = [user("How do I get rid of weeds?"), assistant("Pull them by hand after rain."),
              user("What about the ones in paving cracks?")]
     assert shown(records) == [(1, conversation_id(weeds), weeds), (2, stable_prompt_id("Say hi."), [user("Say hi.")])]
-    assert set(records[0].metadata) == {"rejected"}
+    assert set(records[0].metadata) == {"rejected", "reply"}
+    assert records[0].metadata["reply"] == "Pour boiling water on them."
     assert reasons(rejects) == [(3, None, "no_user_turn"), (4, None, "empty_turn")]
     assert rejects[0].detail == "'chosen': the transcript has no Human turn"
 

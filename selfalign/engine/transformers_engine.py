@@ -14,6 +14,7 @@ import threading
 from collections import deque
 
 from selfalign.engine.base import Completion, EngineFailure, Request, option_token_ids
+from selfalign.engine.provenance import model_name
 from selfalign.stable_hash import derived_seed
 
 BATCH_SIZE = 16
@@ -62,7 +63,7 @@ class TransformersEngine:
     def describe(self) -> dict:
         import transformers
 
-        return {"backend": self.name, "model": self.model, "device": self.device,
+        return {"backend": self.name, "model": model_name(self.model), "device": self.device,
                 "transformers_version": transformers.__version__, "batch_size": BATCH_SIZE}
 
     def close(self) -> None:

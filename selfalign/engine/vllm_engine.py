@@ -22,13 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from selfalign.engine.base import Completion, EngineFailure, Request, option_token_ids
+from selfalign.engine.cpu_preload import preload_for_cpu_engine
+from selfalign.engine.provenance import model_name
+from selfalign.quiet import follow_vllm_level, quiet_engine_loading
 
 CPU_MAX_MODEL_LEN = 8192  # without chunked prefill one step must hold a whole prompt
 
 
 def cpu_has_native_bf16() -> bool:
     try:
-        flags = open("/proc/cpuinfo", encoding="ascii", errors="ignore").read()
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as cpuinfo:
+            flags = cpuinfo.read()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
@@ -110,8 +114,10 @@ class VLLMEngine:
                  cpu_kv_cache_gib: float = 2.0, enforce_eager: bool | None = None,
                  max_num_seqs: int | None = None, record_load: bool = False,
                  extra: dict[str, Any] | None = None) -> None:
-        # vLLM's INFO lines (hundreds per start) bury the progress line; set it to INFO to see.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        # vLLM's INFO and WARNING lines (hundreds per start) bury the progress line; its engine
+        # core and workers read the level when they start. `--verbose` shows them.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR" if quiet_engine_loading() else "INFO")
+        follow_vllm_level()
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
         from vllm.usage.usage_lib import UsageContext
@@ -119,11 +125,13 @@ class VLLMEngine:
 
         self.model = model
         self.on_cpu = current_platform.is_cpu()
+        self.preloaded: list[str] = []  # LD_PRELOAD of the engine processes (CPU)
         options: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype,
                                        tensor_parallel_size=tensor_parallel_size,
                                        data_parallel_size=data_parallel_size,
                                        enable_prefix_caching=True,
-                                       disable_log_stats=not record_load)
+                                       disable_log_stats=not record_load,
+                                       use_tqdm_on_load=not quiet_engine_loading())
         if max_model_len:
             options["max_model_len"] = max_model_len
         if max_num_seqs:
@@ -131,6 +139,8 @@ class VLLMEngine:
         if self.on_cpu:
             dtype, enforce_eager = _cpu_defaults(dtype, enforce_eager)
             _use_every_core_on_small_machines()
+            preload_for_cpu_engine()
+            self.preloaded = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p]
             window = min(max_model_len or _model_window(model) or CPU_MAX_MODEL_LEN,
                          CPU_MAX_MODEL_LEN)
             options.update(
@@ -207,9 +217,11 @@ class VLLMEngine:
     def describe(self) -> dict:
         import vllm
 
-        return {"backend": self.name, "model": self.model, "vllm_version": vllm.__version__,
+        return {"backend": self.name, "model": model_name(self.model),
+                "vllm_version": vllm.__version__,
                 "device": "cpu" if self.on_cpu else "gpu", "max_model_len": self.max_model_len,
                 "max_num_seqs": self.max_num_seqs,
+                "preloaded": [Path(p).name for p in self.preloaded],
                 **{k: v for k, v in self.options.items() if k != "model"}}
 
     def close(self) -> None:

@@ -77,12 +77,13 @@ def eval_command(harmful_categories: str, **flags) -> None:
     constitution in both orders; write the win rate with its interval and a report."""
     from selfalign.engine import judge_checker, make_engine, resolve_model
     from selfalign.eval.run import constitution_judge, plan_eval, run_eval
+    from selfalign.stages.judge import OPTIONS
 
     categories = tuple(c.strip() for c in harmful_categories.split(",") if c.strip())
     settings = EvalSettings(harmful_categories=categories, **flags)
     judge = constitution_judge(cot=settings.judge_cot, max_tokens=settings.max_tokens)
     plan = plan_eval(settings, resolve_model, judge,
-                     check_judge=judge_checker(settings.for_role("judge")))
+                     check_judge=judge_checker(settings.for_role("judge"), OPTIONS))
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     log(f"eval: {len(plan.records)} prompts; candidate {plan.models['candidate']}, baseline "
         f"{plan.models['baseline']}, judge {plan.models['judge']}"

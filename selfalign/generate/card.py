@@ -15,6 +15,18 @@ def _rate(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _model(manifest: dict) -> str:
+    """The model as it travels: its name, and what pins it down (package version or hashes)."""
+    found = manifest.get("model_provenance") or {}
+    if found.get("source") == "embedded":
+        return (f"`{manifest['model']}` (embedded in the package {found['package']} "
+                f"{found['package_version']}, {found['dtype']})")
+    if found.get("config_sha256"):
+        return (f"`{manifest['model']}` (a local checkpoint; config sha256 "
+                f"{found['config_sha256'][:12]}…, in `manifest.json`)")
+    return f"`{manifest['model']}`"
+
+
 def _feedback_section(figures: dict | None) -> str:
     if not figures:
         return ""
@@ -64,7 +76,7 @@ configs:
 ---
 # Constitutional self-critique data (selfalign {manifest['selfalign_version']})
 
-Made by `selfalign generate`: the model `{manifest['model']}` answered each prompt, critiqued
+Made by `selfalign generate`: the model {_model(manifest)} answered each prompt, critiqued
 its answer under a principle drawn from the constitution, and revised it
 ({manifest['rounds']} round(s), a fresh principle each round). `prefs/` holds preference pairs
 in TRL's conversational format (chosen = final revision, rejected = first answer); `sft/` holds

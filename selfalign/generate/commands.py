@@ -110,6 +110,7 @@ def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""
     from selfalign.engine import judge_checker, make_engine, model_resolver
     from selfalign.generate.runner import plan_run, run_generate
+    from selfalign.stages.judge import OPTIONS
 
     settings = settings_from_cli(ctx, config_path, flags)
     log = lambda message: click.echo(message, err=True)  # noqa: E731
@@ -122,7 +123,7 @@ def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
         judge_servers = replace(settings, base_url=settings.judge_base_url or settings.base_url)
         plan = plan_run(settings, model_resolver(settings),
                         resolve_judge=model_resolver(judge_servers),
-                        check_judge=judge_checker(settings))
+                        check_judge=judge_checker(settings, OPTIONS))
         manifest = run_generate(plan, make_engine, log=log, cluster=cluster)
     finally:
         if cluster is not None:

@@ -19,9 +19,12 @@ def empty_run(out: Path, ledger: dict[int, dict], manifest: dict, inputs: list[s
     """Write rejects.parquet and a manifest with status "empty"; return the error to raise."""
     write_rejects(out, ledger)
     tally = RejectTally()
+    # Rows name an absolute input by its file name only (rows.portable_source); the message
+    # names it as the user gave it, so the place can be opened.
+    given = {Path(path).name: path for path in inputs if path != "-"}
     for batch in pq.ParquetFile(out / REJECTS).iter_batches(columns=["reason", "source", "line"]):
         for row in batch.to_pylist():
-            tally.add(row["reason"], row["source"], row["line"])
+            tally.add(row["reason"], given.get(row["source"], row["source"]), row["line"])
     manifest.update(status="empty", finished=time.time(),
                     counts={"prompts": 0, "rejects": dict(tally.counts)},
                     files=describe_final_files(out))

@@ -2,7 +2,9 @@
 per stage the requests in flight and done.
 
 On a terminal it is a tqdm bar; elsewhere (CI, nohup, a log file) carriage-return redraws would
-pile up, so it prints a plain status line every `interval` seconds instead.
+pile up, so it prints a plain status line every `interval` seconds, and each time another tenth
+of the prompts is done: a log of a long or slowed-down run stays short, a quick one still shows
+its pace.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ REDRAW_SECONDS = 0.5
 
 class RunProgress:
     def __init__(self, total: int | None, stream: TextIO = sys.stderr,
-                 interval: float = 10.0) -> None:
+                 interval: float = 60.0) -> None:
         self.total, self.stream, self.interval = total, stream, interval
         self.live = hasattr(stream, "isatty") and stream.isatty()
         self.bar = tqdm(total=total, unit="prompt", desc="prompts", file=stream,
@@ -33,6 +35,8 @@ class RunProgress:
         self.prompts = self.pairs = self.output_tokens = 0
         self.started = time.monotonic()
         self.last_shown = 0.0
+        self.tenths_shown = 0  # tenths of the total prompts already reported (plain lines)
+        self.counts_shown: tuple = ()  # what the last plain line said
 
     # -- what the flow reports ---------------------------------------------------------------
 
@@ -59,7 +63,7 @@ class RunProgress:
         self.bar.update(prompts)
 
     def close(self) -> None:
-        self._show(force=True)
+        self._show(force=self._counts() != self.counts_shown)  # no repeat of the last line
         self.bar.close()
 
     # -- rendering ---------------------------------------------------------------------------
@@ -76,11 +80,21 @@ class RunProgress:
             if force or now - self.last_shown >= REDRAW_SECONDS:
                 self.bar.set_postfix_str(self.status(), refresh=True)
                 self.last_shown = now
-        elif force or now - self.last_shown >= self.interval:
+        elif force or now - self.last_shown >= self.interval or self._new_tenth():
+            self.tenths_shown = self._tenths()
             of = f"/{self.total}" if self.total is not None else ""
             print(f"[{now - self.started:7.0f}s] prompts {self.prompts}{of}, {self.status()}",
                   file=self.stream, flush=True)
-            self.last_shown = now
+            self.last_shown, self.counts_shown = now, self._counts()
+
+    def _counts(self) -> tuple:
+        return self.prompts, self.pairs, sum(self.done.values())
+
+    def _tenths(self) -> int:
+        return 10 * self.prompts // self.total if self.total else 0
+
+    def _new_tenth(self) -> bool:
+        return self._tenths() > self.tenths_shown
 
 
 def _stage(request: Request) -> str:

@@ -6,8 +6,11 @@ prefs and sft follow TRL's conversational formats exactly: message lists only, n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
+from selfalign.engine.provenance import model_name
 from selfalign.records import Reject
 from selfalign.stages.cleaning import same_text
 from selfalign.stages.sample import RankedPair, Sample
@@ -81,9 +84,15 @@ def usable_for_sft(sample: Sample, status: str) -> bool:
 def provenance(sample: Sample, model: str) -> dict:
     record = sample.record
     return {"prompt_id": record.id, "sample_index": sample.index, "split": record.split,
-            "user_id": record.user_id, "source": record.source,
+            "user_id": record.user_id, "source": portable_source(record.source),
             "principle_ids": [r.principle for r in sample.rounds],
-            "rounds": len(sample.rounds), "model": model}
+            "rounds": len(sample.rounds), "model": model_name(model)}
+
+
+def portable_source(source: str | None) -> str | None:
+    """An input as the user named it, but an absolute path only by its file name: the data
+    travels and the path would not (the manifest's `settings` keep it, for resume)."""
+    return Path(source).name if source and Path(source).is_absolute() else source
 
 
 def _judged(judgment, preference: float | None = None) -> dict:
@@ -154,5 +163,5 @@ def unpaired_rejects(sample: Sample) -> list[Reject]:
 
 def reject_row(reject: Reject) -> dict:
     return {"reason": reject.reason, "detail": reject.detail, "stage": reject.stage,
-            "source": reject.source, "line": reject.line, "id": reject.id,
+            "source": portable_source(reject.source), "line": reject.line, "id": reject.id,
             "sample_index": reject.sample_index}

@@ -22,7 +22,8 @@ from selfalign import __version__
 from selfalign.atomic import write_json
 from selfalign.constitution import Constitution, load_constitution
 from selfalign.engine.base import Completion, Engine, EngineFailure, Request, SamplingSettings
-from selfalign.errors import UserError
+from selfalign.engine.provenance import model_name, model_provenance
+from selfalign.errors import NothingToDo, UserError
 from selfalign.generate.feedback import Feedback
 from selfalign.generate.flow import Recipe, ShardScheduler
 from selfalign.generate.progress import RunProgress
@@ -86,8 +87,11 @@ def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], s
         judge_model = (resolve_judge or resolve_model)(settings.judge_model)
     if settings.feedback and check_judge:
         check_judge(judge_model or model)
-    fingerprint = {"config": {**settings.fingerprint_config(), "rounds": rounds, "model": model,
-                              "judge_model": judge_model},
+    # Models by what they are, not where they lie: a run resumes on another machine, and a
+    # checkpoint whose config or weights changed is another model.
+    fingerprint = {"config": {**settings.fingerprint_config(), "rounds": rounds,
+                              "model": model_provenance(model),
+                              "judge_model": judge_model and model_provenance(judge_model)},
                    "principle_files": dict(constitution.files),
                    "inputs": input_hashes(settings.prompts)}
     if settings.resume:
@@ -97,14 +101,15 @@ def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], s
 
 def _check_resumable(out: Path, fingerprint: dict) -> None:
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    if manifest.get("status") == "complete":
-        raise UserError(f"the run in {out} is already complete: nothing to resume. Its data is "
-                        f"in prefs/, sft/ and traces/; choose another --out for a new run")
     changes = fingerprint_changes(manifest.get("fingerprint", {}), fingerprint)
     if changes:
         raise UserError(f"cannot resume {out}: the run started with other settings or files:\n  "
                         + "\n  ".join(changes)
                         + "\nRestore them, or start a new run in another --out folder.")
+    if manifest.get("status") == "complete":
+        # Success, not an error: a requeued job that always passes --resume must not fail.
+        raise NothingToDo(f"the run in {out} is already complete: nothing to resume. Its data is "
+                          f"in prefs/, sft/ and traces/; choose another --out for a new run")
     if "-" in fingerprint["inputs"]:
         raise UserError("cannot resume a run that read prompts from stdin: its input cannot be "
                         "checked or read again; save the prompts to a file")
@@ -363,8 +368,9 @@ def _manifest(plan: Plan, status: str, started: float) -> dict:
     settings = plan.settings
     return {
         "selfalign_version": __version__, "status": status, "started": started,
-        "settings": asdict(settings), "model": plan.model, "rounds": plan.rounds,
-        "judge_model": (plan.judge_model or plan.model) if settings.feedback else None,
+        "settings": asdict(settings), "model": model_name(plan.model), "rounds": plan.rounds,
+        "model_provenance": plan.fingerprint["config"]["model"],
+        "judge_model": model_name(plan.judge_model or plan.model) if settings.feedback else None,
         "sampling": {"max_tokens": settings.max_tokens, "temperature": settings.temperature,
                      "top_p": settings.top_p, "seed": settings.seed},
         "constitution": {"principles": [p.name for p in plan.constitution.principles],

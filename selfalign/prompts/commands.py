@@ -16,7 +16,8 @@ PROMPT_FORMAT_HELP = ("How a row holds its prompt: auto decides by the row's key
 PROMPT_TEMPLATE_HELP = ("Join several columns into the prompt, e.g. \"{ContextString}\\n\\n{Behavior}\"; "
                         "names columns only, cell text is pasted verbatim.")
 CONVERSATION_HELP = ("For multi-turn prompts: last-user keeps the whole conversation up to its last user "
-                     "turn; first-user keeps only the first user turn.")
+                     "turn (a reply after it goes to metadata as `reply`); first-user keeps only the "
+                     "first user turn.")
 
 
 @click.group()

@@ -4,8 +4,10 @@ Each reader turns one cell into `PromptTurns` (earlier turns, the user turn to a
 goes to metadata) or a `Reject` that says what is wrong. The rules are the same for every shape:
 - system turns are not sent; their text is kept as `metadata["system"]`;
 - the turns used alternate user/assistant, starting with a user turn, and none is empty;
-- `last-user` (the default) keeps the whole conversation, which must end in a user turn: that turn
-  is the prompt and the turns before it are its context;
+- `last-user` (the default) keeps the conversation up to its last user turn: that turn is the
+  prompt and the turns before it are its context. What follows it (the reply that ShareGPT,
+  `messages` and HH-RLHF rows usually end with) is not sent; its text is kept as
+  `metadata["reply"]`;
 - `first-user` keeps only the first user turn, whatever follows it.
 """
 
@@ -83,8 +85,9 @@ def turns_prompt(value: Any, mode: str) -> PromptTurns | Reject:
 def transcript_prompt(value: Any, mode: str) -> PromptTurns | Reject:
     """An HH-RLHF transcript: the conversation up to and including its last Human turn.
 
-    What follows the last Human turn (the answer being rated) is dropped. A cell holding a message
-    list instead of text (a TRL `chosen` column) is cut the same way.
+    What follows the last Human turn (the answer being rated) is not sent, and kept as
+    `metadata["reply"]` like any conversation's. A cell holding a message list instead of text
+    (a TRL `chosen` column) is cut the same way.
     """
     if isinstance(value, list):
         turns = _message_turns(value)
@@ -94,10 +97,9 @@ def transcript_prompt(value: Any, mode: str) -> PromptTurns | Reject:
         return Reject("not_a_string", f"holds {type(value).__name__}, expected a transcript")
     if isinstance(turns, Reject):
         return turns
-    users = [i for i, (_, role, _) in enumerate(turns) if role == "user"]
-    if not users:
+    if not any(role == "user" for _, role, _ in turns):
         return Reject("no_user_turn", "the transcript has no Human turn")
-    return conversation_prompt(turns[: users[-1] + 1], mode)
+    return conversation_prompt(turns, mode)
 
 
 # ---------------------------------------------------------------- parsing
@@ -147,19 +149,25 @@ def conversation_prompt(turns: list[Turn], mode: str) -> PromptTurns | Reject:
     if not users:
         return Reject("no_user_turn", "the conversation has no user turn")
     if mode == FIRST_USER:
-        used = users[:1]
-    elif dialogue[-1][1] != "user":
-        return Reject("ends_with_assistant", f"the conversation ends in an assistant turn (turn "
-                      f"{dialogue[-1][0]}); a prompt ends in a user turn, or pass "
-                      "--conversation first-user to keep only the first user turn")
+        used, after = users[:1], []
     else:
-        used = dialogue
+        cut = dialogue.index(users[-1]) + 1
+        used, after = dialogue[:cut], dialogue[cut:]
     problem = _check_texts([*system, *used]) or _check_alternation(used)
     if problem is not None:
         return problem
     context = [{"role": role, "content": content} for _, role, content in used[:-1]]
     metadata = {"system": "\n\n".join(t[2] for t in system)} if system else {}
+    reply = _reply_text(after)
+    if reply:
+        metadata["reply"] = reply
     return PromptTurns(used[-1][2], context, metadata)
+
+
+def _reply_text(turns: list[Turn]) -> str:
+    """The text of the turns after the prompt (one assistant reply, as a rule). They are not
+    sent, so they are not checked either: an empty or odd reply keeps nothing."""
+    return "\n\n".join(c for _, _, c in turns if isinstance(c, str) and c.strip())
 
 
 def _check_texts(turns: Iterable[Turn]) -> Reject | None:

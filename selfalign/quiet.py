@@ -1,0 +1,69 @@
+"""Quiet runs: a run prints its own lines (set-up, progress, summary, its warnings), and the
+libraries under it keep to their errors.
+
+vLLM's engine core and workers are separate processes that read their logging level and
+Python's warning filters from the environment when they start, so both are set here, before
+anything imports or spawns them. `--verbose` on the root command, or SELFALIGN_VERBOSE=1,
+brings every line back. Settings the user made in the environment always win.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+VERBOSE_ENV = "SELFALIGN_VERBOSE"
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+# What each library reads, and the value that keeps it to errors (or silences its progress bars).
+QUIET_ENVIRONMENT = {
+    "VLLM_LOGGING_LEVEL": "ERROR",  # vllm/envs.py; read by every vLLM process at import
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # c10 warnings such as the NUMA binding notice
+    "PYTHONWARNINGS": "ignore",  # dependencies' warnings in spawned processes
+}
+
+
+def verbose_requested() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in TRUE_WORDS
+
+
+def configure_output(verbose: bool = False) -> bool:
+    """Quiet by default; `verbose` (or SELFALIGN_VERBOSE=1) leaves every library as it is.
+
+    Returns whether the run is verbose. Marks the choice in the environment, so engines built
+    later, and processes they spawn, follow it.
+    """
+    verbose = verbose or verbose_requested()
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        return True
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    # In this process: dependencies' warnings are dropped, selfalign's own still show.
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", category=UserWarning, module=r"selfalign(\.|$)")
+    follow_vllm_level()
+    return False
+
+
+def follow_vllm_level() -> None:
+    """Give the `vllm` logger the level vLLM will configure, now.
+
+    vLLM configures its logging lazily, and a few modules warn at import before that (e.g.
+    "Triton is installed, but doesn't include CPU backend"), which Python's last-resort handler
+    prints whatever VLLM_LOGGING_LEVEL says. Its engine processes are spawned and import the
+    command's main module (so this package) before vLLM, which is why the CLI calls this at
+    import too.
+    """
+    level = os.environ.get("VLLM_LOGGING_LEVEL", "").upper()
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        logging.getLogger("vllm").setLevel(level)
+
+
+def quiet_engine_loading() -> bool:
+    """Whether an engine should hide its own loading bars (weights, shards): unless verbose."""
+    return not verbose_requested()
