@@ -155,6 +155,17 @@ def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir
     assert off.config.beta == 0.0
 
 
+def test_no_gradient_checkpointing_on_a_cpu_for_train_rm(tmp_path):
+    """TRL's configs turn it on; on a CPU it only costs time (about 37 s a step for `train rm`)."""
+    from selfalign.train.config import TrainSettings, resolve_config
+    from selfalign.train.data import DataSource
+
+    data = write_ranked_run_dir(tmp_path / "ranked", {"train": [2]})
+    settings = TrainSettings(kind="rm", data=[DataSource(data)], out=tmp_path / "o")
+    config, _ = resolve_config(settings, has_validation=False)
+    assert torch.cuda.is_available() or config.gradient_checkpointing is False
+
+
 # ---------------------------------------------------------------- the judge reward by hand
 
 def test_judge_reward_is_the_both_order_probability():
@@ -202,6 +213,46 @@ def test_reference_answers_one_request_per_prompt():
     assert [c.stage for c in engine.calls] == ["reference", "reference"]
 
 
+# ---------------------------------------------------------------- the reward-hacking watch
+
+def test_watch_says_when_rm_rose_but_the_judge_and_lengths_disagree():
+    from selfalign.train.rl_watch import WatchPoint, findings
+
+    start = WatchPoint(prompts=8, rm_reward=0.10, judge_win_rate=0.50, mean_length=20.0)
+    end = WatchPoint(prompts=8, rm_reward=0.90, judge_win_rate=0.40, mean_length=40.0)
+    assert findings(start, end) == [
+        "WARNING: RM reward rose from 0.100 to 0.900 while the judge's win rate against the "
+        "reference fell from 0.500 to 0.400: the policy may be exploiting the reward model.",
+        "WARNING: RM reward rose from 0.100 to 0.900 while answers grew from 20.0 to 40.0 "
+        "tokens: part of the rise may be length, which reward models tend to favour.",
+        "Judge win rate against the reference: 0.500 → 0.400."]
+    agreeing = WatchPoint(prompts=8, rm_reward=0.90, judge_win_rate=0.55, mean_length=22.0)
+    assert findings(start, agreeing)[0] == (
+        "RM reward rose from 0.100 to 0.900; the judge's win rate and the answers' length tell "
+        "the same story (no sign of reward hacking in these figures).")
+    fell = WatchPoint(prompts=8, rm_reward=0.05, judge_win_rate=None, mean_length=20.0)
+    assert findings(WatchPoint(8, 0.10, None, 20.0), fell) == [
+        "RM reward on held-out prompts did not rise (0.100 → 0.050): the policy did not improve "
+        "in the reward model's eyes beyond the train prompts."]
+    assert findings(None, None)[0].startswith("No held-out prompts")
+
+
+def test_cli_error_names_the_numbers_without_traceback(tmp_path, tiny_model_dir, tiny_rm_dir):
+    from click.testing import CliRunner
+
+    from selfalign.cli import main
+
+    prompts = write_prompts(tmp_path / "p.jsonl", 8)
+    result = CliRunner().invoke(main, ["train", "rl", "--model", str(tiny_model_dir),
+                                       "--prompts", str(prompts), "--reward-model",
+                                       str(tiny_rm_dir), "--out", str(tmp_path / "o"),
+                                       "--batch-size", "6"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: a generation batch of 6 completions (--batch-size 6) does "
+                             "not divide into groups of --samples 4; make --batch-size a "
+                             "multiple of 4 (e.g. 4)\n")
+
+
 # ---------------------------------------------------------------- real models
 
 @pytest.mark.train
@@ -241,7 +292,7 @@ def lower_half_share(prompts, completions, completion_ids, **_):
 def test_rloo_raises_a_dense_reward_with_kl_logged(tmp_path, tiny_model_dir, tiny_rm_dir):
     from selfalign.train.rl_outputs import RunRecorder, read_metrics
 
-    steps = 30
+    steps = 4
     settings = rl_settings(tmp_path, tiny_model_dir, tiny_rm_dir, train=16, max_steps=steps,
                            learning_rate=0.5, batch_size=8, samples=4, max_completion_length=8,
                            sample_every=1000)
@@ -250,10 +301,13 @@ def test_rloo_raises_a_dense_reward_with_kl_logged(tmp_path, tiny_model_dir, tin
     trainer.train()
     logged = [e for e in read_metrics(settings.out) if "reward" in e]
     assert len(logged) == steps
-    first = sum(e["reward"] for e in logged[:5]) / 5
-    last = sum(e["reward"] for e in logged[-5:]) / 5
-    assert last > first + 0.15, (first, last)
-    assert any(e.get("kl", 0) > 0 for e in logged[1:])
+    # The first step's completions come from the untrained policy: about half the tokens are in
+    # the lower half of a random model's vocabulary.
+    first = logged[0]["reward"]
+    last = sum(e["reward"] for e in logged[-3:]) / 3
+    assert 0.2 < first < 0.8 and last > first + 0.2, (first, last)
+    assert logged[0]["kl"] == 0  # the policy is still the reference when the first batch is made
+    assert all(e["kl"] > 0 for e in logged[1:])
 
 
 @pytest.mark.train

@@ -161,8 +161,6 @@ def resolve_config(settings: RLSettings, prompts: int):
     fields = {"output_dir": str(settings.out), "report_to": "none", "logging_steps": 1,
               "save_strategy": "no", "per_device_train_batch_size": DEFAULT_BATCH,
               **device_defaults()}
-    if "gradient_checkpointing" not in fields:  # a GPU: TRL's default (on) saves memory there
-        fields["gradient_checkpointing"] = True
     if not fields["bf16"]:  # TRL loads the saved dtype: bf16 weights would train in bf16 on a CPU
         fields["model_init_kwargs"] = {"dtype": "float32"}
     fields.update(values)
