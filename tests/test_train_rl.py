@@ -327,6 +327,7 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
     assert {"reward", "reward_std", "rewards/rm/mean", "kl", "completions/mean_length"} <= steps[0].keys()
     saved = json.loads((out / RECORD_NAME).read_text())
     assert saved["kind"] == "rl" and saved["reward_sources"]["rm"]["path"] == str(tiny_rm_dir)
+    assert len(saved["reward_sources"]["rm"]["record_sha256"]) == 64  # the rm run's record
     assert saved["prompts"]["train"] == 4 and saved["prompts"]["held_out"] == 2
     for moment in ("start", "end"):
         point = saved["watch"][moment]

@@ -198,7 +198,10 @@ def rl_record(plan: RLPlan, trainer, metrics: dict, watch: dict) -> dict:
         "lora": plan.lora,
         "reward": settings.reward,
         "reward_sources": {
-            "rm": {"path": plan.reward_model[0]} if plan.reward_model else None,
+            "rm": ({"path": plan.reward_model[0],
+                    # ties the reward to the data the reward model was trained on
+                    "record_sha256": _sha256(Path(plan.reward_model[0]) / RECORD_NAME)}
+                   if plan.reward_model else None),
             "judge": ({"model": plan.judge_model, "base_url": settings.judge_base_url,
                        "principles": [p.name for p in plan.constitution.principles],
                        "principles_per_pair": settings.judge_principles,
@@ -221,7 +224,7 @@ def rl_record(plan: RLPlan, trainer, metrics: dict, watch: dict) -> dict:
 
 
 def _sha256(path: Path) -> str | None:
-    """The sha256 of a prompt file, or of a folder's files in name order (None for stdin)."""
+    """The sha256 of a file, or of a folder's files in name order (None for stdin or no file)."""
     import hashlib
 
     files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
@@ -230,5 +233,7 @@ def _sha256(path: Path) -> str | None:
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.name.encode())
-        digest.update(f.read_bytes())
+        with open(f, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
