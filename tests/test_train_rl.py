@@ -45,6 +45,19 @@ def tiny_rm_dir(tiny_model_dir, tmp_path_factory):
     return root / "rm"
 
 
+@pytest.fixture(scope="session")
+def rm_dir(tiny_model_dir, tmp_path_factory):
+    """A reward model folder built the way `train rm` saves one, without training: the tiny
+    Llama with a one-output head, and its tokenizer. For the checks that load no model."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("rm-untrained")
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    return folder
+
+
 def rl_settings(tmp_path, model, rm, train=8, validation=0, **kw):
     prompts = write_prompts(tmp_path / "prompts.jsonl", train, validation)
     return RLSettings(prompts=[str(prompts)], out=tmp_path / "out", model=str(model),
@@ -60,14 +73,14 @@ def error_of(settings) -> str:
     return str(err.value)
 
 
-def test_batch_not_divisible_by_samples(tmp_path, tiny_model_dir, tiny_rm_dir):
-    message = error_of(rl_settings(tmp_path, tiny_model_dir, tiny_rm_dir, batch_size=6, samples=4))
+def test_batch_not_divisible_by_samples(tmp_path, tiny_model_dir, rm_dir):
+    message = error_of(rl_settings(tmp_path, tiny_model_dir, rm_dir, batch_size=6, samples=4))
     assert message == ("a generation batch of 6 completions (--batch-size 6) does not divide into "
                        "groups of --samples 4; make --batch-size a multiple of 4 (e.g. 4)")
 
 
-def test_fewer_prompts_than_one_generation_batch(tmp_path, tiny_model_dir, tiny_rm_dir):
-    settings = rl_settings(tmp_path, tiny_model_dir, tiny_rm_dir, train=3, batch_size=8, samples=2,
+def test_fewer_prompts_than_one_generation_batch(tmp_path, tiny_model_dir, rm_dir):
+    settings = rl_settings(tmp_path, tiny_model_dir, rm_dir, train=3, batch_size=8, samples=2,
                            overrides={"gradient_accumulation_steps": 2})
     assert error_of(settings) == (
         "3 train prompt(s), but one generation batch takes 8 (16 completions (--batch-size 8 × 2 "
@@ -75,10 +88,10 @@ def test_fewer_prompts_than_one_generation_batch(tmp_path, tiny_model_dir, tiny_
         "--batch-size to 6 or below")
 
 
-def test_reward_model_with_two_labels(tmp_path, tiny_model_dir, tiny_rm_dir):
+def test_reward_model_with_two_labels(tmp_path, tiny_model_dir, rm_dir):
     import shutil
 
-    rm = shutil.copytree(tiny_rm_dir, tmp_path / "two")
+    rm = shutil.copytree(rm_dir, tmp_path / "two")
     config = json.loads((rm / "config.json").read_text())
     config["id2label"] = {"0": "LABEL_0", "1": "LABEL_1"}
     (rm / "config.json").write_text(json.dumps(config))
@@ -92,22 +105,22 @@ def test_causal_lm_is_not_a_reward_model(tmp_path, tiny_model_dir):
         rl_settings(tmp_path, tiny_model_dir, tiny_model_dir))
 
 
-def test_reward_model_without_tokenizer(tmp_path, tiny_model_dir, tiny_rm_dir):
+def test_reward_model_without_tokenizer(tmp_path, tiny_model_dir, rm_dir):
     import shutil
 
     rm = tmp_path / "bare"
     rm.mkdir()
     for name in ("config.json", "model.safetensors"):
-        shutil.copy(tiny_rm_dir / name, rm / name)
+        shutil.copy(rm_dir / name, rm / name)
     message = error_of(rl_settings(tmp_path, tiny_model_dir, rm))
     assert message.startswith(f"--reward-model {rm}: cannot load its tokenizer")
     assert message.endswith("the folder must hold the tokenizer `train rm` saved beside the model")
 
 
-def test_reward_model_with_another_chat_template(tmp_path, tiny_model_dir, tiny_rm_dir):
+def test_reward_model_with_another_chat_template(tmp_path, tiny_model_dir, rm_dir):
     import shutil
 
-    rm = shutil.copytree(tiny_rm_dir, tmp_path / "other")
+    rm = shutil.copytree(rm_dir, tmp_path / "other")
     config = json.loads((rm / "tokenizer_config.json").read_text())
     template_file = rm / "chat_template.jinja"
     template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -143,15 +156,15 @@ def test_settings_refused_on_creation(tmp_path):
                    principles=["x"], reward_weights=[1.0])
 
 
-def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir, tiny_rm_dir):
+def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir, rm_dir):
     from trl import GRPOConfig, RLOOConfig
 
     for algo, cls in (("rloo", RLOOConfig), ("grpo", GRPOConfig)):
-        config = plan_rl(rl_settings(tmp_path, tiny_model_dir, tiny_rm_dir, algo=algo)).config
+        config = plan_rl(rl_settings(tmp_path, tiny_model_dir, rm_dir, algo=algo)).config
         assert isinstance(config, cls)
         assert (config.beta, config.num_generations, config.max_completion_length) == (0.05, 4, 64)
         assert config.gradient_checkpointing is False and config.bf16 is False
-    off = plan_rl(rl_settings(tmp_path, tiny_model_dir, tiny_rm_dir, algo="grpo", beta=0.0))
+    off = plan_rl(rl_settings(tmp_path, tiny_model_dir, rm_dir, algo="grpo", beta=0.0))
     assert off.config.beta == 0.0
 
 
@@ -237,7 +250,7 @@ def test_watch_says_when_rm_rose_but_the_judge_and_lengths_disagree():
     assert findings(None, None)[0].startswith("No held-out prompts")
 
 
-def test_cli_error_names_the_numbers_without_traceback(tmp_path, tiny_model_dir, tiny_rm_dir):
+def test_cli_error_names_the_numbers_without_traceback(tmp_path, tiny_model_dir, rm_dir):
     from click.testing import CliRunner
 
     from selfalign.cli import main
@@ -245,7 +258,7 @@ def test_cli_error_names_the_numbers_without_traceback(tmp_path, tiny_model_dir,
     prompts = write_prompts(tmp_path / "p.jsonl", 8)
     result = CliRunner().invoke(main, ["train", "rl", "--model", str(tiny_model_dir),
                                        "--prompts", str(prompts), "--reward-model",
-                                       str(tiny_rm_dir), "--out", str(tmp_path / "o"),
+                                       str(rm_dir), "--out", str(tmp_path / "o"),
                                        "--batch-size", "6"])
     assert result.exit_code == 2
     assert result.stderr == ("error: a generation batch of 6 completions (--batch-size 6) does "
@@ -289,11 +302,11 @@ def lower_half_share(prompts, completions, completion_ids, **_):
 
 
 @pytest.mark.train
-def test_rloo_raises_a_dense_reward_with_kl_logged(tmp_path, tiny_model_dir, tiny_rm_dir):
+def test_rloo_raises_a_dense_reward_with_kl_logged(tmp_path, tiny_model_dir, rm_dir):
     from selfalign.train.rl_outputs import RunRecorder, read_metrics
 
     steps = 4
-    settings = rl_settings(tmp_path, tiny_model_dir, tiny_rm_dir, train=16, max_steps=steps,
+    settings = rl_settings(tmp_path, tiny_model_dir, rm_dir, train=16, max_steps=steps,
                            learning_rate=0.5, batch_size=8, samples=4, max_completion_length=8,
                            sample_every=1000)
     plan = plan_rl(settings)
