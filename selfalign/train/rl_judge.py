@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any, Callable, Coroutine
 
 from selfalign.constitution import Constitution
 from selfalign.engine.base import Request, SamplingSettings
@@ -164,7 +164,3 @@ class JudgeEngines:
         self.close_reference()
         self.judge.close()
         self.loop.close()
-
-
-def ask_of(engine) -> Callable[[Request], Awaitable]:
-    return engine.complete

@@ -161,10 +161,12 @@ def run_plan(plan: RLPlan, make_engine: Callable | None = None) -> dict:
         rewards = [f for f in (rm, judge.reward if judge else None) if f is not None]
         trainer = build_trainer(plan, rewards, RunRecorder(out, settings.sample_every))
         held_out = dataset_rows(plan.prompts.held_out)
-        watch = lambda: watch_point(trainer.model, plan.tokenizer, held_out,  # noqa: E731
-                                    settings.max_completion_length, rm,
-                                    judge.score if judge else None)
-        start = watch()
+
+        def watch():
+            return watch_point(trainer.model, plan.tokenizer, held_out,
+                               settings.max_completion_length, rm, judge.score if judge else None)
+
+        start = watch()  # the policy is still the SFT model
         metrics = dict(trainer.train().metrics)
         end = watch()
     finally:
@@ -175,7 +177,7 @@ def run_plan(plan: RLPlan, make_engine: Callable | None = None) -> dict:
     if trainer.accelerator.is_main_process:
         plot_reward_kl(out, read_metrics(out))
         (out / RECORD_NAME).write_text(json.dumps(record, indent=2, default=str))
-        (out / "report.md").write_text(report_markdown(record))
+        (out / REPORT_NAME).write_text(report_markdown(record))
     return record
 
 
