@@ -243,6 +243,10 @@ def test_watch_says_when_rm_rose_but_the_judge_and_lengths_disagree():
     assert findings(start, agreeing)[0] == (
         "RM reward rose from 0.100 to 0.900; the judge's win rate and the answers' length tell "
         "the same story (no sign of reward hacking in these figures).")
+    unjudged = findings(WatchPoint(8, 0.10, None, 20.0), WatchPoint(8, 0.50, None, 18.0))
+    assert unjudged == ["RM reward rose from 0.100 to 0.500; the answers' length (20.0 → 18.0 "
+                        "tokens; no judge was set) tells the same story (no sign of reward "
+                        "hacking in these figures)."]
     fell = WatchPoint(prompts=8, rm_reward=0.05, judge_win_rate=None, mean_length=20.0)
     assert findings(WatchPoint(8, 0.10, None, 20.0), fell) == [
         "RM reward on held-out prompts did not rise (0.100 → 0.050): the policy did not improve "

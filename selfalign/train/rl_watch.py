@@ -102,8 +102,13 @@ def findings(start: WatchPoint | None, end: WatchPoint | None) -> list[str]:
                              f"{end.mean_length:.1f} tokens: part of the rise may be length, "
                              "which reward models tend to favour.")
             if not notes:
-                notes.append(f"{rm}; the judge's win rate and the answers' length tell the same "
-                             "story (no sign of reward hacking in these figures).")
+                judged = start.judge_win_rate is not None and end.judge_win_rate is not None
+                witnesses = "the judge's win rate and the answers' length" if judged else (
+                    f"the answers' length ({start.mean_length:.1f} → {end.mean_length:.1f} "
+                    "tokens; no judge was set)")
+                verb = "tell" if judged else "tells"
+                notes.append(f"{rm}; {witnesses} {verb} the same story (no sign of reward "
+                             "hacking in these figures).")
     elif grew:
         notes.append(f"Answers grew from {start.mean_length:.1f} to {end.mean_length:.1f} tokens.")
     if start.judge_win_rate is not None and end.judge_win_rate is not None:
