@@ -1,7 +1,7 @@
 # selfalign: the commands a newcomer needs. Every target that runs code sets up .venv first.
 #
 #   make demo        set-up, then generate on the embedded model into outputs/demo/
-#   make recipe      set-up, then the whole loop at tiny scale: prepare, generate, train, eval
+#   make recipe      set-up, then the whole loop at tiny scale: SFT, pairs, DPO, RM, RL, eval
 #   make test        set-up, then the whole test suite
 #   make test-fast   set-up, then the tests that need neither vLLM nor training
 #   make validate    check every principle, exemplar and constitution file
@@ -95,36 +95,54 @@ export DEMO_SUMMARY
 demo-summary:
 	@$(PY) -c "$$DEMO_SUMMARY" $(DEMO_OUT)
 
-# The whole loop on the embedded SmolLM2-135M at tiny scale (2 CPU cores: well under 30
-# minutes): prepare the sample prompts into train/validation/test, generate, SFT, generate pairs
-# with the SFT model, DPO, then eval the DPO model against the base on the held-out test split.
-# The sample has only six users, so its split is by prompt (--user-field id); keep the default
-# split by user on real data. A previous $(RECIPE_OUT) is replaced.
+# The whole seeded recipe on the embedded SmolLM2-135M at tiny scale (2 CPU cores: see
+# docs/guides/rl.md for its measured time): prepare the sample prompts into
+# train/validation/test, generate, SFT; then with the SFT model: ranked pairs (--feedback rank,
+# the SFT model judging), DPO, a reward model, RL (RLOO) against the reward model on a KL leash;
+# finally eval of the RL model and of the DPO model against the SFT model on the held-out test
+# split, with the reward model scoring every answer. The sample has only six users, so its split
+# is by prompt (--user-field id); keep the default split by user on real data. A previous
+# $(RECIPE_OUT) is replaced.
 RECIPE_OUT        ?= outputs/recipe
 RECIPE_PRINCIPLES ?= constitution/3h.yaml
 RECIPE_TOKENS     ?= --max-tokens 64
-RECIPE_TRAIN      ?= --max-steps 10 --batch-size 4 --max-length 256
+RECIPE_SEED       ?= 0
+RECIPE_TRAIN      ?= --max-steps 10 --batch-size 4 --max-length 256 --seed $(RECIPE_SEED)
+RECIPE_RL         ?= --max-steps 20 --batch-size 8 --samples 4 --max-completion-length 48 \
+                     --learning-rate 1e-5 --held-out 16
+RECIPE_EVAL        = --prompts $(RECIPE_OUT)/prompts --principles $(RECIPE_PRINCIPLES) \
+                     --baseline $(RECIPE_OUT)/sft --reward-model $(RECIPE_OUT)/rm \
+                     --seed $(RECIPE_SEED) $(RECIPE_TOKENS)
 
 recipe: setup
 	@rm -rf $(RECIPE_OUT)
 	@step() { echo; echo "== $$1"; shift; echo "+ selfalign $$*"; $(SELFALIGN) "$$@"; }; \
-	step "1/6 prepare: train/validation/test splits" prompts prepare \
+	step "1/9 prepare: train/validation/test splits" prompts prepare \
 	    $(DEMO_PROMPTS) --out $(RECIPE_OUT)/prompts --user-field id \
 	    --splits train=0.6,validation=0.2,test=0.2; \
-	step "2/6 generate with the base model" generate --principles $(RECIPE_PRINCIPLES) \
-	    --prompts $(RECIPE_OUT)/prompts --out $(RECIPE_OUT)/gen-base --rounds 1 $(RECIPE_TOKENS); \
-	step "3/6 SFT on the revisions" train sft --data $(RECIPE_OUT)/gen-base \
+	step "2/9 generate with the base model" generate --principles $(RECIPE_PRINCIPLES) \
+	    --prompts $(RECIPE_OUT)/prompts --out $(RECIPE_OUT)/gen-base --rounds 1 \
+	    --seed $(RECIPE_SEED) $(RECIPE_TOKENS); \
+	step "3/9 SFT on the revisions" train sft --data $(RECIPE_OUT)/gen-base \
 	    --out $(RECIPE_OUT)/sft $(RECIPE_TRAIN); \
-	step "4/6 generate pairs with the SFT model" generate --principles $(RECIPE_PRINCIPLES) \
-	    --prompts $(RECIPE_OUT)/prompts --out $(RECIPE_OUT)/gen-sft --rounds 1 \
-	    --model $(RECIPE_OUT)/sft $(RECIPE_TOKENS); \
-	step "5/6 DPO from the SFT model" train dpo --data $(RECIPE_OUT)/gen-sft \
+	step "4/9 ranked pairs from the SFT model (it answers 4 times and judges)" generate \
+	    --principles $(RECIPE_PRINCIPLES) --prompts $(RECIPE_OUT)/prompts \
+	    --out $(RECIPE_OUT)/gen-sft --rounds 1 --samples 4 --feedback rank \
+	    --model $(RECIPE_OUT)/sft --seed $(RECIPE_SEED) $(RECIPE_TOKENS); \
+	step "5/9 DPO from the SFT model" train dpo --data $(RECIPE_OUT)/gen-sft \
 	    --model $(RECIPE_OUT)/sft --out $(RECIPE_OUT)/dpo $(RECIPE_TRAIN) \
 	    --learning-rate 5e-5 --beta 0.1; \
-	step "6/6 eval: the DPO model against the base, on the test split" eval \
-	    --model $(RECIPE_OUT)/dpo --prompts $(RECIPE_OUT)/prompts \
-	    --principles $(RECIPE_PRINCIPLES) --out $(RECIPE_OUT)/eval $(RECIPE_TOKENS)
-	@echo; echo "recipe done: open $(RECIPE_OUT)/eval/report.md"
+	step "6/9 reward model on the ranked pairs" train rm --data $(RECIPE_OUT)/gen-sft \
+	    --model $(RECIPE_OUT)/sft --out $(RECIPE_OUT)/rm $(RECIPE_TRAIN); \
+	step "7/9 RL (RLOO) from the SFT model against the reward model" train rl \
+	    --model $(RECIPE_OUT)/sft --prompts $(RECIPE_OUT)/prompts \
+	    --reward-model $(RECIPE_OUT)/rm --out $(RECIPE_OUT)/rl --seed $(RECIPE_SEED) $(RECIPE_RL); \
+	step "8/9 eval: the RL model against the SFT model, on the test split" eval \
+	    --model $(RECIPE_OUT)/rl --out $(RECIPE_OUT)/eval-rl $(RECIPE_EVAL); \
+	step "9/9 eval: the DPO model against the SFT model, on the test split" eval \
+	    --model $(RECIPE_OUT)/dpo --out $(RECIPE_OUT)/eval-dpo $(RECIPE_EVAL)
+	@echo; echo "recipe done: $(RECIPE_OUT)/rl/report.md, $(RECIPE_OUT)/eval-rl/report.md," \
+	    "$(RECIPE_OUT)/eval-dpo/report.md"
 
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)

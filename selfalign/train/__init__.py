@@ -1,4 +1,4 @@
-"""SFT, DPO and reward-model training over TRL on selfalign outputs.
+"""SFT, DPO, reward-model and RL training over TRL on selfalign outputs.
 
 - `data`: read and check run folders (`sft/`, `prefs/`), mix several by weight, group a prompt's
   pairs for the reward model, filter by judge preference.
@@ -6,5 +6,9 @@
 - `reward`: TRL's `RewardTrainer` with soft labels and whole prompts per batch element.
 - `run`: `train(TrainSettings)` checks everything, runs TRL's trainer, saves the model and
   `selfalign-train.json`.
-- `commands`: the `selfalign train sft|dpo|rm` click group.
+- `rl_*`: `train rl`, RLOO/GRPO from the SFT model against the reward model or the live judge:
+  settings (`rl_settings`), prompts (`rl_prompts`), the two rewards (`rl_reward_model`,
+  `rl_judge`), what a run writes while it trains (`rl_outputs`), the reward-hacking watch
+  (`rl_watch`) and the run itself (`rl_run`).
+- `commands`: the `selfalign train sft|dpo|rm|rl` click group.
 """

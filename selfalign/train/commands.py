@@ -1,4 +1,4 @@
-"""`selfalign train sft|dpo|rm`: parse options, call selfalign.train.run.train, print a summary."""
+"""`selfalign train sft|dpo|rm|rl`: parse options, call selfalign.train.run.train, print a summary."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _run(kind: str, **options) -> None:
 
 @click.group()
 def train() -> None:
-    """Train on generated folders (SFT, DPO or a reward model through TRL)."""
+    """Train on generated folders (SFT, DPO, a reward model, RL on it) through TRL."""
 
 
 @train.command()
@@ -94,3 +94,93 @@ def rm(**options) -> None:
     selfalign-train.json). Accuracy is the share of pairs with r(chosen) > r(rejected).
     """
     _run("rm", **options)
+
+
+def _weights(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return [float(w) for w in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, e.g. 1,0.5; got {value!r}")
+
+
+@train.command()
+@click.option("--model", default=None,
+              help="The SFT model: where the policy starts and the KL reference (default: the "
+                   "embedded SmolLM2-135M).")
+@click.option("--prompts", multiple=True, required=True, metavar="PATH",
+              help="Prompts, any source `generate` reads. A prepared folder gives its train split "
+                   "to train on and its validation split to the reward-hacking watch.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for the policy, tokenizer, selfalign-train.json, metrics.jsonl, "
+                   "report.md, reward_kl.png and samples/.")
+@click.option("--reward-model", default=None, metavar="DIR",
+              help="The --out folder of `selfalign train rm` (needed by --reward rm and rm+judge).")
+@click.option("--algo", type=click.Choice(["rloo", "grpo"]), default="rloo", show_default=True,
+              help="TRL's RLOOTrainer (PPO's documented successor) or GRPOTrainer.")
+@click.option("--reward", type=click.Choice(["rm", "judge", "rm+judge"]), default="rm",
+              show_default=True, help="Reward source(s): the reward model, the live judge "
+                                      "(P(completion ≻ the SFT model's answer)), or both.")
+@click.option("--reward-weights", callback=_weights, default=None, metavar="W1,W2",
+              help="Weight of each source of --reward, in its order (default: 1 each).")
+@click.option("--beta", type=float, default=0.05, show_default=True,
+              help="KL penalty towards the SFT model, for RLOO and GRPO alike; 0 turns it off.")
+@click.option("--samples", type=int, default=4, show_default=True,
+              help="Completions per prompt (TRL's num_generations).")
+@click.option("--max-completion-length", type=int, default=64, show_default=True,
+              help="Tokens per completion.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps.")
+@click.option("--epochs", type=float, default=None, help="Passes over the train prompts.")
+@click.option("--learning-rate", type=float, default=None, help="Default: TRL's 1e-6.")
+@click.option("--batch-size", type=int, default=None,
+              help="Completions per device per step, a multiple of --samples (default 8).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lora", is_flag=True,
+              help="Train LoRA adapters; OUT gets merged weights, OUT/adapter the adapter.")
+@click.option("--use-vllm", is_flag=True,
+              help="Generate completions with vLLM on the training GPU (TRL's colocate mode; "
+                   "needs a GPU and the `vllm` package).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="YAML of any TRL RLOOConfig/GRPOConfig field (plus `lora:`); options win.")
+@click.option("--principles", multiple=True, metavar="PATH",
+              help="The judge's comparison principles (file, folder or constitution).")
+@click.option("--judge-model", default=None, help="The judge [default: the SFT model].")
+@click.option("--judge-base-url", multiple=True, metavar="URL",
+              help="OpenAI-compatible servers of --judge-model (repeat for several).")
+@click.option("--judge-principles", type=int, default=1, show_default=True,
+              help="Comparison principles drawn per judged completion, labels averaged.")
+@click.option("--reference-run", type=click.Path(path_type=Path), default=None, metavar="RUN_DIR",
+              help="A generate run of the SFT model whose sft/ answers are the judge's reference; "
+                   "prompts it lacks are answered by the SFT model before training.")
+@click.option("--backend", type=click.Choice(["vllm", "transformers"]), default="vllm",
+              show_default=True, help="In-process engine for reference answers and a local judge.")
+@click.option("--sample-every", type=int, default=10, show_default=True,
+              help="Save the generation batch's completions every this many steps (samples/).")
+@click.option("--held-out", type=int, default=32, show_default=True,
+              help="Validation prompts answered and scored at the start and the end.")
+def rl(**options) -> None:
+    """RL on the reward model (or the live judge): RLOO or GRPO from the SFT model, on a KL leash.
+
+    The reward model scores each conversation exactly as `train rm` saw it in training. Before
+    and after training the policy answers held-out prompts; report.md says plainly when the RM
+    reward rose while the judge's win rate or the answers' length tell another story.
+    """
+    from selfalign.train.rl_run import train_rl
+    from selfalign.train.rl_settings import RLSettings
+
+    options["prompts"] = list(options["prompts"])
+    options["principles"] = list(options["principles"])
+    options["judge_base_url"] = list(options["judge_base_url"])
+    record = train_rl(RLSettings(**options))
+    curve, watch = record["curve"], record["watch"]
+    click.echo(f"trained rl ({record['algo']}, reward {record['reward']}) for "
+               f"{record['metrics']['global_step']} steps in {record['wall_time_s']:.0f} s: reward "
+               f"{_number(curve['first_reward'])} → {_number(curve['last_reward'])}, KL "
+               f"{_number(curve['last_kl'])}; model in {options['out']}")
+    for note in watch["findings"]:
+        click.echo(f"  {note}")
+
+
+def _number(value) -> str:
+    return "—" if value is None else f"{value:.4g}"

@@ -77,11 +77,15 @@ def datasets_of(prepared: Prepared) -> tuple[Any, Any]:
 
 
 def peft_config(prepared: Prepared):
-    if prepared.lora is None:
+    return peft_config_of(prepared.lora)
+
+
+def peft_config_of(lora: dict | None):
+    if lora is None:
         return None
     from peft import LoraConfig
 
-    return LoraConfig(**prepared.lora)
+    return LoraConfig(**lora)
 
 
 def trainer_class(kind: str):
@@ -160,9 +164,13 @@ def final_evaluation(trainer) -> dict:
 
 
 def save_model(trainer, prepared: Prepared) -> None:
+    save_trained(trainer, Path(prepared.settings.out), prepared.lora, prepared.tokenizer,
+                 classifier=prepared.settings.kind == "rm")
+
+
+def save_trained(trainer, out: Path, lora: dict | None, tokenizer, classifier: bool = False) -> None:
     """Full model in OUT. With LoRA: the adapter in OUT/adapter, merged weights in OUT."""
-    out = Path(prepared.settings.out)
-    if prepared.lora is None:
+    if lora is None:
         trainer.save_model(str(out))
         return
     adapter = out / ADAPTER_DIR
@@ -171,14 +179,14 @@ def save_model(trainer, prepared: Prepared) -> None:
         # Reload from disk rather than merging in place: under FSDP/ZeRO-3 the live weights are sharded.
         from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
 
-        if prepared.settings.kind == "rm":
+        if classifier:
             merged = AutoPeftModelForSequenceClassification.from_pretrained(
                 str(adapter), dtype="auto", num_labels=1).merge_and_unload()
-            merged.config.pad_token_id = prepared.tokenizer.pad_token_id  # finds the last token
+            merged.config.pad_token_id = tokenizer.pad_token_id  # finds the last token
         else:
             merged = AutoPeftModelForCausalLM.from_pretrained(str(adapter), dtype="auto").merge_and_unload()
         merged.save_pretrained(str(out))
-        prepared.tokenizer.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
     trainer.accelerator.wait_for_everyone()
 
 
