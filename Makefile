@@ -108,7 +108,7 @@ RECIPE_PRINCIPLES ?= constitution/3h.yaml
 RECIPE_TOKENS     ?= --max-tokens 64
 RECIPE_SEED       ?= 0
 RECIPE_TRAIN      ?= --max-steps 10 --batch-size 4 --max-length 256 --seed $(RECIPE_SEED)
-RECIPE_RL         ?= --max-steps 20 --batch-size 8 --samples 4 --max-completion-length 48 \
+RECIPE_RL         ?= --max-steps 8 --batch-size 8 --samples 4 --max-completion-length 48 \
                      --learning-rate 1e-5 --held-out 16
 RECIPE_EVAL        = --prompts $(RECIPE_OUT)/prompts --principles $(RECIPE_PRINCIPLES) \
                      --baseline $(RECIPE_OUT)/sft --reward-model $(RECIPE_OUT)/rm \
