@@ -95,8 +95,11 @@ def summary(evaluation: dict, out: Path) -> str:
 
     if evaluation["judged"]:
         low, high = evaluation["win_rate_ci"]
+        soft = evaluation["preference_win_rate"]
         headline = (f"win rate {evaluation['win_rate']:.3f} (95% CI {low:.3f}-{high:.3f}) over "
-                    f"{evaluation['judged']} prompts: {counts_text(evaluation)}")
+                    f"{evaluation['judged']} prompts: {counts_text(evaluation)}\n"
+                    f"preference-weighted win rate {soft['rate']:.3f} (95% bootstrap CI "
+                    f"{soft['ci'][0]:.3f}-{soft['ci'][1]:.3f}): mean P(candidate better)")
     else:
         headline = f"no prompt could be judged ({evaluation['skipped']})"
     plots = sorted(p.name for p in out.glob("*.png"))
