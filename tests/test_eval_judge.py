@@ -179,6 +179,14 @@ def test_the_command_prints_the_headline(tmp_path, monkeypatch):
     assert "Traceback" not in bad.output
 
 
+def test_eval_without_a_subcommand_still_needs_its_options():
+    from selfalign import cli
+
+    result = CliRunner().invoke(cli.main, ["eval", "--model", "x"])
+    assert result.exit_code == 2
+    assert "Missing option '--prompts', '--principles', '--out'" in result.output
+
+
 def test_nothing_usable_is_refused_before_any_model_loads(tmp_path):
     with pytest.raises(UserError, match=r"no usable pair \(1 rows rejected: "
                                         r"\{'conversations_differ': 1\}\)"):

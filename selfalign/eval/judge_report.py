@@ -207,6 +207,7 @@ def _reward_section(ev: dict, plots: list[str]) -> str:
 def _groups_section(title: str, groups: dict) -> str:
     if not groups:
         return ""
+    scored = any(g.get("reward") for g in groups.values())
     rows = []
     for name, g in groups.items():
         reward = g.get("reward")
@@ -215,12 +216,11 @@ def _groups_section(title: str, groups: dict) -> str:
                      _pct(g["accuracy_by_order"]["chosen_in_b"]["rate"]),
                      _pct(g["first_position_rate"]), _pct(g["order_disagreement_rate"]),
                      _num(g["brier"]), _num(g["ece"])]
-                    + ([_pct(reward["accuracy"]["rate"]) if reward else "n/a"]
-                       if "reward" in g else []))
+                    + ([_with_ci(reward["accuracy"]) if reward else "n/a"] if scored else []))
     headers = ["group", "pairs", "accuracy (95% CI)", "chosen in A", "chosen in B",
                "first position", "orders disagreed", "Brier", "ECE"]
-    if any("reward" in g for g in groups.values()):
-        headers.append("RM accuracy")
+    if scored:
+        headers.append("RM accuracy (95% CI)")
     return f"## {title}\n\n" + _table(headers, rows)
 
 
