@@ -179,6 +179,23 @@ def test_the_command_prints_the_headline(tmp_path, monkeypatch):
     assert "Traceback" not in bad.output
 
 
+def test_a_judge_behind_a_server_is_measured_through_the_command(tmp_path):
+    from openai_stand_in import StandInServer
+    from selfalign import cli
+
+    pairs = write_jsonl(tmp_path / "p.jsonl", pair_rows(6))
+    with StandInServer() as server:  # P(A) = 0.8 whatever it is asked: always A
+        result = CliRunner().invoke(cli.main, [
+            "eval", "judge", "--pairs", str(pairs), "--principles",
+            str(write_principles(tmp_path / "c")), "--out", str(tmp_path / "out"),
+            "--judge-base-url", server.url, "--model", "stand-in"])
+    assert result.exit_code == 0, result.output
+    ev = json.loads((tmp_path / "out" / "judge.json").read_text())
+    assert ev["engine"]["backend"] == "openai" and ev["pairs"]["judged"] == 6
+    assert ev["overall"]["accuracy"]["rate"] == 0.5 and ev["overall"]["first_position_rate"] == 1
+    assert "warning: The judge picked the first (A) position in 100%" in result.output
+
+
 def test_eval_without_a_subcommand_still_needs_its_options():
     from selfalign import cli
 
