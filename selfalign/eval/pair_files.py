@@ -81,6 +81,8 @@ def _rows(path: Path) -> Iterator[tuple[int, Row]]:
 
 
 def _json_rows(path: Path) -> Iterator[tuple[int, Row]]:
+    # Evaluation sets hold thousands of pairs, not millions: reading the file at once keeps this
+    # simple (the prompt readers stream, as their inputs can be any size).
     with _open_binary(path) as stream:
         data = stream.read()
     if data.startswith(UTF8_BOM):
