@@ -37,12 +37,12 @@ def read_pairs(paths: Sequence[str], subset_field: str | None = None
 
 
 def sample_pairs(pairs: list[HumanPair], limit: int | None, seed: int) -> list[HumanPair]:
-    """At most `limit` pairs, chosen by a hash of (seed, source, line, id): the same pairs on
-    every re-run, whatever else the files hold; kept in file order."""
+    """At most `limit` pairs, chosen by a hash of (seed, file name, line, id): the same pairs
+    on every re-run, wherever the files are; kept in file order."""
     if limit is None or len(pairs) <= limit:
         return pairs
     keyed = sorted(range(len(pairs)), key=lambda i: unit_hash(json.dumps(
-        [seed, pairs[i].source, pairs[i].line, pairs[i].id])))
+        [seed, Path(pairs[i].source).name, pairs[i].line, pairs[i].id])))
     return [pairs[i] for i in sorted(keyed[:limit])]
 
 
