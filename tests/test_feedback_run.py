@@ -89,6 +89,9 @@ def test_a_judge_that_always_says_a_gives_half_and_is_inconsistent(inputs, tmp_p
     title, rest = card.split("# Constitutional self-critique data", 1)[1].split("\n\n", 1)
     assert rest.startswith("> **Warning.** These labels are mostly position")
     assert "`selfalign eval judge`" in rest.split("\n\n")[0]
+    from selfalign.generate.commands import summary
+
+    assert "\nwarning: These labels are mostly position" in summary(manifest)
 
 
 def test_rank_writes_every_pair_oriented_and_ranks_the_answers(inputs, tmp_path):
