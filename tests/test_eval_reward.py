@@ -42,3 +42,16 @@ def test_scores_do_not_depend_on_the_batch(tiny_reward_model):
 def test_a_causal_model_is_not_a_reward_model(tiny_model_dir):
     with pytest.raises(UserError, match="not a sequence classifier.*LlamaForCausalLM"):
         check_reward_model(str(tiny_model_dir))
+
+
+def test_scores_come_back_in_the_given_order(tiny_reward_model):
+    # Long and short answers interleaved: batches are formed by length, scores keep their place.
+    model = check_reward_model(str(tiny_reward_model))
+    answers = [("word " * n).strip() for n in (40, 1, 25, 3, 60, 2, 9, 33, 5, 70)]
+    conversations = [[{"role": "user", "content": "Say words."}]] * len(answers)
+    forward = score_answers(model, conversations, answers)
+    backward = score_answers(model, conversations[::-1], answers[::-1])
+    alone = [score_answers(model, conversations[:1], [a])[0] for a in answers[:3]]
+    assert len(forward) == 10 and len(set(round(s, 5) for s in forward)) == 10
+    assert backward[::-1] == pytest.approx(forward, abs=1e-4)
+    assert forward[:3] == pytest.approx(alone, abs=1e-4)
