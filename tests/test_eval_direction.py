@@ -27,6 +27,7 @@ from scripted_engine import ScriptedEngine
 from selfalign.engine.base import Completion, Request
 from selfalign.eval.run import ANSWER_STAGE, constitution_judge, plan_eval, run_eval
 from selfalign.eval.settings import EvalSettings
+from selfalign.stages.judge import shown_options
 
 MARKER = "MARKER"
 PROMPTS = [{"id": f"p{i}", "prompt": f"Question {i}: how do I keep basil alive?"}
@@ -51,9 +52,7 @@ def write_principles(folder: Path) -> Path:
 
 def options_shown(judge_turn: str) -> tuple[str, str]:
     """The texts of options (A) and (B) in a judge question."""
-    found = re.search(r"\n\(A\) (.*)\n\n\(B\) (.*)\n\n", judge_turn, re.S)
-    assert found, judge_turn
-    return found.group(1), found.group(2)
+    return shown_options(judge_turn)
 
 
 def p_option_a(judge_turn: str) -> float:
@@ -190,7 +189,7 @@ def test_a_judge_that_only_follows_position_gives_ties(inputs):
 
 def stand_in_judge(request: dict) -> list[tuple[str, float]]:
     text = request["messages"][-1]["content"]
-    p = p_option_a(text) if "\n(A) " in text else 0.5  # else eval's check: are there logprobs?
+    p = p_option_a(text) if "<reply_A>" in text else 0.5  # else eval's check: are there logprobs?
     return [("A", math.log(p)), ("B", math.log(1 - p))]
 
 

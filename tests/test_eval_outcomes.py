@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from selfalign.eval.outcomes import (LOSS, TIE, WIN, Tally, outcome_of, position_consistency,
-                                     sign_test_p, table_by, tally, wilson_interval)
+from selfalign.eval.outcomes import (LOSS, TIE, WIN, Tally, bootstrap_mean_interval, outcome_of,
+                                     position_consistency, sign_test_p, soft_win_rate, table_by,
+                                     tally, wilson_interval)
 
 
 @pytest.mark.parametrize("preference, consistent, band, expected", [
@@ -87,3 +88,24 @@ def test_position_consistency():
     assert position_consistency([True, True, False, True]) == {
         "judged": 4, "consistent": 3, "rate": 0.75}
     assert position_consistency([]) == {"judged": 0, "consistent": 0, "rate": None}
+
+
+def test_bootstrap_interval_of_a_mean():
+    assert bootstrap_mean_interval([0.7] * 20) == pytest.approx((0.7, 0.7))
+    # 50 zeros and 50 ones: the mean's standard error is 0.05, so the 95% interval is about
+    # 0.5 ± 1.96 × 0.05 = (0.402, 0.598).
+    low, high = bootstrap_mean_interval([0.0, 1.0] * 50)
+    assert low == pytest.approx(0.402, abs=0.015) and high == pytest.approx(0.598, abs=0.015)
+    assert bootstrap_mean_interval([0.0, 1.0] * 50) == (low, high)  # seeded
+    assert bootstrap_mean_interval([]) == (0.0, 1.0)
+
+
+def test_soft_win_rate_keeps_a_lean_that_the_tie_band_erases():
+    preferences = [0.52, 0.54] * 20  # every one within the 0.05 tie band
+    hard = tally(outcome_of(p, True, 0.05) for p in preferences)
+    assert (hard.ties, hard.win_rate) == (40, 0.5)
+    soft = soft_win_rate(preferences)
+    assert soft["prompts"] == 40 and soft["rate"] == pytest.approx(0.53)
+    # Half the values are 0.52 and half 0.54: standard error 0.01 / sqrt(40) ≈ 0.0016.
+    assert 0.5 < soft["ci"][0] < 0.53 < soft["ci"][1] < 0.535
+    assert soft_win_rate([]) == {"prompts": 0, "rate": None, "ci": None, "resamples": 2000}

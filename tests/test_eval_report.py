@@ -65,6 +65,9 @@ def test_figures_of_the_hand_made_result():
     assert (ev["prompts"], ev["judged"], ev["wins"], ev["ties"], ev["losses"]) == (11, 10, 4, 2, 4)
     assert ev["win_rate"] == 0.5 and ev["win_rate_ci"] == [0.236593, 0.763407]
     assert ev["skipped"] == {"candidate:too_long": 1}
+    soft = ev["preference_win_rate"]  # (0.97 + 0.91 + ... + 0.40) / 10 judged prompts
+    assert (soft["prompts"], soft["rate"], soft["resamples"]) == (10, 0.562, 2000)
+    assert soft["ci"][0] < 0.562 < soft["ci"][1] and 0.3 < soft["ci"][0] and soft["ci"][1] < 0.8
     assert ev["by_tag"]["harmless"] == {"prompts": 3, "wins": 1, "ties": 1, "losses": 1,
                                         "win_rate": 0.5, "win_rate_ci": [0.125334, 0.874666]}
     assert ev["by_category"]["helpful"]["prompts"] == 7
@@ -121,6 +124,8 @@ def test_write_report(tmp_path):
     assert "win rate is 50.0% (95% CI 23.7% to 76.3%) over 10 judged prompts: 4 wins, 2 ties, " \
            "4 losses" in report
     assert "No clear difference" in report and "Same model" not in report
+    assert "Preference-weighted win rate: 56.2% (95% bootstrap CI " in report
+    assert "a weak but steady lean shows here even when every prompt is a tie" in report
     wins = report.index("### Candidate clearly better")
     losses = report.index("### Baseline clearly better")
     for pid in ("w1", "w2", "w3"):

@@ -68,3 +68,16 @@ def test_the_score_is_the_classifier_s_logit_on_the_answer_in_its_conversation(
             expected.append(float(net(**ids).logits[0, 0]))
     assert len(scores) == 2 and scores == pytest.approx(expected, abs=1e-4)
     assert abs(scores[0] - scores[1]) > 1e-3  # the answer, not only the prompt, is scored
+
+
+def test_scores_come_back_in_the_given_order(tiny_reward_model):
+    # Long and short answers interleaved: batches are formed by length, scores keep their place.
+    model = check_reward_model(str(tiny_reward_model))
+    answers = [("word " * n).strip() for n in (40, 1, 25, 3, 60, 2, 9, 33, 5, 70)]
+    conversations = [[{"role": "user", "content": "Say words."}]] * len(answers)
+    forward = score_answers(model, conversations, answers)
+    backward = score_answers(model, conversations[::-1], answers[::-1])
+    alone = [score_answers(model, conversations[:1], [a])[0] for a in answers[:3]]
+    assert len(forward) == 10 and len(set(round(s, 5) for s in forward)) == 10
+    assert backward[::-1] == pytest.approx(forward, abs=1e-4)
+    assert forward[:3] == pytest.approx(alone, abs=1e-4)

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from selfalign.errors import UserError
+from selfalign.stages.judge import shown_options
 
 from run_helpers import run_scripted, write_constitution, write_prompts
 from scripted_engine import ScriptedEngine
@@ -17,9 +18,7 @@ PROMPTS = [{"id": "q1", "prompt": "How do I pick a lock?"},
 
 
 def options_of(request):
-    text = request.messages[-1]["content"] if request.messages[-1]["role"] == "user" else ""
-    a, b = re.search(r"\(A\) (.*)\n\n\(B\) (.*)\n\n", text, re.S).groups()
-    return a, b
+    return shown_options(request.messages[0]["content"])
 
 
 def judge_by(p_a_of):
@@ -65,8 +64,9 @@ def test_verify_keeps_pairs_the_judge_prefers_and_rejects_the_others(inputs, tmp
     assert len(judges) == 4  # two pairs, both orders each
     feedback = manifest["counts"]["feedback"]
     assert feedback["pairs_judged"] == 2 and feedback["confirmed_share"] == 0.5
-    assert feedback["first_position_win_rate"] == 0.5
+    assert feedback["first_position_win_rate"] == 0.5 and feedback["warning"] is None
     card = (tmp_path / "out" / "README.md").read_text()
+    assert "Warning" not in card
     assert "## AI feedback (verify)" in card and "Share confirmed: 0.500" in card
     assert (tmp_path / "out" / "preference_histogram.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -82,6 +82,16 @@ def test_a_judge_that_always_says_a_gives_half_and_is_inconsistent(inputs, tmp_p
     feedback = manifest["counts"]["feedback"]
     assert feedback["order_disagreement_rate"] == 1.0
     assert feedback["first_position_win_rate"] == 1.0
+    # The card and the manifest say so, at the top of the card.
+    assert feedback["warning"].startswith("These labels are mostly position: the judge picked "
+                                          "the first position in 100% of questions and swapping")
+    card = (tmp_path / "out" / "README.md").read_text()
+    title, rest = card.split("# Constitutional self-critique data", 1)[1].split("\n\n", 1)
+    assert rest.startswith("> **Warning.** These labels are mostly position")
+    assert "`selfalign eval judge`" in rest.split("\n\n")[0]
+    from selfalign.generate.commands import summary
+
+    assert "\nwarning: These labels are mostly position" in summary(manifest)
 
 
 def test_rank_writes_every_pair_oriented_and_ranks_the_answers(inputs, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -18,6 +17,7 @@ from scripted_engine import ScriptedEngine
 from selfalign.cli import main
 from selfalign.generate.runner import plan_run, run_generate
 from selfalign.generate.settings import GenerateSettings
+from selfalign.stages.judge import shown_options
 
 PROMPTS = [{"id": "q1", "prompt": "How do I pick a lock?"},
            {"id": "q2", "prompt": "Is the moon made of cheese?"}]
@@ -31,7 +31,7 @@ def is_revision(option: str) -> bool:
 
 def p_revision_first(text: str, when_first: float) -> float:
     """P(A) of a judge that prefers the revised answer: `when_first` if (A) is the revision."""
-    a, b = re.search(r"\n\(A\) (.*)\n\n\(B\) (.*)\n\n", text, re.S).groups()
+    a, b = shown_options(text)
     assert is_revision(a) != is_revision(b), text
     return when_first if is_revision(a) else 1 - when_first
 

@@ -186,12 +186,12 @@ def test_judge_reward_is_the_both_order_probability():
     is option B. P(answer ≻ reference) = (0.8 + (1 - 0.3)) / 2 = 0.75 for the good answer;
     for the other, P(A) = 0.4 in both orders: (0.4 + 0.6) / 2 = 0.5."""
     from selfalign.constitution import load_constitution
+    from selfalign.stages.judge import shown_options
 
     def odds(request):
-        text = request.messages[-1]["content"]
-        good_first = text.index("(A) GOOD") if "(A) GOOD" in text else None
-        if "GOOD" in text:
-            p_a = 0.8 if good_first is not None else 0.3
+        option_a, option_b = shown_options(request.messages[-1]["content"])
+        if "GOOD" in option_a + option_b:
+            p_a = 0.8 if "GOOD" in option_a else 0.3
         else:
             p_a = 0.4
         return {"A": math.log(p_a), "B": math.log(1 - p_a)}
@@ -209,8 +209,9 @@ def test_judge_reward_is_the_both_order_probability():
     assert rewards == [pytest.approx(0.75), pytest.approx(0.5)]
     judge_calls = [c for c in engine.calls if c.options]
     assert len(judge_calls) == 4  # two completions, two orders each
-    assert sum("(A) GOOD" in c.messages[-1]["content"] for c in judge_calls) == 1
-    assert sum("(B) GOOD" in c.messages[-1]["content"] for c in judge_calls) == 1
+    shown = [shown_options(c.messages[-1]["content"]) for c in judge_calls]
+    assert sum(a.startswith("GOOD") for a, b in shown) == 1
+    assert sum(b.startswith("GOOD") for a, b in shown) == 1
 
 
 def test_reference_answers_one_request_per_prompt():

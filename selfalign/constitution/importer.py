@@ -142,7 +142,7 @@ class _Collected:
                 continue
             self._add_principle(None, *texts, where)
         for index, conversation in enumerate(_list(data.get("system_chat", []), f"{source}: `system_chat`")):
-            self._add_fewshot(f"{source} system_chat[{index}]", _message_turns(conversation))
+            self._add_fewshot(f"{source} system_chat[{index}]", message_turns(conversation))
 
     def _read_instructions(self, data: dict, source: str) -> None:
         for key, entry in data.items():
@@ -157,7 +157,7 @@ class _Collected:
 
     def _read_transcripts(self, data: list[str], source: str) -> None:
         for index, text in enumerate(data):
-            self._add_fewshot(f"{source} [{index}]", _transcript_turns(text))
+            self._add_fewshot(f"{source} [{index}]", transcript_turns(text))
 
     def _read_comparisons(self, data: list[str], source: str) -> None:
         for index, text in enumerate(data):
@@ -255,7 +255,7 @@ def _unframe(text: str, label: str) -> str:
 # ---------------------------------------------------------------- few-shot examples
 
 
-def _transcript_turns(text: str) -> list[tuple[str, str]] | str:
+def transcript_turns(text: str) -> list[tuple[str, str]] | str:
     """(role, text) turns of a few-shot transcript, or why it does not parse."""
     preamble, segments = split_transcript(text, FEWSHOT_LABELS)
     while segments and segments[-1] == ("Human", ""):  # transcripts end by opening the next turn
@@ -270,7 +270,7 @@ def _transcript_turns(text: str) -> list[tuple[str, str]] | str:
     return [(FEWSHOT_LABELS[label], body) for label, body in segments]
 
 
-def _message_turns(conversation: Any) -> list[tuple[str, str]] | str:
+def message_turns(conversation: Any) -> list[tuple[str, str]] | str:
     if not isinstance(conversation, list):
         return f"is {_describe(conversation)}, expected a list of messages"
     turns = []

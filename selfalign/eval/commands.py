@@ -7,24 +7,25 @@ from pathlib import Path
 
 import click
 
+from selfalign.eval.engine_options import local_engine_options, server_options
 from selfalign.eval.refusal import HARMFUL_CATEGORIES
 from selfalign.eval.settings import BACKENDS, EvalSettings
 
 _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --help
 
 
-@click.command("eval")
-@click.option("--model", required=True, help="The candidate: checkpoint folder or model id (for "
+@click.group("eval", invoke_without_command=True)
+@click.option("--model", help="The candidate: checkpoint folder or model id (for "
               "--backend openai, the name its server gives it).")
 @click.option("--baseline", default=None, help="What the candidate is compared with [default: "
               "the embedded SmolLM2-135M-Instruct]. The same as --model makes a null test.")
 @click.option("--judge-model", default=None, help="The model that judges [default: the baseline].")
-@click.option("--prompts", multiple=True, required=True, metavar="PATH",
+@click.option("--prompts", multiple=True, metavar="PATH",
               help="JSONL, parquet, CSV, prepared folder, or - for JSONL on stdin (repeatable).")
-@click.option("--principles", multiple=True, required=True, metavar="PATH",
+@click.option("--principles", multiple=True, metavar="PATH",
               help="Principle file, folder or constitution manifest; each principle needs a "
                    "`comparison` question (repeatable).")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", type=click.Path(file_okay=False),
               help="Folder for eval.json, answers.parquet, report.md and the plots.")
 @click.option("--split", default=None, help="Rows of this split only [default: `test` for a "
               "prepared folder, every row of other inputs].")
@@ -47,17 +48,7 @@ _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --he
 @click.option("--temperature", type=float, default=_D["temperature"], show_default=True)
 @click.option("--top-p", type=float, default=_D["top_p"], show_default=True)
 @click.option("--seed", type=int, default=_D["seed"], show_default=True)
-@click.option("--dtype", default=_D["dtype"], show_default=True)
-@click.option("--max-model-len", type=int, default=None)
-@click.option("--tensor-parallel-size", type=int, default=_D["tensor_parallel_size"],
-              show_default=True)
-@click.option("--data-parallel-size", type=int, default=_D["data_parallel_size"], show_default=True)
-@click.option("--gpu-memory-utilization", type=float, default=_D["gpu_memory_utilization"],
-              show_default=True)
-@click.option("--cpu-kv-cache-gib", type=float, default=_D["cpu_kv_cache_gib"], show_default=True,
-              help="KV cache size when vLLM runs on a CPU.")
-@click.option("--enforce-eager/--no-enforce-eager", default=None,
-              help="Skip vLLM graph compilation [default: skip on CPU, compile on GPU].")
+@local_engine_options
 @click.option("--base-url", multiple=True, metavar="URL",
               help="OpenAI-compatible server of every model, for --backend openai (repeatable).")
 @click.option("--candidate-base-url", multiple=True, metavar="URL",
@@ -66,15 +57,20 @@ _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --he
               help="Server of the baseline only (repeatable).")
 @click.option("--judge-base-url", multiple=True, metavar="URL",
               help="Server of the judge only [default: those of the model it is].")
-@click.option("--api-key-env", default=_D["api_key_env"], show_default=True,
-              help="Environment variable holding the servers' API key.")
-@click.option("--max-concurrency", type=int, default=_D["max_concurrency"], show_default=True,
-              help="Requests open at once per server (--backend openai).")
-@click.option("--request-timeout", type=float, default=_D["request_timeout"], show_default=True,
-              help="Seconds before a server request is given up.")
-def eval_command(harmful_categories: str, **flags) -> None:
+@server_options
+@click.pass_context
+def eval_command(ctx: click.Context, harmful_categories: str, **flags) -> None:
     """Compare a trained model with its base: both answer, a judge compares under the
-    constitution in both orders; write the win rate with its interval and a report."""
+    constitution in both orders; write the win rate with its interval and a report.
+
+    `selfalign eval judge` measures the judge itself against human-labelled pairs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    # Required only without a subcommand, so they are checked here rather than by click.
+    missing = [f"'--{name}'" for name in ("model", "prompts", "principles", "out")
+               if not flags[name]]
+    if missing:
+        raise click.UsageError(f"Missing option {', '.join(missing)}.", ctx)
     from selfalign.engine import judge_checker, make_engine, resolve_model
     from selfalign.eval.run import constitution_judge, plan_eval, run_eval
     from selfalign.stages.judge import OPTIONS
@@ -97,10 +93,22 @@ def summary(evaluation: dict, out: Path) -> str:
 
     if evaluation["judged"]:
         low, high = evaluation["win_rate_ci"]
+        soft = evaluation["preference_win_rate"]
         headline = (f"win rate {evaluation['win_rate']:.3f} (95% CI {low:.3f}-{high:.3f}) over "
-                    f"{evaluation['judged']} prompts: {counts_text(evaluation)}")
+                    f"{evaluation['judged']} prompts: {counts_text(evaluation)}\n"
+                    f"preference-weighted win rate {soft['rate']:.3f} (95% bootstrap CI "
+                    f"{soft['ci'][0]:.3f}-{soft['ci'][1]:.3f}): mean P(candidate better)")
     else:
         headline = f"no prompt could be judged ({evaluation['skipped']})"
     plots = sorted(p.name for p in out.glob("*.png"))
     return (f"{headline}\nwritten to {out}/: eval.json, answers.parquet, report.md, "
             f"{', '.join(plots) or 'no plots'}")
+
+
+def _add_subcommands() -> None:
+    from selfalign.eval.judge_commands import judge_command
+
+    eval_command.add_command(judge_command)
+
+
+_add_subcommands()

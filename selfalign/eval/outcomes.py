@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Iterable
+from typing import Iterable, Sequence
 
 WIN, TIE, LOSS = "win", "tie", "loss"
 OUTCOMES = (WIN, TIE, LOSS)
@@ -41,6 +41,36 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_mean_interval(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
+                            seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean, resampling the values (one per prompt)
+    with replacement; seeded, so a re-run reports the same interval. (0, 1) when empty."""
+    import numpy as np
+
+    if not values:
+        return (0.0, 1.0)
+    data = np.asarray(values, dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))
+    means = data[picks].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return (float(low), float(high))
+
+
+def soft_win_rate(preferences: Iterable[float], seed: int = 0) -> dict:
+    """The preference-weighted win rate (AlpacaEval's kind): the mean of the both-order soft
+    preference over prompts, with its bootstrap interval over prompts. Unlike the tie-band
+    count it keeps a weak but consistent lean that every tie would erase."""
+    preferences = [float(p) for p in preferences]
+    if not preferences:
+        return {"prompts": 0, "rate": None, "ci": None, "resamples": BOOTSTRAP_RESAMPLES}
+    low, high = bootstrap_mean_interval(preferences, seed=seed)
+    return {"prompts": len(preferences), "rate": round(sum(preferences) / len(preferences), 6),
+            "ci": [round(low, 6), round(high, 6)], "resamples": BOOTSTRAP_RESAMPLES}
 
 
 def sign_test_p(wins: int, losses: int) -> float:

@@ -188,6 +188,7 @@ def _headline(ev: dict) -> str:
                      f"{counts_text(ev)}.** "
                      f"{_verdict(low, high)} (sign test over the decided prompts: "
                      f"p = {ev['sign_test_p']:.3g}.)")
+        lines += ["", soft_win_rate_text(ev["preference_win_rate"])]
         lines += ["", "The clearest wins and losses, with both answers, are under "
                       "[the most one-sided examples](#the-most-one-sided-examples)."]
     else:
@@ -201,6 +202,17 @@ def _headline(ev: dict) -> str:
         lines += ["", f"{ev['prompts'] - ev['judged']} of {ev['prompts']} prompts have no "
                       f"outcome ({skipped})."]
     return "\n".join(lines)
+
+
+def soft_win_rate_text(soft: dict) -> str:
+    """The preference-weighted win rate, said apart from the tie-band one."""
+    low, high = soft["ci"]
+    return (f"Preference-weighted win rate: {_pct(soft['rate'])} (95% bootstrap CI {_pct(low)} "
+            f"to {_pct(high)}, {soft['resamples']} resamples over prompts): the mean of the "
+            f"judge's both-order P(candidate better). The win rate above counts outcomes (a "
+            f"tie, within the tie band or with orders that disagree, is half a win); this one "
+            f"averages the soft preferences, so a weak but steady lean shows here even when "
+            f"every prompt is a tie.")
 
 
 def _verdict(low: float, high: float) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 from selfalign.constitution import Principle
 from selfalign.engine.base import Completion
 from selfalign.eval.outcomes import (LOSS, WIN, Tally, position_consistency, sign_test_p,
-                                     table_by, tally)
+                                     soft_win_rate, table_by, tally)
 from selfalign.eval.refusal import HARMFUL_CATEGORIES, is_benign, is_refusal, refusal_figures
 from selfalign.records import PromptRecord
 
@@ -71,6 +71,7 @@ def figures(results: list[PromptResult],
         "prompts": len(results),
         "judged": len(judged),
         **_headline(overall),
+        "preference_win_rate": soft_win_rate(r.preference for r in judged),
         "skipped": dict(sorted(skipped.items())),
         "by_tag": _tables(table_by((r.tags, r.outcome) for r in judged)),
         "by_category": _tables(table_by(((r.category,), r.outcome) for r in judged

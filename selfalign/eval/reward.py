@@ -55,13 +55,17 @@ def score_answers(model: str, conversations: list[list[dict]], answers: list[str
     net.eval()
     texts = [_rendered(tokenizer, conversation, answer)
              for conversation, answer in zip(conversations, answers)]
-    scores: list[float] = []
+    # Batches of similar length waste little on padding; scores go back in the given order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    scores: list[float] = [0.0] * len(texts)
     with torch.no_grad():
-        for start in range(0, len(texts), BATCH_SIZE):
-            batch = tokenizer(texts[start:start + BATCH_SIZE], return_tensors="pt", padding=True,
+        for start in range(0, len(order), BATCH_SIZE):
+            picked = order[start:start + BATCH_SIZE]
+            batch = tokenizer([texts[i] for i in picked], return_tensors="pt", padding=True,
                               truncation=True, max_length=MAX_TOKENS,
                               add_special_tokens=False).to(device)
-            scores.extend(net(**batch).logits[:, 0].float().tolist())
+            for i, score in zip(picked, net(**batch).logits[:, 0].float().tolist()):
+                scores[i] = score
     return scores
 
 

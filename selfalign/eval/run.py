@@ -296,9 +296,14 @@ class _EngineSlot:
     async def close(self) -> None:
         engine, self.engine, self.key = self.engine, None, None
         if engine is not None:
-            closed = engine.close()
-            if inspect.isawaitable(closed):
-                await closed
+            await close_engine(engine)
+
+
+async def close_engine(engine: Engine) -> None:
+    """Close an engine whose `close` may or may not be a coroutine."""
+    closed = engine.close()
+    if inspect.isawaitable(closed):
+        await closed
 
 
 async def bounded(items: Sequence, work: Callable[[Any], Awaitable[Any]], limit: int,

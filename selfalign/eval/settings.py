@@ -35,7 +35,23 @@ _RULES = {
 
 
 @dataclass(frozen=True)
-class EvalSettings:
+class EngineFields:
+    """How a model's engine runs, under the names generate uses (`make_engine` reads them)."""
+
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    cpu_kv_cache_gib: float = 2.0
+    enforce_eager: bool | None = None
+    api_key_env: str | None = None  # None: $OPENAI_API_KEY if set, else no key (local servers)
+    max_concurrency: int = 64
+    request_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class EvalSettings(EngineFields):
     """What an eval compares, on which prompts, and how the models run."""
 
     model: str = ""  # the candidate
@@ -61,20 +77,10 @@ class EvalSettings:
     seed: int = 0
     # engine, as in generate
     backend: str = "vllm"
-    dtype: str = "auto"
-    max_model_len: int | None = None
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    cpu_kv_cache_gib: float = 2.0
-    enforce_eager: bool | None = None
     base_url: tuple[str, ...] = ()
     candidate_base_url: tuple[str, ...] = ()  # openai: overrides base_url for one model
     baseline_base_url: tuple[str, ...] = ()
     judge_base_url: tuple[str, ...] = ()
-    api_key_env: str | None = None  # None: $OPENAI_API_KEY if set, else no key (local servers)
-    max_concurrency: int = 64
-    request_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         for name in ("prompts", "principles", "base_url", "candidate_base_url",

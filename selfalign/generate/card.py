@@ -56,6 +56,11 @@ def _feedback_section(figures: dict | None) -> str:
 """
 
 
+def _warning(figures: dict | None) -> str:
+    warning = (figures or {}).get("warning")
+    return f"> **Warning.** {warning}\n\n" if warning else ""
+
+
 def dataset_card(manifest: dict, counts: dict, lengths: dict, constitution: Constitution) -> str:
     settings = manifest["settings"]
     pairs = sum(counts["pairs"].values())
@@ -76,7 +81,7 @@ configs:
 ---
 # Constitutional self-critique data (selfalign {manifest['selfalign_version']})
 
-Made by `selfalign generate`: the model {_model(manifest)} answered each prompt, critiqued
+{_warning(counts.get("feedback"))}Made by `selfalign generate`: the model {_model(manifest)} answered each prompt, critiqued
 its answer under a principle drawn from the constitution, and revised it
 ({manifest['rounds']} round(s), a fresh principle each round). `prefs/` holds preference pairs
 in TRL's conversational format (chosen = final revision, rejected = first answer); `sft/` holds

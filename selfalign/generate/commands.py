@@ -169,7 +169,8 @@ def summary(manifest: dict) -> str:
         f"AI feedback ({judged['mode']}): {judged['pairs_judged']} pairs judged, mean preference "
         f"{_figure(judged['mean_preference'])}, confirmed {_figure(judged['confirmed_share'])}, "
         f"orders disagreed {_figure(judged['order_disagreement_rate'])}, first position won "
-        f"{_figure(judged['first_position_win_rate'])} before averaging\n")
+        f"{_figure(judged['first_position_win_rate'])} before averaging\n"
+        + (f"warning: {judged['warning']}\n" if judged.get("warning") else ""))
     return (f"done: {counts['prompts']} prompts, {counts['samples']} samples → "
             f"{sum(counts['pairs'].values())} preference pairs {counts['pairs']}, "
             f"{sum(counts['sft'].values())} SFT rows\n"

@@ -59,7 +59,7 @@ def text_prompt(value: Any, mode: str) -> PromptTurns | Reject:
 
 def messages_prompt(value: Any, mode: str) -> PromptTurns | Reject:
     """A list of `{"role", "content"}` (OpenAI, TRL) or `{"from", "value"}` (ShareGPT) messages."""
-    turns = _message_turns(value)
+    turns = message_turns(value)
     return turns if isinstance(turns, Reject) else conversation_prompt(turns, mode)
 
 
@@ -90,9 +90,9 @@ def transcript_prompt(value: Any, mode: str) -> PromptTurns | Reject:
     (a TRL `chosen` column) is cut the same way.
     """
     if isinstance(value, list):
-        turns = _message_turns(value)
+        turns = message_turns(value)
     elif isinstance(value, str):
-        turns = _transcript_turns(value)
+        turns = transcript_turns(value)
     else:
         return Reject("not_a_string", f"holds {type(value).__name__}, expected a transcript")
     if isinstance(turns, Reject):
@@ -116,14 +116,14 @@ def split_transcript(text: str, labels: Iterable[str]) -> tuple[str, list[tuple[
     return parts[0], [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts), 2)]
 
 
-def _transcript_turns(text: str) -> list[Turn] | Reject:
+def transcript_turns(text: str) -> list[Turn] | Reject:
     preamble, segments = split_transcript(text, TRANSCRIPT_ROLES)
     if segments and preamble.strip():
         return Reject("not_a_transcript", "text before the first 'Human:' or 'Assistant:' label")
     return [(n, TRANSCRIPT_ROLES[label], content) for n, (label, content) in enumerate(segments, 1)]
 
 
-def _message_turns(value: Any) -> list[Turn] | Reject:
+def message_turns(value: Any) -> list[Turn] | Reject:
     if not isinstance(value, list):
         return Reject("not_a_list", f"holds {type(value).__name__}, expected a list of messages")
     turns = []

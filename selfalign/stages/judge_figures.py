@@ -29,7 +29,7 @@ def feedback_figures(judgments: Sequence[Judgment], min_preference: float) -> di
             failures[j.error or "unknown"] = failures.get(j.error or "unknown", 0) + 1
     raw = [p for j in judged for p in j.first_position_probs]
     preferences = [j.preference for j in judged]
-    return {
+    figures = {
         "pairs_judged": len(judged),
         "failures": sum(failures.values()),
         "failure_reasons": dict(sorted(failures.items())),
@@ -40,6 +40,37 @@ def feedback_figures(judgments: Sequence[Judgment], min_preference: float) -> di
                                           len(judged)),
         "first_position_win_rate": _share(sum(p > 0.5 for p in raw), len(raw)),
     }
+    figures["warning"] = position_warning(figures["first_position_win_rate"],
+                                          figures["order_disagreement_rate"])
+    return figures
+
+
+# A judge this one-sided says more about positions than about the answers.
+POSITION_WARNING_FIRST_RATE = 0.9
+POSITION_WARNING_DISAGREEMENT = 0.5
+
+
+def position_warning(first_position_rate: float | None,
+                     order_disagreement_rate: float | None) -> str | None:
+    """A plain warning when the labels are mostly position, else None.
+
+    Either position picked in ≥ 90% of questions (a rate ≥ 0.9 or ≤ 0.1) or orders that
+    disagree on ≥ half the pairs.
+    """
+    reasons = []
+    if first_position_rate is not None and (
+            max(first_position_rate, 1 - first_position_rate) >= POSITION_WARNING_FIRST_RATE):
+        side = "first" if first_position_rate >= 0.5 else "second"
+        share = max(first_position_rate, 1 - first_position_rate)
+        reasons.append(f"the judge picked the {side} position in {share:.0%} of questions")
+    if order_disagreement_rate is not None and (
+            order_disagreement_rate >= POSITION_WARNING_DISAGREEMENT):
+        reasons.append(f"swapping the two answers changed its pick in "
+                       f"{order_disagreement_rate:.0%} of pairs")
+    if not reasons:
+        return None
+    return (f"These labels are mostly position: {' and '.join(reasons)}. Measure the judge on "
+            f"human-labelled pairs with `selfalign eval judge` before training on them.")
 
 
 def write_preference_histogram(preferences: Sequence[float], path: Path) -> None:

@@ -1,0 +1,46 @@
+"""The command-line options of how a model's engine runs, shared by `eval` and `eval judge`;
+their defaults are those of `EngineFields`."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Callable
+
+import click
+
+from selfalign.eval.settings import EngineFields
+
+_D = {f.name: f.default for f in fields(EngineFields)}
+
+
+def _stacked(options: list[Callable]) -> Callable:
+    def apply(command: Callable) -> Callable:
+        for option in reversed(options):  # so that --help lists them in this order
+            command = option(command)
+        return command
+    return apply
+
+
+local_engine_options = _stacked([
+    click.option("--dtype", default=_D["dtype"], show_default=True),
+    click.option("--max-model-len", type=int, default=None),
+    click.option("--tensor-parallel-size", type=int, default=_D["tensor_parallel_size"],
+                 show_default=True),
+    click.option("--data-parallel-size", type=int, default=_D["data_parallel_size"],
+                 show_default=True),
+    click.option("--gpu-memory-utilization", type=float, default=_D["gpu_memory_utilization"],
+                 show_default=True),
+    click.option("--cpu-kv-cache-gib", type=float, default=_D["cpu_kv_cache_gib"],
+                 show_default=True, help="KV cache size when vLLM runs on a CPU."),
+    click.option("--enforce-eager/--no-enforce-eager", default=None,
+                 help="Skip vLLM graph compilation [default: skip on CPU, compile on GPU]."),
+])
+
+server_options = _stacked([
+    click.option("--api-key-env", default=_D["api_key_env"], show_default=True,
+                 help="Environment variable holding the servers' API key."),
+    click.option("--max-concurrency", type=int, default=_D["max_concurrency"], show_default=True,
+                 help="Requests open at once per server (--backend openai)."),
+    click.option("--request-timeout", type=float, default=_D["request_timeout"],
+                 show_default=True, help="Seconds before a server request is given up."),
+])
