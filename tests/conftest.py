@@ -56,6 +56,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_reward_model(tmp_path_factory) -> Path:
+    """A one-label Llama classifier with random weights and the SmolLM2 tokenizer: a reward
+    model folder for scoring tests (eval, eval judge), built once per test session."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from selfalign.engine.default_model import default_model_path
+
+    path = tmp_path_factory.mktemp("tiny-rm")
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    LlamaForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def letter_splitting_model_dir(tmp_path_factory) -> Path:
     """A checkpoint folder (config and tokenizer only) whose tokenizer turns "A" into two tokens
     ("▁", "A"), as SentencePiece tokenizers that prepend a space marker can: a judge cannot read

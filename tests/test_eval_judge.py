@@ -22,7 +22,6 @@ from selfalign.eval.pair_files import read_pairs, sample_pairs
 from selfalign.eval.run import constitution_judge
 from selfalign.records import Reject
 from selfalign.stages.judge import shown_options
-from test_eval_reward import tiny_reward_model  # noqa: F401  (a fixture)
 
 SUBSETS = ("harmless", "helpful")
 
@@ -238,7 +237,7 @@ def test_reward_figures_from_given_scores(tmp_path):
     assert (tmp_path / "out" / "rm_margins.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_tiny_reward_model_scores_both_answers(tmp_path, tiny_reward_model):  # noqa: F811
+def test_a_tiny_reward_model_scores_both_answers(tmp_path, tiny_reward_model):
     from selfalign.eval.reward import score_answers
 
     ev = evaluate(tmp_path, scripted_judge(PERFECT), pair_rows(4),

@@ -10,24 +10,6 @@ from selfalign.errors import UserError
 from selfalign.eval.reward import check_reward_model, score_answers
 
 
-@pytest.fixture(scope="module")
-def tiny_reward_model(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    from selfalign.engine.default_model import default_model_path
-
-    path = tmp_path_factory.mktemp("tiny-rm")
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                         num_labels=1, pad_token_id=tokenizer.pad_token_id)
-    LlamaForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def test_scores_do_not_depend_on_the_batch(tiny_reward_model):
     model = check_reward_model(str(tiny_reward_model))
     conversations = [[{"role": "user", "content": "Name a prime."}],
