@@ -18,7 +18,7 @@ restarted by Ray (`max_restarts`, which rebuilds its engine), and the shards it 
 workers at once: the driver resends work itself instead of letting Ray retry calls, because a
 shard whose ledger entry is written is never run again. A shard rerun because its first run was
 never recorded writes the same rows (per-request seeds). The final assembly is the
-single-machine run's (`runner._finish`).
+single-machine run's (`runner.finish_run`).
 
 Only this module, ray_cluster.py and the actor's code import Ray; a single-machine run never does.
 """
@@ -40,9 +40,9 @@ from selfalign.errors import UserError
 from selfalign.generate.ray_cluster import Cluster
 from selfalign.generate.ray_worker import ShardWorker
 from selfalign.generate.run_state import append_ledger, writing
-from selfalign.generate.runner import (EngineFactory, Plan, _finish, _run,
-                                       has_prompt_to_generate, open_prompt_count, prompt_total,
-                                       read_shards, shard_line, until_first_prompt)
+from selfalign.generate.runner import (EngineFactory, Plan, finish_run, has_prompt_to_generate,
+                                       open_prompt_count, prompt_total, read_shards, run_here,
+                                       shard_line, until_first_prompt)
 from selfalign.generate.shards import Shard
 from selfalign.generate.writers import busy_seconds
 
@@ -90,7 +90,7 @@ def run_on_ray(cluster: Cluster, plan: Plan, make_engine: EngineFactory, manifes
         # Every row left was rejected: the single-machine run records those shards and fails
         # as an empty run would, and no worker (so no model) starts anywhere.
         log("nothing for a model to generate: no Ray worker is started")
-        return asyncio.run(_run(plan, make_engine, manifest, done, log))
+        return asyncio.run(run_here(plan, make_engine, manifest, done, log))
     actor = WorkerActor.options(num_cpus=cluster.cpus_per_worker,
                                 num_gpus=cluster.gpus_per_worker,
                                 max_restarts=MAX_RESTARTS, max_task_retries=0)
@@ -103,7 +103,7 @@ def run_on_ray(cluster: Cluster, plan: Plan, make_engine: EngineFactory, manifes
         _stop(workers)
     manifest.update(driver.engines)
     manifest["ray"] = {"address": cluster.address, "workers": [w.summary() for w in workers]}
-    return _finish(plan, manifest)
+    return finish_run(plan, manifest)
 
 
 class _Driver:

@@ -169,7 +169,7 @@ def _run_locked(plan: Plan, make_engine: EngineFactory, log, cluster) -> dict:
     try:
         if cluster is not None:
             return cluster.run(plan, make_engine, manifest, done, log)
-        return asyncio.run(_run(plan, make_engine, manifest, done, log))
+        return asyncio.run(run_here(plan, make_engine, manifest, done, log))
     except KeyboardInterrupt:  # the Ray driver's loop is not asyncio: Ctrl-C arrives as this
         raise UserError(f"interrupted by SIGINT; finished shards are kept in {out}. Resume "
                         f"with:\n  selfalign generate --out {out} --resume") from None
@@ -181,7 +181,9 @@ def _run_locked(plan: Plan, make_engine: EngineFactory, log, cluster) -> dict:
                         f"resume with:\n  selfalign generate --out {out} --resume") from None
 
 
-async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dict, log) -> dict:
+async def run_here(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dict,
+                   log) -> dict:
+    """The unfinished shards on this machine's engines, then the final assembly."""
     engines: list[Engine] = []
 
     def start_engines() -> tuple[Engine, Engine]:
@@ -192,7 +194,7 @@ async def _run(plan: Plan, make_engine: EngineFactory, manifest: dict, done: dic
     with _Interrupts().installed() as interrupts:
         try:
             await _run_shards(plan, start_engines, done, log)
-            return _finish(plan, manifest)
+            return finish_run(plan, manifest)
         except (asyncio.CancelledError, EngineFailure):
             # Ctrl-C reaches vLLM's engine process too, which then dies: the signal is the cause.
             if interrupts.signal:
@@ -350,7 +352,8 @@ def _count_rows(paths: list[str]) -> int | None:
     return total
 
 
-def _finish(plan: Plan, manifest: dict) -> dict:
+def finish_run(plan: Plan, manifest: dict) -> dict:
+    """Final assembly from the ledger (or an empty run's error); shared with the Ray driver."""
     ledger = read_ledger(plan.out)
     if not any(entry["prompts"] for entry in ledger.values()):
         with writing(plan.out, "the rejects"):
