@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from selfalign.atomic import write_json, write_parquet, write_text
-from selfalign.eval.report import _cell, _pct, _save, _table
+from selfalign.eval.report import cell, md_table, pct, save_png
 from selfalign.records import Reject
 
 RELIABILITY_PLOT = "reliability.png"
@@ -98,7 +98,7 @@ def _reliability_diagram(path: Path, table: list[dict], ece: float) -> None:
     bottom.set_xlim(0.5, 1.0)
     bottom.set_xlabel("judge confidence max(P, 1 − P) of its both-order label")
     bottom.set_ylabel("pairs")
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def _margin_histogram(path: Path, margins: list[float]) -> None:
@@ -110,7 +110,7 @@ def _margin_histogram(path: Path, margins: list[float]) -> None:
     axes.set_xlabel("reward margin r(chosen) − r(rejected); right of 0 agrees with people")
     axes.set_ylabel("pairs")
     axes.set_title(f"Reward model on {len(margins)} human-labelled pairs")
-    _save(figure, path)
+    save_png(figure, path)
 
 
 # ---------------------------------------------------------------- report.md
@@ -126,7 +126,7 @@ def report_markdown(ev: dict, plots: list[str]) -> str:
 
 
 def _headline(ev: dict) -> str:
-    lines = [f"# The judge against human labels: {_cell(Path(ev['judge']).name or ev['judge'])}",
+    lines = [f"# The judge against human labels: {cell(Path(ev['judge']).name or ev['judge'])}",
              ""]
     for warning in ev["warnings"]:
         lines += [f"> **Warning.** {warning}", ""]
@@ -135,10 +135,10 @@ def _headline(ev: dict) -> str:
         accuracy = overall["accuracy"]
         orders = overall["accuracy_by_order"]
         lines.append(
-            f"**The judge agreed with people on {_pct(accuracy['rate'])} of {overall['pairs']} "
-            f"pairs (95% CI {_pct(accuracy['ci'][0])} to {_pct(accuracy['ci'][1])})**, the mean "
-            f"of both orders: {_pct(orders['chosen_in_a']['rate'])} with the human-chosen answer "
-            f"in position A, {_pct(orders['chosen_in_b']['rate'])} with it in position B.")
+            f"**The judge agreed with people on {pct(accuracy['rate'])} of {overall['pairs']} "
+            f"pairs (95% CI {pct(accuracy['ci'][0])} to {pct(accuracy['ci'][1])})**, the mean "
+            f"of both orders: {pct(orders['chosen_in_a']['rate'])} with the human-chosen answer "
+            f"in position A, {pct(orders['chosen_in_b']['rate'])} with it in position B.")
     else:
         lines.append("**No pair could be judged**; see `pairs.judge_failures` in judge.json.")
     lines += ["", f"The scale to read it on: {ev['reference_scale']}"]
@@ -161,14 +161,14 @@ def _judge_table(figures: dict) -> str:
                                                         ["chosen_in_b"])),
         ("accuracy of the label generate writes (both-order mean P > 0.5)", _with_ci(label)),
         ("first-position rate (share of questions answered A; 50% = no lean)",
-         _pct(figures["first_position_rate"])),
+         pct(figures["first_position_rate"])),
         ("orders disagreed (swapping the answers changed the pick)",
-         _pct(figures["order_disagreement_rate"])),
+         pct(figures["order_disagreement_rate"])),
         ("mean P(chosen ≻ rejected)", _num(figures["mean_p_chosen"])),
         ("Brier score of P(chosen) (0 is perfect, 0.25 a constant 0.5)", _num(figures["brier"])),
         ("expected calibration error", _num(figures["ece"])),
     ]
-    return "## The judge\n\n" + _table(["figure", "value"], [list(r) for r in rows])
+    return "## The judge\n\n" + md_table(["figure", "value"], [list(r) for r in rows])
 
 
 def _calibration_section(ev: dict, plots: list[str]) -> str:
@@ -182,7 +182,7 @@ def _calibration_section(ev: dict, plots: list[str]) -> str:
         lines += ["", f"![reliability diagram]({RELIABILITY_PLOT})"]
     rows = [[f"{b['low']:.1f}–{b['high']:.1f}", b["pairs"], _num(b["confidence"]),
              _num(b["accuracy"])] for b in overall["reliability"]]
-    lines += ["", _table(["confidence", "pairs", "mean confidence", "accuracy"], rows)]
+    lines += ["", md_table(["confidence", "pairs", "mean confidence", "accuracy"], rows)]
     return "\n".join(lines)
 
 
@@ -191,14 +191,14 @@ def _reward_section(ev: dict, plots: list[str]) -> str:
     if not reward:
         return ""
     margin, agreement = reward["margin"], reward["judge_agreement"]
-    lines = ["## Reward model", "", f"`{_cell(ev['reward_model'])}` scored both answers of "
+    lines = ["## Reward model", "", f"`{cell(ev['reward_model'])}` scored both answers of "
              f"{reward['pairs']} pairs.", "",
              f"- Accuracy (r(chosen) > r(rejected)): {_with_ci(reward['accuracy'])}.",
              f"- Margin r(chosen) − r(rejected): mean {margin['mean']:.4g}, median "
              f"{margin['median']:.4g}, quartiles {margin['q1']:.4g} to {margin['q3']:.4g}, range "
              f"{margin['min']:.4g} to {margin['max']:.4g}.",
              f"- Agreement with the judge: {agreement['agree']} of {agreement['decided']} pairs "
-             f"both decided ({_pct(agreement['rate'])})."]
+             f"both decided ({pct(agreement['rate'])})."]
     if MARGIN_PLOT in plots:
         lines += ["", f"![reward margins]({MARGIN_PLOT})"]
     return "\n".join(lines)
@@ -211,24 +211,24 @@ def _groups_section(title: str, groups: dict) -> str:
     rows = []
     for name, g in groups.items():
         reward = g.get("reward")
-        rows.append([_cell(name), g["pairs"], _with_ci(g["accuracy"]),
-                     _pct(g["accuracy_by_order"]["chosen_in_a"]["rate"]),
-                     _pct(g["accuracy_by_order"]["chosen_in_b"]["rate"]),
-                     _pct(g["first_position_rate"]), _pct(g["order_disagreement_rate"]),
+        rows.append([cell(name), g["pairs"], _with_ci(g["accuracy"]),
+                     pct(g["accuracy_by_order"]["chosen_in_a"]["rate"]),
+                     pct(g["accuracy_by_order"]["chosen_in_b"]["rate"]),
+                     pct(g["first_position_rate"]), pct(g["order_disagreement_rate"]),
                      _num(g["brier"]), _num(g["ece"])]
                     + ([_with_ci(reward["accuracy"]) if reward else "n/a"] if scored else []))
     headers = ["group", "pairs", "accuracy (95% CI)", "chosen in A", "chosen in B",
                "first position", "orders disagreed", "Brier", "ECE"]
     if scored:
         headers.append("RM accuracy (95% CI)")
-    return f"## {title}\n\n" + _table(headers, rows)
+    return f"## {title}\n\n" + md_table(headers, rows)
 
 
 def _inputs_section(ev: dict) -> str:
     pairs = ev["pairs"]
     s = ev["settings"]
     lines = ["## Inputs", "",
-             f"{pairs['read']} rows read from {_cell(', '.join(s['pairs']))}: {pairs['usable']} "
+             f"{pairs['read']} rows read from {cell(', '.join(s['pairs']))}: {pairs['usable']} "
              f"usable pairs, {pairs['sampled']} judged"
              + (f" (a seeded sample, --limit {s['limit']} --seed {s['seed']})"
                 if pairs["sampled"] < pairs["usable"] else "") + ". "
@@ -237,7 +237,7 @@ def _inputs_section(ev: dict) -> str:
              + "."]
     if ev["rejects"]:
         lines += ["", "Rows not used, by reason (each row in rejects.parquet):", "",
-                  _table(["reason", "rows"], [[k, v] for k, v in ev["rejects"].items()])]
+                  md_table(["reason", "rows"], [[k, v] for k, v in ev["rejects"].items()])]
     return "\n".join(lines)
 
 
@@ -251,7 +251,7 @@ def _files_section(plots: list[str]) -> str:
 def _with_ci(rate: dict) -> str:
     if rate["rate"] is None:
         return "n/a"
-    return f"{_pct(rate['rate'])} ({_pct(rate['ci'][0])} to {_pct(rate['ci'][1])})"
+    return f"{pct(rate['rate'])} ({pct(rate['ci'][0])} to {pct(rate['ci'][1])})"
 
 
 def _num(value: float | None) -> str:

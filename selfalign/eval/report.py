@@ -130,7 +130,7 @@ def _outcome_bars(path: Path, title: str, rows: list[tuple[str, dict]]) -> None:
     axes.set_title(title)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 3 else -0.18),
                 ncol=4, frameon=False)
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def _length_histograms(path: Path, results: list[PromptResult]) -> None:
@@ -151,10 +151,10 @@ def _length_histograms(path: Path, results: list[PromptResult]) -> None:
     axes.set_ylabel("answers")
     axes.set_title("Answer lengths")
     axes.legend()
-    _save(figure, path)
+    save_png(figure, path)
 
 
-def _save(figure, path: Path) -> None:
+def save_png(figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure.tight_layout()
@@ -183,8 +183,8 @@ def _headline(ev: dict) -> str:
     lines = [f"# Eval: {_short(ev['candidate'])} against {_short(ev['baseline'])}", ""]
     if ev["judged"]:
         low, high = ev["win_rate_ci"]
-        lines.append(f"**The candidate's win rate is {_pct(ev['win_rate'])} "
-                     f"(95% CI {_pct(low)} to {_pct(high)}) over {ev['judged']} judged prompts: "
+        lines.append(f"**The candidate's win rate is {pct(ev['win_rate'])} "
+                     f"(95% CI {pct(low)} to {pct(high)}) over {ev['judged']} judged prompts: "
                      f"{counts_text(ev)}.** "
                      f"{_verdict(low, high)} (sign test over the decided prompts: "
                      f"p = {ev['sign_test_p']:.3g}.)")
@@ -207,8 +207,8 @@ def _headline(ev: dict) -> str:
 def soft_win_rate_text(soft: dict) -> str:
     """The preference-weighted win rate, said apart from the tie-band one."""
     low, high = soft["ci"]
-    return (f"Preference-weighted win rate: {_pct(soft['rate'])} (95% bootstrap CI {_pct(low)} "
-            f"to {_pct(high)}, {soft['resamples']} resamples over prompts): the mean of the "
+    return (f"Preference-weighted win rate: {pct(soft['rate'])} (95% bootstrap CI {pct(low)} "
+            f"to {pct(high)}, {soft['resamples']} resamples over prompts): the mean of the "
             f"judge's both-order P(candidate better). The win rate above counts outcomes (a "
             f"tie, within the tie band or with orders that disagree, is half a win); this one "
             f"averages the soft preferences, so a weak but steady lean shows here even when "
@@ -234,7 +234,7 @@ def _settings_table(ev: dict) -> str:
             ("answers", f"max {s['max_tokens']} tokens, temperature {s['temperature']}, "
                         f"top-p {s['top_p']}, seed {s['seed']}, backend {s['backend']}"),
             ("interval", ev["interval"])]
-    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows)
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {cell(v)} |" for k, v in rows)
 
 
 def _tables_section(title: str, tables: dict, plot: str | None) -> str:
@@ -243,10 +243,10 @@ def _tables_section(title: str, tables: dict, plot: str | None) -> str:
     lines = [f"## {title}", ""]
     if plot:
         lines += [f"![{title}]({plot})", ""]
-    rows = [[_cell(name), t["prompts"], t["wins"], t["ties"], t["losses"], _pct(t["win_rate"]),
-             f"{_pct(t['win_rate_ci'][0])} to {_pct(t['win_rate_ci'][1])}"]
+    rows = [[cell(name), t["prompts"], t["wins"], t["ties"], t["losses"], pct(t["win_rate"]),
+             f"{pct(t['win_rate_ci'][0])} to {pct(t['win_rate_ci'][1])}"]
             for name, t in tables.items()]
-    lines.append(_table(["group", "prompts", "wins", "ties", "losses", "win rate", "95% CI"],
+    lines.append(md_table(["group", "prompts", "wins", "ties", "losses", "win rate", "95% CI"],
                         rows))
     return "\n".join(lines)
 
@@ -256,12 +256,12 @@ def _judge_section(ev: dict) -> str:
     lines = ["## The judge", ""]
     if pc["judged"]:
         lines.append(f"- Position consistency: {pc['consistent']} of {pc['judged']} pairs "
-                     f"({_pct(pc['rate'])}) got the same verdict in both orders; the others "
+                     f"({pct(pc['rate'])}) got the same verdict in both orders; the others "
                      f"count as ties.")
     if longer["decided_with_unequal_lengths"]:
         lines.append(f"- Length: the longer answer won {longer['longer_won']} of "
                      f"{longer['decided_with_unequal_lengths']} decided prompts "
-                     f"({_pct(longer['rate'])}); far above 50% hints at a judge that "
+                     f"({pct(longer['rate'])}); far above 50% hints at a judge that "
                      f"rewards length.")
     return "\n".join(lines) if len(lines) > 2 else ""
 
@@ -273,7 +273,7 @@ def _length_section(ev: dict, plots: list[str]) -> str:
     rows = [[role, n["answers"], _num(n["mean_tokens"]), _num(n["mean_chars"]),
              n["cut_at_max_tokens"]]
             for role, n in ((role, ev["lengths"][role]) for role in MODEL_ROLES)]
-    lines.append(_table(["model", "answers", "mean tokens", "mean characters",
+    lines.append(md_table(["model", "answers", "mean tokens", "mean characters",
                          "cut at --max-tokens"], rows))
     return "\n".join(lines)
 
@@ -286,7 +286,7 @@ def _refusal_section(ev: dict) -> str:
         "An answer refuses when it says near its start that it cannot or will not help; a "
         "refusal of a prompt marked benign (a `benign` column, or a `category` that is not a "
         "harmful one) is an over-refusal.", "",
-        _table(["model", "refusal rate (all)", "over-refusal (benign prompts)",
+        md_table(["model", "refusal rate (all)", "over-refusal (benign prompts)",
                 "refusal of harmful prompts"], rows)])
 
 
@@ -301,7 +301,7 @@ def _reward_section(ev: dict) -> str:
         f"{reward['mean']['baseline']:.4g}; the candidate scored higher on "
         f"{reward['candidate_higher']} of {reward['scored']} prompts.",
         f"- Agreement with the judge: {agreement['agree']} of {agreement['decided']} decided "
-        f"prompts ({_pct(agreement['rate'])})."])
+        f"prompts ({pct(agreement['rate'])})."])
 
 
 def _examples_section(ev: dict, by_id: dict[str, PromptResult]) -> str:
@@ -345,7 +345,7 @@ def counts_text(figures: dict) -> str:
                                                ("losses", "loss", "losses")))
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
+def md_table(headers: list[str], rows: list[list]) -> str:
     """A markdown table, its first column left-aligned and the others right-aligned."""
     lines = ["| " + " | ".join(headers) + " |",
              "|---|" + "---:|" * (len(headers) - 1)]
@@ -353,7 +353,7 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
@@ -364,7 +364,7 @@ def _num(value: float | None) -> str:
 def _share(figure: dict) -> str:
     if not figure["prompts"]:
         return "n/a"
-    return f"{_pct(figure['rate'])} ({figure['refusals']}/{figure['prompts']})"
+    return f"{pct(figure['rate'])} ({figure['refusals']}/{figure['prompts']})"
 
 
 def _short(model: str) -> str:
@@ -375,6 +375,6 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " […]"
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
     return html.escape(str(value)).replace("|", "\\|").replace("\n", " ")
 
