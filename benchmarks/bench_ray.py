@@ -44,7 +44,7 @@ def measure_driver(count: int) -> dict:
     import ray
     from ray_helpers import OBJECT_STORE_BYTES, WORKER_ENV, run_ray, scripted
 
-    from selfalign.generate import ray_driver
+    from selfalign.generate.ray import driver as ray_driver
 
     loop = {}
     run_loop = ray_driver._Driver.run

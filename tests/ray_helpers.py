@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from selfalign.engine.base import EngineFailure
-from selfalign.generate.ray_cluster import connect
+from selfalign.generate.ray.cluster import connect
 from selfalign.generate.runner import plan_run, run_generate
 from selfalign.generate.settings import GenerateSettings
 

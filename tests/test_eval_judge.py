@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from eval_fixtures import write_principles
 from scripted_engine import ScriptedEngine
 from selfalign.errors import UserError
-from selfalign.eval.agreement import Scores, Verdict, calibration, judge_figures, reward_figures
-from selfalign.eval.human_pairs import HumanPair, pair_of_row
-from selfalign.eval.judge_eval import JudgeEvalSettings, plan_judge_eval, run_judge_eval
-from selfalign.eval.pair_files import read_pairs, sample_pairs
+from selfalign.eval.judge.agreement import Scores, Verdict, calibration, judge_figures, reward_figures
+from selfalign.eval.judge.human_pairs import HumanPair, pair_of_row
+from selfalign.eval.judge.run import JudgeEvalSettings, plan_judge_eval, run_judge_eval
+from selfalign.eval.judge.pair_files import read_pairs, sample_pairs
 from selfalign.eval.run import constitution_judge
 from selfalign.records import Reject
 from selfalign.stages.judge import shown_options

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from selfalign.errors import UserError
-from selfalign.generate.ray_worker import ShardWorker
+from selfalign.generate.ray.worker import ShardWorker
 from selfalign.generate.run_state import read_ledger
 from selfalign.generate.runner import plan_run
 from selfalign.generate.settings import GenerateSettings
@@ -108,7 +108,7 @@ DRIVER = """
 import sys
 from functools import partial
 from ray_helpers import WORKER_ENV, scripted
-from selfalign.generate.ray_cluster import connect
+from selfalign.generate.ray.cluster import connect
 from selfalign.generate.runner import plan_run, run_generate
 from selfalign.generate.settings import GenerateSettings
 
@@ -166,7 +166,7 @@ def test_a_cluster_too_small_for_one_worker_is_refused_in_seconds(cluster, input
 
 
 def test_workers_are_counted_per_node_from_tensor_parallel_size():
-    from selfalign.generate.ray_cluster import gpus_per_worker, workers_that_fit
+    from selfalign.generate.ray.cluster import gpus_per_worker, workers_that_fit
 
     gpu_nodes = [{"CPU": 32, "GPU": 2}, {"CPU": 32, "GPU": 2}, {"CPU": 8, "GPU": 8}]
     tp4 = GenerateSettings(tensor_parallel_size=4)
@@ -216,7 +216,7 @@ def test_a_single_machine_run_never_imports_ray(inputs, tmp_path):
 
 
 def test_ray_missing_is_one_line_naming_the_extra(monkeypatch):
-    from selfalign.generate.ray_cluster import import_ray
+    from selfalign.generate.ray.cluster import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when not installed
     with pytest.raises(UserError, match=r"pip install 'selfalign\[ray\]'"):

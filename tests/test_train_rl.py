@@ -10,9 +10,9 @@ import torch
 
 from selfalign.constitution.model import ConstitutionError
 from selfalign.errors import UserError
-from selfalign.train.rl_judge import JudgeReward, answer_all
-from selfalign.train.rl_run import build_trainer, plan_rl, train_rl
-from selfalign.train.rl_settings import RLSettings
+from selfalign.train.rl.judge import JudgeReward, answer_all
+from selfalign.train.rl.run import build_trainer, plan_rl, train_rl
+from selfalign.train.rl.settings import RLSettings
 from selfalign.train.run import RECORD_NAME
 from scripted_engine import ScriptedEngine
 from train_fixtures import TOPICS, HELD_OUT_TOPICS, write_ranked_run_dir
@@ -230,7 +230,7 @@ def test_reference_answers_one_request_per_prompt():
 # ---------------------------------------------------------------- the reward-hacking watch
 
 def test_watch_says_when_rm_rose_but_the_judge_and_lengths_disagree():
-    from selfalign.train.rl_watch import WatchPoint, findings
+    from selfalign.train.rl.watch import WatchPoint, findings
 
     start = WatchPoint(prompts=8, rm_reward=0.10, judge_win_rate=0.50, mean_length=20.0)
     end = WatchPoint(prompts=8, rm_reward=0.90, judge_win_rate=0.40, mean_length=40.0)
@@ -279,7 +279,7 @@ def test_rl_rm_scores_the_tokens_reward_training_saw(tmp_path, tiny_model_dir, t
     and scores them as the trained model does."""
     from selfalign.train.config import TrainSettings
     from selfalign.train.data import DataSource
-    from selfalign.train.rl_reward_model import RewardModelScore, load_reward_tokenizer
+    from selfalign.train.rl.reward_model import RewardModelScore, load_reward_tokenizer
     from selfalign.train.run import build_trainer as build_rm_trainer, prepare
 
     data = write_ranked_run_dir(tmp_path / "ranked", {"train": [2]})
@@ -308,7 +308,7 @@ def lower_half_share(prompts, completions, completion_ids, **_):
 
 @pytest.mark.train
 def test_rloo_raises_a_dense_reward_with_kl_logged(tmp_path, tiny_model_dir, rm_dir):
-    from selfalign.train.rl_outputs import RunRecorder, read_metrics
+    from selfalign.train.rl.outputs import RunRecorder, read_metrics
 
     steps = 4
     settings = rl_settings(tmp_path, tiny_model_dir, rm_dir, train=16, max_steps=steps,

@@ -8,4 +8,5 @@
 - `reward`: an optional reward model's scores.
 - `report`: eval.json, answers.parquet, report.md and the plots.
 - `commands`: the click command.
+- `judge/`: `eval judge`, a judge (and a reward model) against human labels.
 """

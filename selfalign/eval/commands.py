@@ -106,7 +106,7 @@ def summary(evaluation: dict, out: Path) -> str:
 
 
 def _add_subcommands() -> None:
-    from selfalign.eval.judge_commands import judge_command
+    from selfalign.eval.judge.commands import judge_command
 
     eval_command.add_command(judge_command)
 

@@ -116,7 +116,7 @@ def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     cluster = None
     if settings.ray is not None:  # before anything is read or written: a bad address costs seconds
-        from selfalign.generate.ray_cluster import connect
+        from selfalign.generate.ray.cluster import connect
 
         cluster = connect(settings, log=log)
     try:

@@ -146,7 +146,7 @@ class _Interrupts:
 def run_generate(plan: Plan, make_engine: EngineFactory, log=print, cluster=None) -> dict:
     """Run every unfinished shard, then assemble the outputs. Returns the final manifest.
 
-    `cluster` (generate/ray_cluster.py, connected before the plan was made): the shards go to
+    `cluster` (generate/ray/cluster.py, connected before the plan was made): the shards go to
     engines on Ray workers instead of one engine here; everything else is the same run.
     """
     out = plan.out

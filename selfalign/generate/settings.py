@@ -12,7 +12,7 @@ import yaml
 from selfalign.errors import UserError
 
 BACKENDS = ("vllm", "openai", "transformers")
-# Where the run's engines live (generate/ray_cluster.py). A resumed run may change them, and
+# Where the run's engines live (generate/ray/cluster.py). A resumed run may change them, and
 # does not take them from the manifest: it runs wherever it is started.
 RAY_FIELDS = ("ray", "ray_workers", "ray_cpus_per_worker", "ray_gpus_per_worker")
 LOCAL_RAY = "local"  # `--ray` without an address: a cluster on this machine for the run

@@ -6,9 +6,6 @@
 - `reward`: TRL's `RewardTrainer` with soft labels and whole prompts per batch element.
 - `run`: `train(TrainSettings)` checks everything, runs TRL's trainer, saves the model and
   `selfalign-train.json`.
-- `rl_*`: `train rl`, RLOO/GRPO from the SFT model against the reward model or the live judge:
-  settings (`rl_settings`), prompts (`rl_prompts`), the two rewards (`rl_reward_model`,
-  `rl_judge`), what a run writes while it trains (`rl_outputs`), the reward-hacking watch
-  (`rl_watch`) and the run itself (`rl_run`).
+- `rl/`: `train rl`, RLOO/GRPO from the SFT model against the reward model or the live judge.
 - `commands`: the `selfalign train sft|dpo|rm|rl` click group.
 """

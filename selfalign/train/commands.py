@@ -166,8 +166,8 @@ def rl(**options) -> None:
     and after training the policy answers held-out prompts; report.md says plainly when the RM
     reward rose while the judge's win rate or the answers' length tell another story.
     """
-    from selfalign.train.rl_run import train_rl
-    from selfalign.train.rl_settings import RLSettings
+    from selfalign.train.rl.run import train_rl
+    from selfalign.train.rl.settings import RLSettings
 
     options["prompts"] = list(options["prompts"])
     options["principles"] = list(options["principles"])

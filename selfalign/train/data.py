@@ -12,16 +12,14 @@ Reward-model data is weighted and batched by prompt, not by pair: all comparison
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfalign.errors import UserError
+from selfalign.store.reader import read_manifest, split_files
 
-SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")
 ROLES = {"system", "user", "assistant"}
 # Which sub-folder each kind trains on, and the columns its rows must hold.
 KINDS = {
@@ -93,45 +91,6 @@ class TrainingData:
 
 
 # ---------------------------------------------------------------- folders and shards
-
-def read_manifest(folder: Path) -> tuple[dict, str]:
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise UserError(f"{folder}: no manifest.json; --data must name a folder written by "
-                        "`selfalign generate`")
-    raw = path.read_bytes()
-    try:
-        manifest = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-    return manifest, hashlib.sha256(raw).hexdigest()
-
-
-def find_shards(folder: Path, sub: str) -> dict[str, list[Path]]:
-    """Shard files of `folder/sub` grouped by split, checked complete (all N of N present)."""
-    where = folder / sub
-    files = sorted(where.glob("*.parquet")) if where.is_dir() else []
-    if not files:
-        raise UserError(f"{where}: no parquet shards found; expected "
-                        f"{sub}/<split>-00000-of-0000N.parquet as written by `selfalign generate`")
-    by_split: dict[str, list[Path]] = {}
-    totals: dict[str, set[int]] = {}
-    for f in files:
-        m = SHARD_NAME.match(f.name)
-        if not m:
-            raise UserError(f"{f}: unexpected file name; shards are named "
-                            "<split>-NNNNN-of-NNNNN.parquet")
-        by_split.setdefault(m["split"], []).append(f)
-        totals.setdefault(m["split"], set()).add(int(m["total"]))
-    for split, shard_files in by_split.items():
-        expected = totals[split]
-        if len(expected) != 1 or len(shard_files) != next(iter(expected)):
-            raise UserError(f"{where}: split '{split}' has {len(shard_files)} shard(s) but the names "
-                            f"say {sorted(expected)}; the run folder is incomplete")
-    if "train" not in by_split:
-        raise UserError(f"{where}: no train split (found: {', '.join(sorted(by_split))})")
-    return by_split
-
 
 def read_rows(files: list[Path], columns: tuple[str, ...],
               optional: tuple[str, ...] = ()) -> list[dict]:
@@ -221,7 +180,7 @@ def load_folder(kind: str, source: DataSource, min_preference: float | None = No
     if min_preference is not None:
         columns, optional = columns + optional, ()
     data = FolderData(source, digest, manifest)
-    for split, files in sorted(find_shards(folder, sub).items()):
+    for split, files in sorted(split_files(folder, sub).items()):
         rows = read_rows(files, columns, optional)
         check_rows(kind, rows, f"{folder / sub} split '{split}'")
         if min_preference is not None:

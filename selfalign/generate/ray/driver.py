@@ -20,7 +20,7 @@ shard whose ledger entry is written is never run again. A shard rerun because it
 never recorded writes the same rows (per-request seeds). The final assembly is the
 single-machine run's (`runner.finish_run`).
 
-Only this module, ray_cluster.py and the actor's code import Ray; a single-machine run never does.
+Only this module, cluster.py and the actor's code import Ray; a single-machine run never does.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from ray.exceptions import ActorDiedError, RayActorError, RayError, RayTaskError
 
 from selfalign.engine.base import EngineFailure
 from selfalign.errors import UserError
-from selfalign.generate.ray_cluster import Cluster
-from selfalign.generate.ray_worker import ShardWorker
+from selfalign.generate.ray.cluster import Cluster
+from selfalign.generate.ray.worker import ShardWorker
 from selfalign.generate.run_state import append_ledger, writing
 from selfalign.generate.runner import (EngineFactory, Plan, finish_run, has_prompt_to_generate,
                                        open_prompt_count, prompt_total, read_shards, run_here,

@@ -8,7 +8,7 @@ from functools import partial
 import click
 
 from selfalign.eval.engine_options import local_engine_options, server_options
-from selfalign.eval.judge_eval import BACKENDS, JudgeEvalSettings
+from selfalign.eval.judge.run import BACKENDS, JudgeEvalSettings
 
 _D = {f.name: f.default for f in fields(JudgeEvalSettings)}  # the defaults, for --help
 
@@ -53,7 +53,7 @@ def judge_command(**flags) -> None:
     """Measure a judge (and a reward model) against human-labelled pairs: accuracy with its
     interval, position bias, calibration; write judge.json, pairs.parquet and a report."""
     from selfalign.engine import judge_checker, make_engine, model_resolver
-    from selfalign.eval.judge_eval import plan_judge_eval, run_judge_eval
+    from selfalign.eval.judge.run import plan_judge_eval, run_judge_eval
     from selfalign.eval.run import _resolved, constitution_judge
     from selfalign.stages.judge import OPTIONS
 

@@ -19,10 +19,10 @@ from selfalign.engine import resolve_model
 from selfalign.engine.base import SamplingSettings
 from selfalign.errors import UserError
 from selfalign.stable_hash import derived_seed
-from selfalign.train.rl_outputs import RunRecorder, plot_reward_kl, read_metrics, recording_trainer
-from selfalign.train.rl_prompts import RLPrompts, dataset_rows, load_prompts
-from selfalign.train.rl_settings import RLSettings, resolve_config
-from selfalign.train.rl_watch import report_markdown, watch_point, watch_record
+from selfalign.train.rl.outputs import RunRecorder, plot_reward_kl, read_metrics, recording_trainer
+from selfalign.train.rl.prompts import RLPrompts, dataset_rows, load_prompts
+from selfalign.train.rl.settings import RLSettings, resolve_config
+from selfalign.train.rl.watch import report_markdown, watch_point, watch_record
 from selfalign.train.run import RECORD_NAME, load_tokenizer, package_versions, save_trained
 
 REPORT_NAME = "report.md"
@@ -54,7 +54,7 @@ def plan_rl(settings: RLSettings) -> RLPlan:
     tokenizer = load_tokenizer(model)
     plan = RLPlan(settings, prompts, model, config, lora, tokenizer, started=started)
     if settings.uses_rm:
-        from selfalign.train.rl_reward_model import check_reward_folder
+        from selfalign.train.rl.reward_model import check_reward_folder
 
         plan.reward_model = check_reward_folder(settings.reward_model, tokenizer)
     if settings.uses_judge:
@@ -67,7 +67,7 @@ def check_judge(settings: RLSettings, policy_model: str):
     from selfalign.constitution import load_constitution
     from selfalign.engine import judge_checker
     from selfalign.stages.judge import check_judge_ready
-    from selfalign.train.rl_judge import engine_settings
+    from selfalign.train.rl.judge import engine_settings
 
     constitution = load_constitution(settings.principles)
     check_judge_ready(constitution, settings.judge_principles)
@@ -100,7 +100,7 @@ class JudgeSide:
 
 def start_judge(plan: RLPlan, make_engine: Callable) -> JudgeSide:
     """Build the engines, write the reference answers (read from --reference-run first)."""
-    from selfalign.train.rl_judge import JudgeEngines, JudgeReward, answer_all, references_from_run
+    from selfalign.train.rl.judge import JudgeEngines, JudgeReward, answer_all, references_from_run
 
     settings = plan.settings
     engines = JudgeEngines.start(settings, plan.model, plan.judge_model, make_engine)
@@ -148,7 +148,7 @@ def train_rl(settings: RLSettings, make_engine: Callable | None = None) -> dict:
 
 
 def run_plan(plan: RLPlan, make_engine: Callable | None = None) -> dict:
-    from selfalign.train.rl_reward_model import RewardModelScore
+    from selfalign.train.rl.reward_model import RewardModelScore
 
     settings, out = plan.settings, Path(plan.settings.out)
     rm = RewardModelScore(*plan.reward_model) if plan.reward_model else None

@@ -112,12 +112,13 @@ async def answer_all(ask: Ask, records: list[PromptRecord], sampling: SamplingSe
 
 def references_from_run(folder: Path) -> dict[str, str]:
     """prompt id → final answer, from the `sft/` rows of a generate run (every split)."""
-    from selfalign.train.data import find_shards, read_rows
+    from selfalign.store.reader import split_files
+    from selfalign.train.data import read_rows
 
     if not folder.is_dir():
         raise UserError(f"--reference-run {folder}: folder does not exist")
     references = {}
-    for files in find_shards(folder, "sft").values():
+    for files in split_files(folder, "sft").values():
         for row in read_rows(files, ("messages", "prompt_id")):
             references.setdefault(str(row["prompt_id"]), row["messages"][-1]["content"])
     return references

@@ -17,9 +17,9 @@ from typing import Any, Callable
 from selfalign import __version__
 from selfalign.constitution import Constitution, load_constitution
 from selfalign.errors import UserError
-from selfalign.eval.agreement import Scores, Verdict, grouped, warnings
-from selfalign.eval.human_pairs import HumanPair
-from selfalign.eval.pair_files import read_pairs, sample_pairs
+from selfalign.eval.judge.agreement import Scores, Verdict, grouped, warnings
+from selfalign.eval.judge.human_pairs import HumanPair
+from selfalign.eval.judge.pair_files import read_pairs, sample_pairs
 from selfalign.eval.run import Judge, RewardScorer, bounded, close_engine, in_flight_limit
 from selfalign.eval.settings import EngineFields
 from selfalign.records import Reject
@@ -177,7 +177,7 @@ def run_judge_eval(plan: JudgeEvalPlan, make_engine: Callable, judge: Judge,
                    score_rewards: RewardScorer | None = None,
                    log: Callable[[str], None] = lambda message: None) -> dict:
     """Judge every pair, score it with the reward model, write judge.json and the rest."""
-    from selfalign.eval.judge_report import write_judge_report
+    from selfalign.eval.judge.report import write_judge_report
 
     started = time.time()
     rows = [JudgedPair(pair) for pair in plan.pairs]

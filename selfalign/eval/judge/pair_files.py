@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from selfalign.errors import UserError
-from selfalign.eval.human_pairs import HumanPair, pair_of_row
+from selfalign.eval.judge.human_pairs import HumanPair, pair_of_row
 from selfalign.prompts.sources import (CSV_SUFFIXES, DATA_SUFFIXES, JSONL_SUFFIXES,
                                        PARQUET_SUFFIXES, UTF8_BOM, _csv_header, _open_binary)
 from selfalign.records import Reject

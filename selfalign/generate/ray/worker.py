@@ -1,6 +1,6 @@
 """One worker of a `generate --ray` run, without Ray: an engine and the flow, over given shards.
 
-ray_driver.py wraps this class in a Ray actor; tests can drive it directly. It builds the engine
+driver.py wraps this class in a Ray actor; tests can drive it directly. It builds the engine
 a single-machine run builds (`runner.build_engines`, so every engine flag keeps its meaning),
 runs the same `ShardScheduler` over each shard it is sent, writes the shard's files into `--out`
 with `write_shard` (each file atomically: temporary name, then rename), and returns only the

@@ -32,7 +32,7 @@ class Cluster:
     owned: bool  # started by this run (a local cluster): stopped when it ends
 
     def run(self, plan, make_engine, manifest: dict, done: dict, log) -> dict:
-        from selfalign.generate.ray_driver import run_on_ray
+        from selfalign.generate.ray.driver import run_on_ray
 
         return run_on_ray(self, plan, make_engine, manifest, done, log)
 

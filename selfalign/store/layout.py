@@ -1,0 +1,53 @@
+"""Where each file of a run folder lives. Every other module asks here instead of spelling paths.
+
+```
+OUT/
+  manifest.json  README.md  rejects.parquet  preference_histogram.png (when a judge ran)
+  prefs/<split>-NNNNN-of-NNNNN.parquet   sft/<split>-...   traces/traces-...
+  .selfalign/    ledger.jsonl, lock, shards/NNNNN-<kind>.parquet (until assembly)
+  labels/        what people labelled (the labelling app; never written by a run)
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+CARD = "README.md"
+REJECTS = "rejects.parquet"
+HISTOGRAM = "preference_histogram.png"
+STATE_DIR = ".selfalign"  # inside the output folder: shards and ledger, hidden from readers
+LEDGER = "ledger.jsonl"
+LOCK = "lock"
+LABELS_DIR = "labels"
+
+FINAL_FOLDERS = ("prefs", "sft", "traces")
+FINAL_FILES = (REJECTS, CARD, HISTOGRAM)
+SHARD_KINDS = ("traces", "prefs", "sft", "rejects")  # the files each shard writes
+SPLIT_FILE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")
+
+
+def state_dir(out: Path) -> Path:
+    return out / STATE_DIR
+
+
+def shard_dir(out: Path) -> Path:
+    return state_dir(out) / "shards"
+
+
+def ledger_path(out: Path) -> Path:
+    return state_dir(out) / LEDGER
+
+
+def lock_path(out: Path) -> Path:
+    return state_dir(out) / LOCK
+
+
+def shard_path(folder: Path, index: int, kind: str) -> Path:
+    return folder / f"{index:05d}-{kind}.parquet"
+
+
+def split_file_name(split: str, index: int, total: int) -> str:
+    return f"{split}-{index:05d}-of-{total:05d}.parquet"
