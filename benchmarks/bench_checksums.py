@@ -36,13 +36,14 @@ def timed(module, name: str, label: str) -> None:
 
 def main(argv: list[str]) -> None:
     from selfalign.cli import main as cli
-    from selfalign.generate import runner, shards, writers
+    from selfalign.generate import final, run
+    from selfalign.store import assemble, shard_files
 
-    timed(shards, "file_record", "hash shard files (write_shard)")
-    timed(writers, "shard_problems", "check shard files (before assembly)")
-    timed(writers, "bytes_mismatch", "check shard files (as assembly reads them)")
-    timed(runner, "describe_final_files", "hash final files (manifest)")
-    timed(runner, "write_shard", "write_shard in all (parquet + hash)")
+    timed(shard_files, "file_record", "hash shard files (write_shard)")
+    timed(assemble, "shard_problems", "check shard files (before assembly)")
+    timed(assemble, "bytes_mismatch", "check shard files (as assembly reads them)")
+    timed(final, "describe_final_files", "hash final files (manifest)")
+    timed(run, "write_shard", "write_shard in all (parquet + hash)")
     started = time.perf_counter()
     cli(["generate", *argv], standalone_mode=False)
     wall = time.perf_counter() - started

@@ -47,7 +47,7 @@ def measure_driver(count: int) -> dict:
     from selfalign.generate.ray import driver as ray_driver
 
     loop = {}
-    run_loop = ray_driver._Driver.run
+    run_loop = ray_driver._Driver.drive
 
     def timed_loop(self):
         cpu, wall = time.process_time(), time.perf_counter()
@@ -55,7 +55,7 @@ def measure_driver(count: int) -> dict:
         loop.update(cpu=time.process_time() - cpu, wall=time.perf_counter() - wall,
                     rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
-    ray_driver._Driver.run = timed_loop
+    ray_driver._Driver.drive = timed_loop
     ray.init(num_cpus=2, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
              runtime_env=WORKER_ENV)
     with tempfile.TemporaryDirectory() as tmp:

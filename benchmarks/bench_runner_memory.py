@@ -1,4 +1,4 @@
-"""Peak RSS of the generate runner as the prompt stream grows (issue 4).
+"""Peak RSS of a generate run as the prompt stream grows (issue 4).
 
 The engine is the scripted stand-in from tests/ (instant answers), so what is measured is the
 runner itself: reading, sharding, stages, shard files, ledger and final assembly. Each size runs

@@ -66,7 +66,8 @@ async def run_barrier(plan, engine) -> None:
     """The former design, for comparison only: each stage of a shard waits for all of it."""
     from selfalign.engine.base import SamplingSettings
     from selfalign.generate.flow import Recipe
-    from selfalign.generate.run_state import append_ledger, shard_dir
+    from selfalign.store.layout import shard_dir
+    from selfalign.store.ledger import append_ledger
     from selfalign.generate.shards import cut_shards, write_shard
     from selfalign.prompts.sources import FieldMap, read_prompts
     from selfalign.stages import (Sample, answer_request, critique_request, revise_request,
@@ -104,7 +105,9 @@ async def run_barrier(plan, engine) -> None:
 async def main_async(args) -> dict:
     from selfalign.engine import resolve_model
     from selfalign.engine.vllm_engine import VLLMEngine
-    from selfalign.generate.runner import _run_shards, plan_run
+    from selfalign.generate.local import LocalExecutor
+    from selfalign.generate.plan import plan_run
+    from selfalign.generate.run import Run
     from selfalign.generate.settings import GenerateSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="selfalign-bench-"))
@@ -127,7 +130,8 @@ async def main_async(args) -> dict:
     began = time.monotonic()
     started, cpu = time.perf_counter(), time.process_time()
     if args.design == "flow":
-        await _run_shards(plan, engine, engine, {}, log=lambda message: None)
+        run = Run(plan, {"started": time.time()}, {}, log=lambda message: None)
+        await LocalExecutor.run_on(run, [engine])
     else:
         await run_barrier(plan, engine)
     seconds = time.perf_counter() - started

@@ -46,7 +46,7 @@ def _register() -> None:
     from selfalign.constitution.commands import principles, validate
     from selfalign.eval.commands import eval_command
     from selfalign.generate.commands import generate
-    from selfalign.generate.verify_command import verify
+    from selfalign.store.commands import verify
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from selfalign.engine.base import EngineFailure
 from selfalign.generate.ray.cluster import connect
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.plan import plan_run
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 
 from scripted_engine import ScriptedEngine, asks

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.plan import plan_run
+
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 
 from scripted_engine import ScriptedEngine

@@ -365,3 +365,24 @@ def test_every_file_format_and_a_seeded_limit(tmp_path):
     assert sample_pairs(pairs, 10, seed=1) == pairs
     with pytest.raises(UserError, match="no such file or folder"):
         read_pairs([str(tmp_path / "missing.jsonl")])
+
+
+def test_a_run_folder_gives_its_preference_pairs_and_nothing_else(tmp_path):
+    """`--pairs RUN` reads prefs/ through the run reader, not the traces, sft rows and rejects
+    beside it (which would become 'wrong_columns' rejects or, worse, pairs)."""
+    from run_helpers import run_scripted, write_constitution, write_prompts
+
+    prompts = [{"id": f"p{i}", "prompt": f"Question {i}?"} for i in range(4)]
+    prompts.append({"id": "t0", "prompt": "Held-out question?", "split": "test"})
+    out = tmp_path / "run"
+    manifest, _ = run_scripted(write_constitution(tmp_path),
+                               write_prompts(tmp_path / "prompts.jsonl", prompts), out)
+    pairs, rejects = read_pairs([str(out)])
+    assert rejects == []
+    asked = sorted(p.conversation[-1]["content"] for p in pairs)
+    assert asked == sorted(row["prompt"] for row in prompts)  # both splits, once each
+    assert sum(manifest["counts"]["pairs"].values()) == 5
+    assert all(p.rejected.startswith("first answer to:") for p in pairs)
+    (out / "manifest.json").write_text('{"status": "running"}')
+    with pytest.raises(UserError, match="still being written"):
+        read_pairs([str(out)])

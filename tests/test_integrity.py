@@ -18,9 +18,11 @@ from click.testing import CliRunner
 import selfalign.atomic
 from selfalign.cli import main
 from selfalign.errors import UserError
-from selfalign.generate.lock import lock_path
-from selfalign.generate.run_state import append_ledger, read_ledger, shard_dir, state_dir
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.store.layout import lock_path
+from selfalign.store.layout import shard_dir, state_dir
+from selfalign.store.ledger import append_ledger, read_ledger
+from selfalign.generate.plan import plan_run
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 
 from run_helpers import run_scripted, write_constitution, write_prompts
@@ -125,7 +127,7 @@ def test_assembly_refuses_a_damaged_shard_and_resume_repairs_it(setup, tmp_path,
     out = tmp_path / "out"
     interrupted(setup, out)
     if when == "while reading":  # damage after the check of all shards: the read checks too
-        import selfalign.generate.writers as writers
+        import selfalign.store.assemble as writers
         monkeypatch.setattr(writers, "_check_shards", lambda out, shards: None)
     damaged = shard_file(out, 1, "prefs")
     recorded = read_ledger(out)[1]["files"]["prefs"]["bytes"]
@@ -401,7 +403,7 @@ def test_verify_a_folder_without_a_manifest_is_a_clean_error(tmp_path):
 
 def test_splits_over_several_files_are_each_written_whole_and_recorded(setup, tmp_path,
                                                                        monkeypatch):
-    import selfalign.generate.writers as writers
+    import selfalign.store.assemble as writers
 
     monkeypatch.setattr(writers, "ROWS_PER_FILE", 3)
     out = tmp_path / "out"

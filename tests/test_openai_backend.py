@@ -8,7 +8,8 @@ import pytest
 
 from selfalign.engine import judge_checker, make_engine, model_resolver
 from selfalign.errors import UserError
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.plan import plan_run
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 from selfalign.stages.judge import OPTIONS
 

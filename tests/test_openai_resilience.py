@@ -15,7 +15,8 @@ from run_helpers import write_constitution, write_prompts
 from selfalign.engine import make_engine, model_resolver
 from selfalign.engine.base import Request, SamplingSettings
 from selfalign.engine.openai_engine import DOWN_AFTER, OpenAIEngine
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.plan import plan_run
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 from selfalign.stages.judge import OPTIONS, judge_request, option_probability
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from run_helpers import run_scripted, write_constitution, write_prompts
-from selfalign.generate import writers
+from selfalign.store import assemble as writers
 
 PROMPTS = ([{"id": f"t{i}", "prompt": f"Train question {i}?"} for i in range(5)]
            + [{"id": "x0", "prompt": "Test question?", "split": "test"}])

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from selfalign.cli import main
 from selfalign.engine import default_model, make_engine, resolve_model
 from selfalign.engine.provenance import model_name, model_provenance
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.plan import plan_run
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 
 from run_helpers import write_constitution, write_prompts

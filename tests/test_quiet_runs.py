@@ -61,7 +61,7 @@ def test_a_dependency_warning_is_dropped_and_selfalign_s_own_kept(clean_env):
     with warnings.catch_warnings(record=True) as caught:
         warnings.warn_explicit("from a library", FutureWarning, "lib.py", 1, module="somelib")
         warnings.warn_explicit("from selfalign", UserWarning, "x.py", 1,
-                               module="selfalign.generate.runner")
+                               module="selfalign.generate.run")
     assert [str(w.message) for w in caught] == ["from selfalign"]
 
 

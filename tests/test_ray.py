@@ -18,8 +18,8 @@ import pytest
 
 from selfalign.errors import UserError
 from selfalign.generate.ray.worker import ShardWorker
-from selfalign.generate.run_state import read_ledger
-from selfalign.generate.runner import plan_run
+from selfalign.store.ledger import read_ledger
+from selfalign.generate.plan import plan_run
 from selfalign.generate.settings import GenerateSettings
 
 from ray_helpers import (OBJECT_STORE_BYTES, TESTS, WORKER_ENV, cannot_start, output_rows,
@@ -109,7 +109,8 @@ import sys
 from functools import partial
 from ray_helpers import WORKER_ENV, scripted
 from selfalign.generate.ray.cluster import connect
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.plan import plan_run
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 
 address, manifest, prompts, out = sys.argv[1:]

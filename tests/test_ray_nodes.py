@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from selfalign.generate.run_state import read_ledger
+from selfalign.store.ledger import read_ledger
 
 from ray_helpers import OBJECT_STORE_BYTES, WORKER_ENV, output_rows, run_ray, scripted
 from run_helpers import run_scripted, write_constitution, write_prompts

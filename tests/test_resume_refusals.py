@@ -15,7 +15,7 @@ import pytest
 from run_helpers import run_scripted, write_constitution, write_prompts
 from scripted_engine import ScriptedEngine, asks
 from selfalign.errors import UserError
-from selfalign.generate.run_state import read_ledger
+from selfalign.store.ledger import read_ledger
 
 PROMPTS = [{"id": f"q{i}", "prompt": f"Question {i}: why is the sea salty?"} for i in range(5)]
 LAST = PROMPTS[-1]["prompt"]  # alone in shard 2 when shards hold 2 prompts

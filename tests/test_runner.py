@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from selfalign.errors import NothingToDo, UserError
-from selfalign.generate.run_state import read_ledger
+from selfalign.store.ledger import read_ledger
 
 from run_helpers import run_scripted, write_constitution, write_prompts
 from scripted_engine import ScriptedEngine, asks

@@ -15,7 +15,8 @@ from openai_stand_in import StandInServer
 from run_helpers import write_constitution, write_prompts
 from scripted_engine import ScriptedEngine
 from selfalign.cli import main
-from selfalign.generate.runner import plan_run, run_generate
+from selfalign.generate.plan import plan_run
+from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 from selfalign.stages.judge import shown_options
 

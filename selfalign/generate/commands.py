@@ -109,7 +109,8 @@ _D = GenerateSettings()
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""
     from selfalign.engine import judge_checker, make_engine, model_resolver
-    from selfalign.generate.runner import plan_run, run_generate
+    from selfalign.generate.plan import plan_run
+    from selfalign.generate.run import run_generate
     from selfalign.stages.judge import OPTIONS
 
     settings = settings_from_cli(ctx, config_path, flags)

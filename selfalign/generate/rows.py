@@ -1,4 +1,4 @@
-"""The rows selfalign writes, and their Arrow schemas (fixed, so every shard concatenates).
+"""The rows a run writes, made from samples; their columns are the run folder's (store/columns.py).
 
 prefs and sft follow TRL's conversational formats exactly: message lists only, never a string
 `prompt` beside message-list `chosen`/`rejected` (TRL fails on that mix).
@@ -8,47 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-
 from selfalign.engine.provenance import model_name
 from selfalign.records import Reject
 from selfalign.stages.cleaning import same_text
 from selfalign.stages.sample import RankedPair, Sample
-
-MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-ROUND = pa.struct([
-    ("principle", pa.string()), ("critique_request", pa.string()), ("critique", pa.string()),
-    ("critique_finish", pa.string()), ("revision_request", pa.string()),
-    ("raw_revision", pa.string()), ("revision", pa.string()), ("revision_finish", pa.string()),
-])
-_PROVENANCE = [
-    ("prompt_id", pa.string()), ("sample_index", pa.int32()), ("split", pa.string()),
-    ("user_id", pa.string()), ("source", pa.string()), ("principle_ids", pa.list_(pa.string())),
-    ("rounds", pa.int32()), ("model", pa.string()),
-]
-# What the judge said of a pair (null where no judge ran).
-_JUDGED = [("preference", pa.float64()), ("judge_principle_ids", pa.list_(pa.string())),
-           ("position_consistent", pa.bool_())]
-PREFS_SCHEMA = pa.schema([("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES),
-                          *_PROVENANCE, ("critique", pa.string()), *_JUDGED,
-                          # rank: the sample whose final answer is `rejected` (`sample_index`
-                          # is the chosen one's); otherwise null: rejected is the first answer.
-                          ("rejected_sample_index", pa.int32())])
-SFT_SCHEMA = pa.schema([("messages", MESSAGES), *_PROVENANCE])
-TRACES_SCHEMA = pa.schema([
-    *_PROVENANCE, ("prompt", pa.string()), ("context", MESSAGES), ("line", pa.int64()), ("language", pa.string()),
-    ("metadata", pa.string()), ("initial", pa.string()), ("initial_finish", pa.string()),
-    ("round_details", pa.list_(ROUND)), ("final", pa.string()), ("status", pa.string()),
-    ("prompt_tokens", pa.int64()), ("output_tokens", pa.int64()),
-    ("cached_prompt_tokens", pa.int64()), *_JUDGED,
-    ("first_position_probs", pa.list_(pa.float64())),  # raw P(option A) of every question
-    ("rank", pa.int32()), ("score", pa.float64()),  # rank: among the prompt's samples, 1 = best
-])
-REJECTS_SCHEMA = pa.schema([
-    ("reason", pa.string()), ("detail", pa.string()), ("stage", pa.string()),
-    ("source", pa.string()), ("line", pa.int64()), ("id", pa.string()),
-    ("sample_index", pa.int32()),
-])
 
 
 def _assistant(text: str) -> list[dict]:

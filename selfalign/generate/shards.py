@@ -1,4 +1,5 @@
-"""Cutting the prompt stream into shards, and turning one shard into rows on disk."""
+"""Cutting the prompt stream into shards, and turning one finished shard into its rows and
+ledger entry (the run folder writes the files: store/shard_files.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from selfalign.generate import rows
-from selfalign.atomic import write_parquet
-from selfalign.generate.checksums import file_record
-from selfalign.records import PromptRecord, Reject
 from selfalign.generate.feedback import ledger_judgments
+from selfalign.records import PromptRecord, Reject
 from selfalign.stages.sample import Sample
-
-KINDS = {"traces": rows.TRACES_SCHEMA, "prefs": rows.PREFS_SCHEMA, "sft": rows.SFT_SCHEMA,
-         "rejects": rows.REJECTS_SCHEMA}
+from selfalign.store.layout import SHARD_KINDS
+from selfalign.store.shard_files import write_shard_files
 
 
 @dataclass
@@ -48,10 +46,6 @@ def cut_shards(items: Iterable[PromptRecord | Reject], shard_size: int,
         yield shard
 
 
-def shard_path(folder: Path, index: int, kind: str) -> Path:
-    return folder / f"{index:05d}-{kind}.parquet"
-
-
 def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
                 seconds: float, ranked: bool = False) -> dict:
     """Write the shard's four files atomically; return its ledger entry (counts, tokens, and
@@ -60,7 +54,7 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
     `ranked`: pairs are the judge's comparisons between samples (rank mode), not each sample's
     revision against its own first answer.
     """
-    out: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    out: dict[str, list[dict]] = {kind: [] for kind in SHARD_KINDS}
     out["rejects"] = [rows.reject_row(r) for r in shard.rejects]
     pairs, sft, principles = Counter(), Counter(), Counter()
     judgments: list[list] = []
@@ -81,11 +75,7 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         if rows.usable_for_sft(sample, status):
             out["sft"].append(rows.sft_row(sample, model))
             sft[sample.record.split] += 1
-    files = {}
-    for kind, schema in KINDS.items():
-        path = shard_path(folder, shard.index, kind)
-        write_parquet(path, out[kind], schema)
-        files[kind] = file_record(path)  # checked before the file is trusted again
+    files = write_shard_files(folder, shard.index, out)
     return {
         "shard": shard.index, "prompts": len(shard.records), "samples": len(samples),
         "pairs": dict(pairs), "sft": dict(sft), "traces": len(out["traces"]),

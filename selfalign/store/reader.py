@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from selfalign.errors import UserError
-from selfalign.store.layout import MANIFEST, REJECTS, SPLIT_FILE
+from selfalign.store.layout import FINAL_FILES, FINAL_FOLDERS, MANIFEST, REJECTS, SPLIT_FILE
 
 
 def read_manifest(folder: Path) -> tuple[dict, str]:
@@ -30,6 +30,12 @@ def read_manifest(folder: Path) -> tuple[dict, str]:
     if not isinstance(manifest, dict):
         raise UserError(f"{path}: not a run manifest (a JSON object was expected)")
     return manifest, hashlib.sha256(raw).hexdigest()
+
+
+def final_files(out: Path) -> list[Path]:
+    """Every file the run delivers (manifest.json aside), as `selfalign verify` expects them."""
+    files = [f for folder in FINAL_FOLDERS for f in sorted((out / folder).glob("*.parquet"))]
+    return files + [out / name for name in FINAL_FILES if (out / name).is_file()]
 
 
 def split_files(folder: Path, sub: str, need_train: bool = True) -> dict[str, list[Path]]:

@@ -16,6 +16,8 @@ from selfalign.prompts.sources import (CSV_SUFFIXES, DATA_SUFFIXES, JSONL_SUFFIX
                                        PARQUET_SUFFIXES, UTF8_BOM, _csv_header, _open_binary)
 from selfalign.records import Reject
 from selfalign.stable_hash import unit_hash
+from selfalign.store.layout import MANIFEST
+from selfalign.store.reader import open_finished_run
 
 Row = dict[str, Any] | Reject
 
@@ -49,7 +51,12 @@ def sample_pairs(pairs: list[HumanPair], limit: int | None, seed: int) -> list[H
 def _data_files(paths: Sequence[str]) -> list[Path]:
     files = []
     for path in map(Path, paths):
-        if path.is_dir():
+        if path.is_dir() and (path / MANIFEST).is_file():
+            # A run folder (`generate`, or people's labels exported): its pairs are prefs/, not
+            # the traces, sft rows and rejects beside them.
+            by_split = open_finished_run(path).files("prefs")
+            files += [f for split in sorted(by_split) for f in by_split[split]]
+        elif path.is_dir():
             found = sorted(f for f in path.rglob("*") if f.is_file()
                            and f.name.lower().endswith(DATA_SUFFIXES)
                            and not any(p.startswith((".", "_")) for p in f.relative_to(path).parts))

@@ -31,10 +31,11 @@ class Cluster:
     gpus_per_worker: float
     owned: bool  # started by this run (a local cluster): stopped when it ends
 
-    def run(self, plan, make_engine, manifest: dict, done: dict, log) -> dict:
-        from selfalign.generate.ray.driver import run_on_ray
+    def executor(self):
+        """The executor that runs a generate run's shards on this cluster's workers."""
+        from selfalign.generate.ray.driver import RayExecutor
 
-        return run_on_ray(self, plan, make_engine, manifest, done, log)
+        return RayExecutor(self)
 
     def disconnect(self) -> None:
         if self.owned:

@@ -17,34 +17,29 @@ Ray's object store stay flat however long the input. It takes whichever call fin
 restarted by Ray (`max_restarts`, which rebuilds its engine), and the shards it held go to live
 workers at once: the driver resends work itself instead of letting Ray retry calls, because a
 shard whose ledger entry is written is never run again. A shard rerun because its first run was
-never recorded writes the same rows (per-request seeds). The final assembly is the
-single-machine run's (`runner.finish_run`).
+never recorded writes the same rows (per-request seeds). The driver drives the run through the
+same interface as the local executor (`run.Run`: its shards, `record`); the run assembles the
+final files.
 
-Only this module, cluster.py and the actor's code import Ray; a single-machine run never does.
+Only this package imports Ray; a single-machine run never does.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import math
 import time
 from collections import Counter, deque
-from typing import Iterator
 
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayError, RayTaskError
 
 from selfalign.engine.base import EngineFailure
 from selfalign.errors import UserError
-from selfalign.generate.ray.cluster import Cluster
+from selfalign.generate.engines import EngineFactory, open_prompt_count
 from selfalign.generate.ray.worker import ShardWorker
-from selfalign.generate.run_state import append_ledger, writing
-from selfalign.generate.runner import (EngineFactory, Plan, finish_run, has_prompt_to_generate,
-                                       open_prompt_count, prompt_total, read_shards, run_here,
-                                       shard_line, until_first_prompt)
 from selfalign.generate.shards import Shard
-from selfalign.generate.writers import busy_seconds
+from selfalign.store.assemble import busy_seconds
+from selfalign.store.ledger import writing
 
 MAX_RESTARTS = 3  # per worker; each restart loads the model again
 LOST_WAIT_S = 900.0  # with no worker live, how long to wait for a lost one to come back
@@ -81,44 +76,42 @@ class _Worker:
                 "restarts": max(0, self.starts - 1), "lost": self.losses}
 
 
-def run_on_ray(cluster: Cluster, plan: Plan, make_engine: EngineFactory, manifest: dict,
-               done: dict, log) -> dict:
-    """Every unfinished shard on the cluster's workers, then the single-machine final assembly."""
-    stream = read_shards(plan.settings)
-    peeked = until_first_prompt(stream, done)
-    if not has_prompt_to_generate(peeked, done):
-        # Every row left was rejected: the single-machine run records those shards and fails
-        # as an empty run would, and no worker (so no model) starts anywhere.
-        log("nothing for a model to generate: no Ray worker is started")
-        return asyncio.run(run_here(plan, make_engine, manifest, done, log))
-    actor = WorkerActor.options(num_cpus=cluster.cpus_per_worker,
-                                num_gpus=cluster.gpus_per_worker,
-                                max_restarts=MAX_RESTARTS, max_task_retries=0)
-    workers = [_Worker(i, actor.remote(plan, make_engine, manifest["started"]))
-               for i in range(cluster.workers)]
-    driver = _Driver(plan, workers, done, log, itertools.chain(peeked, stream))
-    try:
-        driver.run()
-    finally:
-        _stop(workers)
-    manifest.update(driver.engines)
-    manifest["ray"] = {"address": cluster.address, "workers": [w.summary() for w in workers]}
-    return finish_run(plan, manifest)
+class RayExecutor:
+    """Runs a run's unfinished shards on the cluster's workers; returns the manifest's engine
+    entries and its `ray` section. `cluster`: a connected `ray.cluster.Cluster`."""
+
+    def __init__(self, cluster) -> None:
+        self.cluster = cluster
+
+    def run(self, run, make_engine: EngineFactory) -> dict:
+        cluster = self.cluster
+        actor = WorkerActor.options(num_cpus=cluster.cpus_per_worker,
+                                    num_gpus=cluster.gpus_per_worker,
+                                    max_restarts=MAX_RESTARTS, max_task_retries=0)
+        workers = [_Worker(i, actor.remote(run.plan, make_engine, run.manifest["started"]))
+                   for i in range(cluster.workers)]
+        driver = _Driver(run, workers)
+        try:
+            driver.drive()
+        finally:
+            _stop(workers)
+        return {**driver.engines,
+                "ray": {"address": cluster.address, "workers": [w.summary() for w in workers]}}
 
 
 class _Driver:
-    def __init__(self, plan: Plan, workers: list[_Worker], done: dict, log,
-                 stream: Iterator[Shard]) -> None:
-        self.plan, self.workers, self.done, self.log = plan, workers, done, log
-        self.stream = stream
+    def __init__(self, run, workers: list[_Worker]) -> None:
+        self.run, self.workers = run, workers
+        self.plan, self.done, self.log = run.plan, run.done, run.log
+        self.stream = run.shards()
         self.stream_ended = False
         self.resend: deque[Shard] = deque()
         self.calls: dict = {}  # call → (kind, worker)
         self.shards_per_worker = 2
         self.engines: dict = {}
-        self.progress = _ClusterProgress(plan, done, log)
+        self.progress = _ClusterProgress(run.prompt_total, run.done, run.log)
 
-    def run(self) -> None:
+    def drive(self) -> None:
         for worker in self.workers:
             self._start(worker)
         while True:
@@ -218,14 +211,10 @@ class _Driver:
                 with writing(self.plan.out, f"a shard on Ray worker {worker.index}"):
                     raise err.cause from None
             raise
-        if entry["shard"] in self.done:
+        if not self.run.record(entry, where=f" (worker {worker.index})"):
             return  # a lost worker's late answer for a shard that was sent again
-        with writing(self.plan.out, f"the ledger entry of shard {entry['shard']}"):
-            append_ledger(self.plan.out, entry)
-        self.done[entry["shard"]] = entry
         worker.entries.append(entry)
         self.progress.shard_done(entry)
-        self.log(shard_line(entry) + f" (worker {worker.index})")
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -292,8 +281,8 @@ class _ClusterProgress:
     """One status line for the whole run: prompts and pairs from the ledger, tok/s over this
     session, requests in flight and done per stage summed over the workers' snapshots."""
 
-    def __init__(self, plan: Plan, done: dict, log) -> None:
-        self.log, self.total = log, prompt_total(plan.settings)
+    def __init__(self, total: int | None, done: dict, log) -> None:
+        self.log, self.total = log, total
         self.prompts = sum(e["prompts"] for e in done.values())
         self.pairs = sum(sum(e["pairs"].values()) for e in done.values())
         self.output_tokens = 0

@@ -1,7 +1,7 @@
 """One worker of a `generate --ray` run, without Ray: an engine and the flow, over given shards.
 
 driver.py wraps this class in a Ray actor; tests can drive it directly. It builds the engine
-a single-machine run builds (`runner.build_engines`, so every engine flag keeps its meaning),
+a single-machine run builds (`engines.build_engines`, so every engine flag keeps its meaning),
 runs the same `ShardScheduler` over each shard it is sent, writes the shard's files into `--out`
 with `write_shard` (each file atomically: temporary name, then rename), and returns only the
 ledger entry. Rows never travel back through Ray, and the driver alone appends the ledger.
@@ -19,12 +19,13 @@ import os
 import socket
 
 from selfalign.errors import UserError
+from selfalign.generate.engines import (EngineFactory, build_engines, describe_engines,
+                                        open_prompt_count, tracked)
 from selfalign.generate.flow import ShardScheduler
+from selfalign.generate.plan import Plan, make_recipe
 from selfalign.generate.progress import RunProgress
-from selfalign.generate.run_state import shard_dir
-from selfalign.generate.runner import (EngineFactory, Plan, build_engines, describe_engines,
-                                       make_recipe, open_prompt_count, tracked)
 from selfalign.generate.shards import Shard, write_shard
+from selfalign.store.layout import shard_dir
 
 
 class ShardWorker:

@@ -1,4 +1,7 @@
-"""Final assembly: shard files → traces/, sft/, prefs/ (per split), rejects.parquet, card.
+"""Final assembly: shard files → traces/, sft/, prefs/ (per split), rejects.parquet, counts.
+
+The dataset card and any figures are the caller's (generate/final.py): this module knows the
+files and the ledger, not what the rows mean.
 
 Each output folder is built in a staging folder and renamed into place, and each file in it is
 whole, so a reader never sees half a dataset file. Shard files are read one at a time: memory
@@ -16,18 +19,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from selfalign.atomic import atomic_path, fsync_dir, write_text
-from selfalign.generate.card import dataset_card
-from selfalign.generate.feedback import run_figures
-from selfalign.stages.judge_figures import write_preference_histogram
-from selfalign.constitution import Constitution
+from selfalign.atomic import atomic_path, fsync_dir
 from selfalign.errors import UserError
-from selfalign.generate.checksums import bytes_mismatch, file_record
-from selfalign.generate.run_state import resume_command, shard_dir, shard_problems, state_dir
-from selfalign.generate.shards import KINDS, shard_path
+from selfalign.store.checksums import bytes_mismatch, file_record
+from selfalign.store.columns import SHARD_SCHEMAS
+from selfalign.store.layout import (REJECTS, SHARD_KINDS, shard_dir, shard_path, split_file_name,
+                                    state_dir)
+from selfalign.store.ledger import resume_command, shard_problems
+from selfalign.store.reader import final_files
 
 ROWS_PER_FILE = 100_000
-HISTOGRAM = "preference_histogram.png"  # beside the card, when a judge ran
 # Column statistics (min/max of long texts, per row group) stay in the writer's memory until the
 # file closes, so they would grow with the run; the rows are read whole anyway.
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}
@@ -51,7 +52,7 @@ class _SplitFiles:
         self.file = ExitStack()
 
     def _open(self) -> None:
-        name = f"{self.split}-{self.index:05d}-of-{self.files:05d}.parquet"
+        name = split_file_name(self.split, self.index, self.files)
         tmp = self.file.enter_context(atomic_path(self.folder / name))
         self.writer = pq.ParquetWriter(tmp, self.schema, **PARQUET_OPTIONS)
 
@@ -120,7 +121,7 @@ def _assemble_by_split(out: Path, kind: str, shards: list[dict], counts: Counter
     # A run with no rows of this kind still writes an empty train file: readers need a file.
     counts = Counter({s: n for s, n in counts.items() if n}) or Counter({"train": 0})
     try:
-        writers = {s: _SplitFiles(staging, s, n, KINDS[kind]) for s, n in counts.items()}
+        writers = {s: _SplitFiles(staging, s, n, SHARD_SCHEMAS[kind]) for s, n in counts.items()}
         for entry in shards:
             table = _read_shard(out, entry, kind)
             for split, writer in writers.items():
@@ -135,7 +136,7 @@ def _assemble_by_split(out: Path, kind: str, shards: list[dict], counts: Counter
 
 def _assemble_single(out: Path, kind: str, shards: list[dict], target: Path) -> None:
     with atomic_path(target) as tmp:
-        with pq.ParquetWriter(tmp, KINDS[kind], **PARQUET_OPTIONS) as writer:
+        with pq.ParquetWriter(tmp, SHARD_SCHEMAS[kind], **PARQUET_OPTIONS) as writer:
             for entry in shards:
                 writer.write_table(_read_shard(out, entry, kind))
 
@@ -143,7 +144,7 @@ def _assemble_single(out: Path, kind: str, shards: list[dict], target: Path) -> 
 def write_rejects(out: Path, ledger: dict[int, dict]) -> None:
     """rejects.parquet: every input row not used, from every recorded shard, in input order."""
     _assemble_single(out, "rejects", [ledger[index] for index in sorted(ledger)],
-                     out / "rejects.parquet")
+                     out / REJECTS)
 
 
 def _swap_in(staging: Path, target: Path) -> None:
@@ -157,9 +158,8 @@ def _swap_in(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
-             manifest: dict) -> dict:
-    """Assemble every output from the finished shards; return the row counts."""
+def assemble(out: Path, ledger: dict[int, dict]) -> dict:
+    """Assemble every output file from the finished shards; return the row and token counts."""
     shards = [ledger[index] for index in sorted(ledger)]
     _check_shards(out, shards)
     pairs, sft = _sum_counters(ledger, "pairs"), _sum_counters(ledger, "sft")
@@ -168,7 +168,7 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
     traces = sum(e["traces"] for e in ledger.values())
     _assemble_by_split(out, "traces", shards, Counter({"traces": traces}), by_column=False)
     write_rejects(out, ledger)
-    counts = {
+    return {
         "prompts": sum(e["prompts"] for e in ledger.values()),
         "samples": sum(e["samples"] for e in ledger.values()),
         "pairs": dict(pairs), "sft": dict(sft),
@@ -180,15 +180,6 @@ def finalise(out: Path, ledger: dict[int, dict], constitution: Constitution,
         "engine_seconds": round(busy_seconds(ledger.values()), 3),
         "shards": len(shards),
     }
-    settings = manifest["settings"]
-    if settings.get("feedback"):
-        records = (r for entry in shards for r in entry.get("judgments", []))
-        figures, preferences = run_figures(records, settings["min_preference"])
-        counts["feedback"] = {"mode": settings["feedback"], **figures}
-        write_preference_histogram(preferences, out / HISTOGRAM)
-    lengths = _lengths(out / "prefs")
-    write_text(out / "README.md", dataset_card(manifest, counts, lengths, constitution))
-    return counts
 
 
 def busy_seconds(entries) -> float:
@@ -201,16 +192,6 @@ def busy_seconds(entries) -> float:
             total += finish - max(start, end)
             end = finish
     return total
-
-
-FINAL_FOLDERS = ("prefs", "sft", "traces")
-FINAL_FILES = ("rejects.parquet", "README.md", HISTOGRAM)
-
-
-def final_files(out: Path) -> list[Path]:
-    """Every file the run delivers (manifest.json aside), as `selfalign verify` expects them."""
-    files = [f for folder in FINAL_FOLDERS for f in sorted((out / folder).glob("*.parquet"))]
-    return files + [out / name for name in FINAL_FILES if (out / name).is_file()]
 
 
 def describe_final_files(out: Path) -> dict[str, dict]:
@@ -227,11 +208,11 @@ def describe_final_files(out: Path) -> dict[str, dict]:
 def drop_shard_files(out: Path, ledger: dict[int, dict]) -> None:
     """Once the manifest says complete, the shards live on inside the outputs; the ledger stays."""
     for index in ledger:
-        for kind in KINDS:
+        for kind in SHARD_KINDS:
             shard_path(shard_dir(out), index, kind).unlink(missing_ok=True)
 
 
-def _lengths(prefs: Path) -> dict[str, dict[str, float]]:
+def lengths(prefs: Path) -> dict[str, dict[str, float]]:
     """Character-length summaries of chosen and rejected, for the dataset card."""
     import numpy as np
 

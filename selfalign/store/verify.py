@@ -16,10 +16,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from selfalign.errors import UserError
-from selfalign.generate.checksums import mismatch
-from selfalign.generate.lock import describe, holder_alive, read_holder
-from selfalign.generate.run_state import read_ledger, resume_command, shard_problems, state_dir
-from selfalign.generate.writers import final_files
+from selfalign.store.checksums import mismatch
+from selfalign.store.layout import ledger_path
+from selfalign.store.ledger import read_ledger, resume_command, shard_problems
+from selfalign.store.lock import describe, holder_alive, read_holder
+from selfalign.store.reader import final_files
 
 
 @dataclass
@@ -54,7 +55,7 @@ def verify_folder(out: Path) -> Verdict:
         raise UserError(f"{manifest_path} is not valid JSON ({err}): nothing can be checked "
                         f"against it") from None
     verdict = Verdict(manifest.get("status", "unknown"))
-    ledger = read_ledger(out) if (state_dir(out) / "ledger.jsonl").is_file() else None
+    ledger = read_ledger(out) if ledger_path(out).is_file() else None
     if ledger is None:
         verdict.unchecked.append(
             ".selfalign/ (the run's ledger of shards) is absent, as when a folder is copied "

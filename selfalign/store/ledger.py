@@ -1,4 +1,4 @@
-"""What a run keeps on disk to survive a crash: fingerprint, ledger of finished shards."""
+"""What a run keeps on disk to survive a crash: fingerprint, ledger of finished shards, resume."""
 
 from __future__ import annotations
 
@@ -9,19 +9,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from selfalign.errors import UserError
-from selfalign.generate.checksums import mismatch, sha256_file
-from selfalign.generate.shards import KINDS, shard_path
-
-STATE_DIR = ".selfalign"  # inside the output folder: shards and ledger, hidden from readers
-LEDGER = "ledger.jsonl"
-
-
-def state_dir(out: Path) -> Path:
-    return out / STATE_DIR
-
-
-def shard_dir(out: Path) -> Path:
-    return state_dir(out) / "shards"
+from selfalign.store.checksums import mismatch, sha256_file
+from selfalign.store.layout import (SHARD_KINDS, ledger_path, shard_dir, shard_path,
+                                    state_dir)
 
 
 # -- fingerprints --------------------------------------------------------------------------
@@ -83,7 +73,7 @@ def prepare_output_folder(out: Path, resume: bool) -> None:
 
 def read_ledger(out: Path) -> dict[int, dict]:
     """Finished shards by index. A torn last line (killed mid-write) is ignored: redo it."""
-    path = state_dir(out) / LEDGER
+    path = ledger_path(out)
     done: dict[int, dict] = {}
     if not path.exists():
         return done
@@ -101,7 +91,7 @@ def append_ledger(out: Path, entry: dict) -> None:
 
     A write error (a full disk) cuts the ledger back to where it was: no half entry stays.
     """
-    path = state_dir(out) / LEDGER
+    path = ledger_path(out)
     with open(path, "a+b") as handle:
         handle.seek(0, os.SEEK_END)
         before = handle.tell()
@@ -150,7 +140,7 @@ def shard_problems(out: Path, entry: dict) -> list[tuple[Path, str]]:
     """
     recorded = entry.get("files")
     problems = []
-    for kind in KINDS:
+    for kind in SHARD_KINDS:
         path = shard_path(shard_dir(out), entry["shard"], kind)
         if recorded:
             why = mismatch(path, recorded[kind])

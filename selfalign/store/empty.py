@@ -9,10 +9,9 @@ import pyarrow.parquet as pq
 
 from selfalign.atomic import write_json
 from selfalign.errors import UserError
-from selfalign.generate.writers import describe_final_files, write_rejects
 from selfalign.reject_tally import RejectTally
-
-REJECTS = "rejects.parquet"
+from selfalign.store.assemble import describe_final_files, write_rejects
+from selfalign.store.layout import REJECTS
 
 
 def empty_run(out: Path, ledger: dict[int, dict], manifest: dict, inputs: list[str]) -> UserError:

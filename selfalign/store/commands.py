@@ -1,4 +1,4 @@
-"""`selfalign verify OUT`: thin click command over selfalign.generate.verify (kept apart so
+"""`selfalign verify OUT`: thin click command over selfalign.store.verify (kept apart so
 `selfalign --help` does not import pyarrow)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import click
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 def verify(out: Path) -> None:
     """Check an output folder against its manifest and ledger; exit 0 only if all holds."""
-    from selfalign.generate.verify import verify_folder
+    from selfalign.store.verify import verify_folder
 
     verdict = verify_folder(out)
     click.echo(verdict.report(out))

@@ -19,13 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from selfalign.errors import UserError
-from selfalign.generate.run_state import state_dir
-
-LOCK = "lock"
-
-
-def lock_path(out: Path) -> Path:
-    return state_dir(out) / LOCK
+from selfalign.store.layout import LOCK, lock_path
 
 
 def read_holder(out: Path) -> dict | None:

@@ -1,0 +1,40 @@
+"""The end of a run: the run folder assembles the data (store/assemble.py); this adds what only
+generation knows (the AI-feedback figures, the preference histogram, the dataset card) and
+closes the manifest. An input with no usable prompt ends as an empty run instead."""
+
+from __future__ import annotations
+
+import time
+
+from selfalign.atomic import write_json, write_text
+from selfalign.generate.card import dataset_card
+from selfalign.generate.feedback import run_figures
+from selfalign.generate.plan import Plan
+from selfalign.stages.judge_figures import write_preference_histogram
+from selfalign.store.assemble import assemble, describe_final_files, drop_shard_files, lengths
+from selfalign.store.empty import empty_run
+from selfalign.store.layout import CARD, HISTOGRAM
+from selfalign.store.ledger import writing
+
+
+def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
+    """Final files from the ledger's shards (or an empty run's error); the final manifest."""
+    out = plan.out
+    if not any(entry["prompts"] for entry in ledger.values()):
+        with writing(out, "the rejects"):
+            raise empty_run(out, ledger, manifest, plan.settings.prompts)
+    with writing(out, "the final outputs"):
+        counts = assemble(out, ledger)
+        settings = manifest["settings"]
+        if settings.get("feedback"):
+            judgments = (r for index in sorted(ledger) for r in ledger[index].get("judgments", []))
+            figures, preferences = run_figures(judgments, settings["min_preference"])
+            counts["feedback"] = {"mode": settings["feedback"], **figures}
+            write_preference_histogram(preferences, out / HISTOGRAM)
+        write_text(out / CARD, dataset_card(manifest, counts, lengths(out / "prefs"),
+                                            plan.constitution))
+        manifest.update(status="complete", finished=time.time(), counts=counts,
+                        files=describe_final_files(out))
+        write_json(out / "manifest.json", manifest)
+    drop_shard_files(out, ledger)
+    return manifest
