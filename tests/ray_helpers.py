@@ -48,7 +48,9 @@ def cannot_start(settings, model):
 
 def run_ray(manifest: Path, prompts: Path, out: Path, make_engine, workers: int | None = None,
             log=lambda message: None, **overrides) -> dict:
-    """A whole run through the Ray driver on the cluster this process is connected to."""
+    """A whole run through the Ray driver on the cluster this process is connected to; workers
+    of one CPU each unless told otherwise, so that two fit the tests' two-CPU cluster."""
+    overrides.setdefault("ray_cpus_per_worker", 1.0)
     settings = GenerateSettings(principles=[str(manifest)], prompts=[str(prompts)], out=str(out),
                                 ray="local", ray_workers=workers, **overrides)
     cluster = connect(settings, log=log)

@@ -7,6 +7,7 @@ All on the scripted stand-in engine; damage is done to real parquet files on dis
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,12 +19,12 @@ from click.testing import CliRunner
 import selfalign.atomic
 from selfalign.cli import main
 from selfalign.errors import UserError
-from selfalign.store.layout import lock_path
-from selfalign.store.layout import shard_dir, state_dir
-from selfalign.store.ledger import append_ledger, read_ledger
 from selfalign.generate.plan import plan_run
 from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
+from selfalign.store.layout import lock_path, shard_dir, state_dir
+from selfalign.store.ledger import append_ledger, read_ledger
+from selfalign.store.shard_files import recorded_file
 
 from run_helpers import run_scripted, write_constitution, write_prompts
 from scripted_engine import ScriptedEngine, asks
@@ -67,7 +68,8 @@ def interrupted(setup, out):
 
 
 def shard_file(out, index, kind):
-    return shard_dir(out) / f"{index:05d}-{kind}.parquet"
+    """The shard file its ledger entry names (each attempt writes under names of its own)."""
+    return recorded_file(out, read_ledger(out)[index], kind)
 
 
 def answered(engine):
@@ -96,14 +98,16 @@ def test_ledger_records_size_and_sha256_of_every_shard_file(setup, tmp_path):
     assert sorted(entry["files"]) == ["prefs", "rejects", "sft", "traces"]
     import hashlib
     data = shard_file(out, 1, "rejects").read_bytes()
-    assert entry["files"]["rejects"] == {"bytes": len(data),
+    assert entry["files"]["rejects"] == {"name": f"00001-{entry['attempt']}-rejects.parquet",
+                                         "bytes": len(data),
                                          "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def test_resume_redoes_exactly_the_damaged_shards(setup, tmp_path, reference):
     out = tmp_path / "out"
     interrupted(setup, out)
-    traces = shard_file(out, 0, "traces")
+    traces, prefs, sft = shard_file(out, 0, "traces"), shard_file(out, 1, "prefs"), \
+        shard_file(out, 2, "sft")
     traces.write_bytes(traces.read_bytes()[:100])  # truncated
     other_rows = pq.read_table(shard_file(out, 3, "prefs"))  # a valid parquet of other rows
     pq.write_table(other_rows, shard_file(out, 1, "prefs"))
@@ -114,10 +118,10 @@ def test_resume_redoes_exactly_the_damaged_shards(setup, tmp_path, reference):
                                 "Echo question"]  # shards 0, 1, 2 redone, 4 done; 3 kept
     redone = [line for line in said if "will be redone" in line]
     assert len(redone) == 3
-    assert redone[0].startswith("shard 0 will be redone: 00000-traces.parquet truncated (100 of ")
-    assert redone[1].startswith("shard 1 will be redone: 00001-prefs.parquet ")
+    assert redone[0].startswith(f"shard 0 will be redone: {traces.name} truncated (100 of ")
+    assert redone[1].startswith(f"shard 1 will be redone: {prefs.name} ")
     assert "changed" in redone[1]
-    assert redone[2] == "shard 2 will be redone: 00002-sft.parquet missing"
+    assert redone[2] == f"shard 2 will be redone: {sft.name} missing"
     assert_same_outputs(out, reference)
 
 
@@ -148,19 +152,19 @@ def test_assembly_refuses_a_damaged_shard_and_resume_repairs_it(setup, tmp_path,
     _, engine = run_scripted(*setup, out, shard_size=1, resume=True, log=said.append)
     assert answered(engine) == ["Bravo question"]
     assert [line for line in said if "will be redone" in line] == [
-        f"shard 1 will be redone: 00001-prefs.parquet truncated ({recorded - 10} of {recorded} "
+        f"shard 1 will be redone: {damaged.name} truncated ({recorded - 10} of {recorded} "
         f"bytes)"]
     assert_same_outputs(out, reference)
 
 
 # -- write errors (a full disk) ----------------------------------------------------------------
 
-def full_disk_at(monkeypatch, fragment):
+def full_disk_at(monkeypatch, pattern):
     """Every atomic write passes selfalign.atomic.sync_file: fail there for matching paths."""
     real = selfalign.atomic.sync_file
 
     def sync_file(path):
-        if fragment in str(path):
+        if re.search(pattern, str(path)):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path)
 
@@ -170,13 +174,13 @@ def full_disk_at(monkeypatch, fragment):
 def test_full_disk_at_a_shard_write_stops_cleanly_and_resume_completes(
         setup, tmp_path, reference, monkeypatch):
     out = tmp_path / "out"
-    full_disk_at(monkeypatch, ".00002-prefs.parquet.")
+    full_disk_at(monkeypatch, r"/\.00002-[0-9a-f]+-prefs\.parquet\.")
     with pytest.raises(UserError) as stopped:
         run_scripted(*setup, out, shard_size=1)
     message = str(stopped.value)
     assert "could not write shard 2" in message and "No space left on device" in message
     assert f"selfalign generate --out {out} --resume" in message
-    assert not shard_file(out, 2, "prefs").exists() and not no_temporary_files(out)
+    assert not list(shard_dir(out).glob("00002-*-prefs.parquet")) and not no_temporary_files(out)
     lines = (state_dir(out) / "ledger.jsonl").read_text().splitlines()
     assert 2 not in [json.loads(line)["shard"] for line in lines]  # every line parses
     assert not lock_path(out).exists()  # released on the error too
@@ -185,7 +189,7 @@ def test_full_disk_at_a_shard_write_stops_cleanly_and_resume_completes(
     assert_same_outputs(out, reference)
 
 
-@pytest.mark.parametrize("fragment", ["final-prefs", ".rejects.parquet."])
+@pytest.mark.parametrize("fragment", ["final-prefs", r"\.rejects\.parquet\."])
 def test_full_disk_at_assembly_stops_cleanly_and_resume_completes(
         setup, tmp_path, reference, monkeypatch, fragment):
     out = tmp_path / "out"
@@ -389,10 +393,11 @@ def test_verify_an_interrupted_folder_checks_its_shards(setup, tmp_path):
     assert "checked: 4 recorded shards (4 prompts) against the size and sha256 in the ledger" \
         in result.output
     assert "cannot check: final files: the run is not finished" in result.output
-    shard_file(out, 3, "traces").unlink()
+    lost = shard_file(out, 3, "traces")
+    lost.unlink()
     result = verify(out)
     assert result.exit_code == 1
-    assert "PROBLEM: shard 3: .selfalign/shards/00003-traces.parquet missing" in result.output
+    assert f"PROBLEM: shard 3: .selfalign/shards/{lost.name} missing" in result.output
 
 
 def test_verify_a_folder_without_a_manifest_is_a_clean_error(tmp_path):

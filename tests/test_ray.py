@@ -154,7 +154,16 @@ def test_a_worker_whose_engine_cannot_start_stops_the_run_once(cluster, inputs, 
     assert time.monotonic() - started < 60  # no endless restarts
 
 
+def wait_until_idle(cpus: float = 2, timeout: float = 20) -> None:
+    """Workers of an earlier test are killed asynchronously; their CPUs come back soon after.
+    Workers are sized on free resources, so a test that counts them starts from an idle cluster."""
+    deadline = time.monotonic() + timeout
+    while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def test_a_cluster_too_small_for_one_worker_is_refused_in_seconds(cluster, inputs, tmp_path):
+    wait_until_idle()
     started = time.monotonic()
     with pytest.raises(UserError) as err:
         run_ray(*inputs, tmp_path / "out", scripted, ray_cpus_per_worker=4)

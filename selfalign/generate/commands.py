@@ -100,11 +100,23 @@ _D = GenerateSettings()
 @click.option("--ray-workers", type=int, default=None,
               help="Ray workers, each with its own engine [default: as many as the cluster "
                    "holds].")
-@click.option("--ray-cpus-per-worker", type=float, default=_D.ray_cpus_per_worker,
-              show_default=True, help="CPUs Ray reserves for each worker.")
+@click.option("--ray-cpus-per-worker", type=float, default=None,
+              help="CPUs Ray reserves for each worker [default: without GPUs, one worker per "
+                   "node with all that node's free CPUs (a vLLM CPU engine wants a node's cores "
+                   "to itself); with GPUs, 1].")
 @click.option("--ray-gpus-per-worker", type=float, default=None,
               help="GPUs Ray reserves for each worker [default: tensor × data parallel size "
                    "on a cluster with GPUs, else 0].")
+@click.option("--shard-timeout", type=float, default=None, metavar="SECONDS",
+              help="With --ray: a shard not back by then is sent again and its worker "
+                   "restarted [default: 5 × the slowest shard so far, at least 300 s].")
+@click.option("--shard-attempts", type=int, default=_D.shard_attempts, show_default=True,
+              help="With --ray: attempts at one shard before its prompts go to rejects.parquet "
+                   "as shard_failed (with the cause) and the run goes on.")
+@click.option("--ray-start-timeout", type=float, default=_D.ray_start_timeout,
+              show_default=True, metavar="SECONDS",
+              help="With --ray: workers not placed on a node by then stop the run, naming what "
+                   "each node has free.")
 @click.pass_context
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""

@@ -11,10 +11,11 @@ from selfalign.generate.card import dataset_card
 from selfalign.generate.feedback import run_figures
 from selfalign.generate.plan import Plan
 from selfalign.stages.judge_figures import write_preference_histogram
-from selfalign.store.assemble import assemble, describe_final_files, drop_shard_files, lengths
+from selfalign.store.assemble import assemble, describe_final_files, lengths
 from selfalign.store.empty import empty_run
 from selfalign.store.layout import CARD, HISTOGRAM
 from selfalign.store.ledger import writing
+from selfalign.store.shard_files import drop_shard_files
 
 
 def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
@@ -36,5 +37,5 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
         manifest.update(status="complete", finished=time.time(), counts=counts,
                         files=describe_final_files(out))
         write_json(out / "manifest.json", manifest)
-    drop_shard_files(out, ledger)
+    drop_shard_files(out)
     return manifest

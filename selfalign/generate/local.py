@@ -15,10 +15,7 @@ from selfalign.generate.engines import (EngineFactory, build_engines, describe_e
 from selfalign.generate.flow import ShardScheduler
 from selfalign.generate.plan import make_recipe
 from selfalign.generate.progress import RunProgress
-
-
-class RunInterrupted(Exception):
-    """SIGINT or SIGTERM arrived; the ledger is consistent and the run can be resumed."""
+from selfalign.generate.stops import STOP_SIGNALS, RunInterrupted
 
 
 class _Interrupts:
@@ -36,12 +33,12 @@ class _Interrupts:
             self.signal = self.signal or signal.Signals(signum).name
             task.cancel()
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, stop, signum)
         try:
             yield self
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
 
 

@@ -24,14 +24,16 @@ from selfalign.engine.provenance import model_name
 from selfalign.errors import UserError
 from selfalign.generate.engines import EngineFactory
 from selfalign.generate.final import finish_run
-from selfalign.generate.local import LocalExecutor, RunInterrupted
+from selfalign.generate.local import LocalExecutor
 from selfalign.generate.plan import Plan
 from selfalign.generate.settings import GenerateSettings
-from selfalign.generate.shards import Shard, cut_shards, write_shard
+from selfalign.generate.shards import Shard, cut_shards, failed_shard, write_shard
+from selfalign.generate.stops import RunInterrupted
 from selfalign.prompts.sources import FieldMap, read_prompts
 from selfalign.store.layout import shard_dir
 from selfalign.store.ledger import append_ledger, read_ledger, trusted_shards, writing
 from selfalign.store.lock import output_lock
+from selfalign.store.shard_files import unrecorded_files
 
 
 class Run:
@@ -65,15 +67,26 @@ class Run:
                                seconds, ranked=self.plan.settings.feedback == "rank")
 
     def record(self, entry: dict, where: str = "") -> bool:
-        """Append a finished shard to the ledger; False (and nothing written) if it already is
-        there, as for a lost worker's late answer."""
-        if entry["shard"] in self.done:
+        """Append a finished shard to the ledger; False if it already is there (a late answer
+        of an attempt that was given up on), whose files are then removed: they were written
+        under that attempt's own names, so the recorded files are untouched either way."""
+        recorded = self.done.get(entry["shard"])
+        if recorded is not None:
+            if recorded.get("attempt") != entry.get("attempt"):
+                for path in unrecorded_files(self.plan.out, entry):
+                    path.unlink(missing_ok=True)
             return False
         with writing(self.plan.out, f"the ledger entry of shard {entry['shard']}"):
             append_ledger(self.plan.out, entry)
         self.done[entry["shard"]] = entry
         self.log(shard_line(entry) + where)
         return True
+
+    def give_up(self, shard: Shard, cause: str) -> None:
+        """Record a shard that every attempt failed at: its prompts become `shard_failed`
+        rejects with the cause, and the rest of the run goes on."""
+        self.record(self.write_shard(failed_shard(shard, cause), [], 0.0),
+                    where=f" (given up: {cause})")
 
     def finish(self, additions: dict) -> dict:
         """The final files, once every shard is recorded; returns the final manifest."""

@@ -14,7 +14,8 @@ from selfalign.errors import UserError
 BACKENDS = ("vllm", "openai", "transformers")
 # Where the run's engines live (generate/ray/cluster.py). A resumed run may change them, and
 # does not take them from the manifest: it runs wherever it is started.
-RAY_FIELDS = ("ray", "ray_workers", "ray_cpus_per_worker", "ray_gpus_per_worker")
+RAY_FIELDS = ("ray", "ray_workers", "ray_cpus_per_worker", "ray_gpus_per_worker", "shard_timeout",
+              "shard_attempts", "ray_start_timeout")
 LOCAL_RAY = "local"  # `--ray` without an address: a cluster on this machine for the run
 # How the work is spread, not what it makes: a resumed run may change these.
 OPERATIONAL = ("data_parallel_size", "max_num_seqs", "base_url", "api_key_env",
@@ -70,8 +71,12 @@ class GenerateSettings:
     # Ray: None runs here; "local" starts a cluster for the run; else an address for ray.init.
     ray: str | None = None
     ray_workers: int | None = None  # None: as many as the cluster holds
-    ray_cpus_per_worker: float = 1.0
+    # None: without GPUs one worker per node with that node's free CPUs; with GPUs 1 per worker.
+    ray_cpus_per_worker: float | None = None
     ray_gpus_per_worker: float | None = None  # None: tensor × data parallel size on GPU clusters
+    shard_timeout: float | None = None  # None: from the shard times seen so far, with a floor
+    shard_attempts: int = 3  # then the shard's prompts go to rejects as shard_failed
+    ray_start_timeout: float = 120.0  # workers not placed on a node by then: an error
 
     def __post_init__(self) -> None:
         problems = []
@@ -150,8 +155,14 @@ class GenerateSettings:
                             "cluster; add --ray (or --ray ADDRESS)")
         if self.ray_workers is not None and self.ray_workers < 1:
             problems.append(f"ray_workers: must be at least 1, got {self.ray_workers}")
-        if self.ray_cpus_per_worker <= 0:
+        if self.ray_cpus_per_worker is not None and self.ray_cpus_per_worker <= 0:
             problems.append(f"ray_cpus_per_worker: must be > 0, got {self.ray_cpus_per_worker}")
+        for name in ("shard_timeout", "ray_start_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                problems.append(f"{name}: must be > 0 seconds, got {value}")
+        if self.shard_attempts < 1:
+            problems.append(f"shard_attempts: must be at least 1, got {self.shard_attempts}")
         if self.ray_gpus_per_worker is not None and self.ray_gpus_per_worker < 0:
             problems.append(f"ray_gpus_per_worker: must be >= 0, got {self.ray_gpus_per_worker}")
         return problems

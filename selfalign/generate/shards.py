@@ -14,7 +14,7 @@ from selfalign.generate.feedback import ledger_judgments
 from selfalign.records import PromptRecord, Reject
 from selfalign.stages.sample import Sample
 from selfalign.store.layout import SHARD_KINDS
-from selfalign.store.shard_files import write_shard_files
+from selfalign.store.shard_files import new_attempt, write_shard_files
 
 
 @dataclass
@@ -47,9 +47,9 @@ def cut_shards(items: Iterable[PromptRecord | Reject], shard_size: int,
 
 
 def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
-                seconds: float, ranked: bool = False) -> dict:
-    """Write the shard's four files atomically; return its ledger entry (counts, tokens, and
-    each file's size and sha256).
+                seconds: float, ranked: bool = False, attempt: str | None = None) -> dict:
+    """Write the shard's four files atomically, under this attempt's own names; return its
+    ledger entry (counts, tokens, and each file's name, size and sha256).
 
     `ranked`: pairs are the judge's comparisons between samples (rank mode), not each sample's
     revision against its own first answer.
@@ -75,9 +75,10 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         if rows.usable_for_sft(sample, status):
             out["sft"].append(rows.sft_row(sample, model))
             sft[sample.record.split] += 1
-    files = write_shard_files(folder, shard.index, out)
+    attempt = attempt or new_attempt()
+    files = write_shard_files(folder, shard.index, out, attempt)
     return {
-        "shard": shard.index, "prompts": len(shard.records), "samples": len(samples),
+        "shard": shard.index, "attempt": attempt, "prompts": len(shard.records), "samples": len(samples),
         "pairs": dict(pairs), "sft": dict(sft), "traces": len(out["traces"]),
         "rejects": dict(Counter(r["reason"] for r in out["rejects"])),
         "principles": dict(principles), "seconds": round(seconds, 3),
@@ -87,3 +88,14 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         "judgments": judgments, "files": files,
         "finished_at": time.time(),
     }
+
+
+SHARD_FAILED = "shard_failed"
+
+
+def failed_shard(shard: Shard, cause: str) -> Shard:
+    """The shard as rejects only, when every attempt at it failed: its prompts go to
+    rejects.parquet with the cause, and the rest of the run goes on."""
+    given_up = [Reject(SHARD_FAILED, cause, r.source, r.line, r.id, stage="generate")
+                for r in shard.records]
+    return Shard(shard.index, records=[], rejects=shard.rejects + given_up)

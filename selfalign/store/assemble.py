@@ -23,10 +23,10 @@ from selfalign.atomic import atomic_path, fsync_dir
 from selfalign.errors import UserError
 from selfalign.store.checksums import bytes_mismatch, file_record
 from selfalign.store.columns import SHARD_SCHEMAS
-from selfalign.store.layout import (REJECTS, SHARD_KINDS, shard_dir, shard_path, split_file_name,
-                                    state_dir)
+from selfalign.store.layout import REJECTS, split_file_name, state_dir
 from selfalign.store.ledger import resume_command, shard_problems
 from selfalign.store.reader import final_files
+from selfalign.store.shard_files import recorded_file
 
 ROWS_PER_FILE = 100_000
 # Column statistics (min/max of long texts, per row group) stay in the writer's memory until the
@@ -84,7 +84,7 @@ class DamagedShard(UserError):
 
 def _read_shard(out: Path, entry: dict, kind: str) -> pa.Table:
     """A shard file, checked against the size and sha256 in its ledger entry as it is read."""
-    path = shard_path(shard_dir(out), entry["shard"], kind)
+    path = recorded_file(out, entry, kind)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -203,13 +203,6 @@ def describe_final_files(out: Path) -> dict[str, dict]:
             record["rows"] = pq.read_metadata(path).num_rows
         described[path.relative_to(out).as_posix()] = record
     return described
-
-
-def drop_shard_files(out: Path, ledger: dict[int, dict]) -> None:
-    """Once the manifest says complete, the shards live on inside the outputs; the ledger stays."""
-    for index in ledger:
-        for kind in SHARD_KINDS:
-            shard_path(shard_dir(out), index, kind).unlink(missing_ok=True)
 
 
 def lengths(prefs: Path) -> dict[str, dict[str, float]]:

@@ -4,7 +4,7 @@
 OUT/
   manifest.json  README.md  rejects.parquet  preference_histogram.png (when a judge ran)
   prefs/<split>-NNNNN-of-NNNNN.parquet   sft/<split>-...   traces/traces-...
-  .selfalign/    ledger.jsonl, lock, shards/NNNNN-<kind>.parquet (until assembly)
+  .selfalign/    ledger.jsonl, lock, shards/NNNNN-<attempt>-<kind>.parquet (until assembly)
   labels/        what people labelled (the labelling app; never written by a run)
 ```
 """
@@ -45,8 +45,13 @@ def lock_path(out: Path) -> Path:
     return state_dir(out) / LOCK
 
 
-def shard_path(folder: Path, index: int, kind: str) -> Path:
-    return folder / f"{index:05d}-{kind}.parquet"
+def shard_path(folder: Path, index: int, kind: str, attempt: str | None = None) -> Path:
+    """A shard file. Each attempt at a shard writes under its own name, so two attempts running
+    at once (a call Ray could not account for, resent elsewhere) never write the same file;
+    runs from before attempts were named have none."""
+    if attempt is None:
+        return folder / f"{index:05d}-{kind}.parquet"
+    return folder / f"{index:05d}-{attempt}-{kind}.parquet"
 
 
 def split_file_name(split: str, index: int, total: int) -> str:

@@ -10,8 +10,8 @@ from typing import Any, Iterator
 
 from selfalign.errors import UserError
 from selfalign.store.checksums import mismatch, sha256_file
-from selfalign.store.layout import (SHARD_KINDS, ledger_path, shard_dir, shard_path,
-                                    state_dir)
+from selfalign.store.layout import SHARD_KINDS, ledger_path, shard_dir, state_dir
+from selfalign.store.shard_files import recorded_file
 
 
 # -- fingerprints --------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def shard_problems(out: Path, entry: dict) -> list[tuple[Path, str]]:
     recorded = entry.get("files")
     problems = []
     for kind in SHARD_KINDS:
-        path = shard_path(shard_dir(out), entry["shard"], kind)
+        path = recorded_file(out, entry, kind)
         if recorded:
             why = mismatch(path, recorded[kind])
         else:

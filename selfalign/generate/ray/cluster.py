@@ -21,15 +21,32 @@ CONNECT_TIMEOUT_S = 5.0
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 ** 2
 
 
+@dataclass(frozen=True)
+class Placement:
+    """One worker's resources, and the node it is pinned to (None: wherever Ray finds room)."""
+
+    cpus: float
+    gpus: float
+    node_id: str | None = None
+
+
 @dataclass
 class Cluster:
     """A connected cluster and the workers a run will place on it."""
 
     address: str
-    workers: int
-    cpus_per_worker: float
-    gpus_per_worker: float
+    placements: list[Placement]
     owned: bool  # started by this run (a local cluster): stopped when it ends
+
+    @property
+    def workers(self) -> int:
+        return len(self.placements)
+
+    def describe_free(self) -> str:
+        """What each live node has free now, for messages about workers that cannot be placed."""
+        import ray
+
+        return _describe(_free_nodes(ray))
 
     def executor(self):
         """The executor that runs a generate run's shards on this cluster's workers."""
@@ -67,8 +84,10 @@ def connect(settings: GenerateSettings, log=print, **init_options) -> Cluster:
         if owned:
             ray.shutdown()
         raise
-    log(f"Ray: {cluster.workers} worker(s), each {cluster.cpus_per_worker:g} CPU(s) and "
-        f"{cluster.gpus_per_worker:g} GPU(s), on {settings.ray}")
+    sizes = sorted({(p.cpus, p.gpus) for p in cluster.placements})
+    each = " or ".join(f"{cpus:g} CPU(s) and {gpus:g} GPU(s)" for cpus, gpus in sizes)
+    pinned = ", one per node" if all(p.node_id for p in cluster.placements) else ""
+    log(f"Ray: {cluster.workers} worker(s){pinned}, each {each}, on {settings.ray}")
     return cluster
 
 
@@ -107,20 +126,54 @@ def _check_answers(address: str) -> None:
                         ) from None
 
 
+@dataclass(frozen=True)
+class Node:
+    id: str
+    name: str
+    free: dict  # resource → amount free now
+
+
+def _free_nodes(ray) -> list[Node]:
+    """Live nodes with what they have free now (what other jobs hold is not ours to count on)."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    try:
+        from ray._private.state import available_resources_per_node
+
+        free = available_resources_per_node()
+    except Exception:  # noqa: BLE001 - a developer API; the totals are the fallback
+        free = {}
+    return [Node(n["NodeID"], n.get("NodeManagerAddress") or n["NodeID"][:8],
+                 free.get(n["NodeID"], n.get("Resources", {}))) for n in alive]
+
+
 def _size_workers(ray, settings: GenerateSettings, owned: bool) -> Cluster:
-    cpus = settings.ray_cpus_per_worker
+    nodes = _free_nodes(ray)
     gpus = gpus_per_worker(settings, ray.cluster_resources().get("GPU", 0))
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-    fits = workers_that_fit(nodes, cpus, gpus)
-    asked = f"{cpus:g} CPU(s) and {gpus:g} GPU(s) on one node"
-    if fits == 0:
+    if settings.ray_cpus_per_worker is None and gpus == 0:
+        placements, asked = _one_per_node(nodes), "1 CPU on one node"
+    else:
+        cpus = settings.ray_cpus_per_worker or 1.0
+        asked = f"{cpus:g} CPU(s) and {gpus:g} GPU(s) on one node"
+        placements = [Placement(cpus, gpus)] * workers_that_fit([n.free for n in nodes], cpus, gpus)
+    if not placements:
         raise UserError(f"the Ray cluster cannot hold one worker: each needs {asked}; it has "
                         f"{_describe(nodes)}. Lower --ray-cpus-per-worker, "
                         f"--ray-gpus-per-worker or --tensor-parallel-size, or add larger nodes")
-    if settings.ray_workers is not None and settings.ray_workers > fits:
-        raise UserError(f"--ray-workers {settings.ray_workers}: the Ray cluster holds {fits} "
-                        f"worker(s) of {asked}; it has {_describe(nodes)}")
-    return Cluster(settings.ray, settings.ray_workers or fits, cpus, gpus, owned)
+    if settings.ray_workers is not None and settings.ray_workers > len(placements):
+        what = "one per node" if placements[0].node_id else f"of {asked}"
+        raise UserError(f"--ray-workers {settings.ray_workers}: the Ray cluster holds "
+                        f"{len(placements)} worker(s) {what}; it has {_describe(nodes)}. Give "
+                        f"--ray-cpus-per-worker to place several on one node")
+    return Cluster(settings.ray, placements[:settings.ray_workers or len(placements)], owned)
+
+
+def _one_per_node(nodes: list[Node]) -> list[Placement]:
+    """Without GPUs a vLLM CPU engine wants a node's cores to itself (its OpenMP threads), and
+    one engine per CPU would hold as many KV caches: one worker per node, with the CPUs it has
+    free, the roomiest nodes first."""
+    roomy = sorted((n for n in nodes if n.free.get("CPU", 0) >= 1),
+                   key=lambda n: -n.free["CPU"])
+    return [Placement(float(math.floor(n.free["CPU"] + 1e-9)), 0.0, n.id) for n in roomy]
 
 
 def gpus_per_worker(settings: GenerateSettings, cluster_gpus: float) -> float:
@@ -143,9 +196,10 @@ def workers_that_fit(nodes: list[dict], cpus: float, gpus: float) -> int:
     return total
 
 
-def _describe(nodes: list[dict]) -> str:
+def _describe(nodes: list[Node]) -> str:
     if not nodes:
         return "no live node"
-    shown = [f"{r.get('CPU', 0):g} CPU(s), {r.get('GPU', 0):g} GPU(s)" for r in nodes[:5]]
+    shown = [f"{n.name} {n.free.get('CPU', 0):g} CPU(s), {n.free.get('GPU', 0):g} GPU(s) free"
+             for n in nodes[:5]]
     more = f" and {len(nodes) - 5} more" if len(nodes) > 5 else ""
     return f"{len(nodes)} node(s): " + "; ".join(shown) + more

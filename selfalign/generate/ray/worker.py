@@ -41,6 +41,10 @@ class ShardWorker:
         self.progress = RunProgress(None, stream=io.StringIO(), interval=float("inf"))
         self._starting = asyncio.Lock()
 
+    def ping(self) -> str:
+        """Answers once the actor exists on a node: placement, apart from the engine's start."""
+        return self.node
+
     async def start(self) -> dict:
         """Check `--out` and build the engine, once per process (again after a restart).
 
