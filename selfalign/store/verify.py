@@ -23,6 +23,9 @@ from selfalign.store.lock import describe, holder_alive, read_holder
 from selfalign.store.reader import final_files
 
 
+UNFINISHED = 3  # exit status of `verify` for an intact run that has not finished
+
+
 @dataclass
 class Verdict:
     status: str
@@ -34,13 +37,29 @@ class Verdict:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def finished(self) -> bool:
+        return self.status in ("complete", "empty")
+
+    @property
+    def exit_status(self) -> int:
+        """0 complete and intact; 1 damaged; 3 intact so far but not finished."""
+        if not self.ok:
+            return 1
+        return 0 if self.finished else UNFINISHED
+
     def report(self, out: Path) -> str:
         lines = [f"{out}: run status {self.status}"]
         lines += [f"  checked: {line}" for line in self.checked]
         lines += [f"  cannot check: {line}" for line in self.unchecked]
         lines += [f"  PROBLEM: {line}" for line in self.problems]
-        lines.append("ok: everything checked holds" if self.ok
-                     else f"{len(self.problems)} problem(s): do not use this data as it is")
+        if not self.ok:
+            lines.append(f"{len(self.problems)} problem(s): do not use this data as it is")
+        elif not self.finished:
+            lines.append("unfinished: what is recorded holds, but the run has not written its "
+                         "data yet")
+        else:
+            lines.append("ok: everything checked holds")
         return "\n".join(lines)
 
 
