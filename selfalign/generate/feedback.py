@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from selfalign.constitution import Constitution
 from selfalign.generate.rows import sample_status
 from selfalign.stages.cleaning import same_text
 from selfalign.stages.judge import (Ask, Judgment, bradley_terry, draw_comparison_principles,
                                     judge_pair, orient, ranks_from_scores)
-from selfalign.stages.judge_figures import feedback_figures
+from selfalign.stages.judge_figures import FeedbackTally
 from selfalign.stages.sample import RankedPair, Sample
 
 MODES = ("verify", "rank")
@@ -117,9 +117,10 @@ def ledger_judgments(sample: Sample) -> list[list]:
     return records
 
 
-def run_figures(records: Iterable[list], min_preference: float) -> tuple[dict, list[float]]:
-    """The feedback figures of a whole run, and every judged pair's preference."""
-    judgments = [Judgment(p, (), consistent, tuple(raw), error="judge_failed" if error else None)
-                 for p, consistent, raw, error in records]
-    return (feedback_figures(judgments, min_preference),
-            [j.preference for j in judgments if j.preference is not None])
+def run_figures(records: Iterable[list], min_preference: float) -> tuple[dict, Sequence[float]]:
+    """The feedback figures of a whole run, and every judged pair's preference, counted as the
+    ledger's records stream past (see `ledger_judgments` for their shape)."""
+    tally = FeedbackTally(min_preference)
+    for preference, consistent, raw, error in records:
+        tally.add(preference, consistent, raw, "judge_failed" if error else None)
+    return tally.figures(), tally.preferences

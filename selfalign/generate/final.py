@@ -14,7 +14,7 @@ from selfalign.stages.judge_figures import write_preference_histogram
 from selfalign.store.assemble import assemble, describe_final_files, lengths
 from selfalign.store.empty import empty_run
 from selfalign.store.layout import CARD, HISTOGRAM
-from selfalign.store.ledger import writing
+from selfalign.store.ledger import ledger_field, writing
 from selfalign.store.shard_files import drop_shard_files
 
 
@@ -28,7 +28,7 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
         counts = assemble(out, ledger)
         settings = manifest["settings"]
         if settings.get("feedback"):
-            judgments = (r for index in sorted(ledger) for r in ledger[index].get("judgments", []))
+            judgments = (r for records in ledger_field(out, "judgments") for r in records or ())
             figures, preferences = run_figures(judgments, settings["min_preference"])
             counts["feedback"] = {"mode": settings["feedback"], **figures}
             write_preference_histogram(preferences, out / HISTOGRAM)

@@ -36,6 +36,9 @@ from selfalign.store.lock import output_lock
 from selfalign.store.shard_files import unrecorded_files
 
 
+BULKY = ("judgments",)  # ledger fields read as a stream, never all kept
+
+
 class Run:
     """One run's shards, its ledger and its final files, as an executor sees them."""
 
@@ -78,7 +81,8 @@ class Run:
             return False
         with writing(self.plan.out, f"the ledger entry of shard {entry['shard']}"):
             append_ledger(self.plan.out, entry)
-        self.done[entry["shard"]] = entry
+        # Kept small: a run with a judge records every judgment, which the ledger holds.
+        self.done[entry["shard"]] = {k: v for k, v in entry.items() if k not in BULKY}
         self.log(shard_line(entry) + where)
         return True
 
@@ -91,7 +95,7 @@ class Run:
     def finish(self, additions: dict) -> dict:
         """The final files, once every shard is recorded; returns the final manifest."""
         self.manifest.update(additions)
-        return finish_run(self.plan, read_ledger(self.plan.out), self.manifest)
+        return finish_run(self.plan, read_ledger(self.plan.out, without=BULKY), self.manifest)
 
 
 def run_generate(plan: Plan, make_engine: EngineFactory, log=print, cluster=None) -> dict:
@@ -106,7 +110,8 @@ def run_generate(plan: Plan, make_engine: EngineFactory, log=print, cluster=None
     pa.set_memory_pool(pa.system_memory_pool())
     with output_lock(out, log):  # one run at a time in --out; released on errors too
         # A recorded shard is skipped only while its files are still the ones written.
-        done = trusted_shards(out, read_ledger(out), log) if plan.settings.resume else {}
+        done = trusted_shards(out, read_ledger(out, without=BULKY), log) \
+            if plan.settings.resume else {}
         manifest = _manifest(plan, status="running", started=time.time())
         with writing(out, "the manifest"):
             write_json(out / "manifest.json", manifest)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from selfalign.atomic import atomic_path
 from selfalign.stages.judge import Judgment
@@ -13,7 +14,7 @@ def _share(count: int, total: int) -> float | None:
     return count / total if total else None
 
 
-def feedback_figures(judgments: Sequence[Judgment], min_preference: float) -> dict:
+def feedback_figures(judgments: Iterable[Judgment], min_preference: float) -> dict:
     """Counts and rates over judged pairs; a rate is None when nothing was judged.
 
     - `confirmed_share`: pairs with preference ≥ min_preference.
@@ -22,27 +23,52 @@ def feedback_figures(judgments: Sequence[Judgment], min_preference: float) -> di
     - `first_position_win_rate`: share of single questions whose raw P(A) > 0.5, before the
       two orders were averaged; 0.5 means no lean to the first position.
     """
-    judged = [j for j in judgments if j.preference is not None]
-    failures: dict[str, int] = {}
-    for j in judgments:
-        if j.preference is None:
-            failures[j.error or "unknown"] = failures.get(j.error or "unknown", 0) + 1
-    raw = [p for j in judged for p in j.first_position_probs]
-    preferences = [j.preference for j in judged]
-    figures = {
-        "pairs_judged": len(judged),
-        "failures": sum(failures.values()),
-        "failure_reasons": dict(sorted(failures.items())),
-        "min_preference": min_preference,
-        "confirmed_share": _share(sum(p >= min_preference for p in preferences), len(judged)),
-        "mean_preference": sum(preferences) / len(judged) if judged else None,
-        "order_disagreement_rate": _share(sum(not j.position_consistent for j in judged),
-                                          len(judged)),
-        "first_position_win_rate": _share(sum(p > 0.5 for p in raw), len(raw)),
-    }
-    figures["warning"] = position_warning(figures["first_position_win_rate"],
-                                          figures["order_disagreement_rate"])
-    return figures
+    tally = FeedbackTally(min_preference)
+    for judgment in judgments:
+        tally.add(judgment.preference, judgment.position_consistent,
+                  judgment.first_position_probs, judgment.error)
+    return tally.figures()
+
+
+class FeedbackTally:
+    """The figures of `feedback_figures`, counted one judgment at a time: a run's judgments are
+    read from its ledger as a stream, never held as objects. Preferences are kept as 8-byte
+    floats, for the histogram."""
+
+    def __init__(self, min_preference: float) -> None:
+        self.min_preference = min_preference
+        self.preferences = array("d")
+        self.failures: dict[str, int] = {}
+        self.confirmed = self.inconsistent = self.raw = self.first_won = 0
+
+    def add(self, preference: float | None, position_consistent: bool,
+            first_position_probs: Iterable[float], error: str | None) -> None:
+        if preference is None:
+            reason = error or "unknown"
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+            return
+        self.preferences.append(preference)
+        self.confirmed += preference >= self.min_preference
+        self.inconsistent += not position_consistent
+        for p in first_position_probs:
+            self.raw += 1
+            self.first_won += p > 0.5
+
+    def figures(self) -> dict:
+        judged = len(self.preferences)
+        figures = {
+            "pairs_judged": judged,
+            "failures": sum(self.failures.values()),
+            "failure_reasons": dict(sorted(self.failures.items())),
+            "min_preference": self.min_preference,
+            "confirmed_share": _share(self.confirmed, judged),
+            "mean_preference": sum(self.preferences) / judged if judged else None,
+            "order_disagreement_rate": _share(self.inconsistent, judged),
+            "first_position_win_rate": _share(self.first_won, self.raw),
+        }
+        figures["warning"] = position_warning(figures["first_position_win_rate"],
+                                              figures["order_disagreement_rate"])
+        return figures
 
 
 # A judge this one-sided says more about positions than about the answers.
@@ -78,12 +104,13 @@ def write_preference_histogram(preferences: Sequence[float], path: Path) -> None
     # A bare Figure on the Agg canvas: no display, no pyplot state shared with the caller.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    import numpy as np
 
     path = Path(path)
     figure = Figure(figsize=(6, 3.5))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    axes.hist(list(preferences), bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+    axes.hist(np.asarray(preferences, dtype=float), bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
     axes.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     axes.set_xlim(0.0, 1.0)
     axes.set_xlabel("judge preference P(chosen ≻ rejected)")

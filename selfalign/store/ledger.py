@@ -71,19 +71,41 @@ def prepare_output_folder(out: Path, resume: bool) -> None:
 
 # -- the ledger of finished shards ---------------------------------------------------------
 
-def read_ledger(out: Path) -> dict[int, dict]:
-    """Finished shards by index. A torn last line (killed mid-write) is ignored: redo it."""
+def _entries(out: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, entry) of every whole line; a torn last line (killed mid-write) is
+    skipped: its shard is redone."""
     path = ledger_path(out)
-    done: dict[int, dict] = {}
     if not path.exists():
-        return done
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+        return
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def read_ledger(out: Path, without: tuple[str, ...] = ()) -> dict[int, dict]:
+    """Finished shards by index (the last entry of a shard recorded twice wins). `without`
+    leaves bulky fields out, such as `judgments` (see `ledger_field`)."""
+    done: dict[int, dict] = {}
+    for _, entry in _entries(out):
+        for key in without:
+            entry.pop(key, None)
         done[entry["shard"]] = entry
     return done
+
+
+def ledger_field(out: Path, key: str) -> Iterator:
+    """`entry[key]` of each shard's winning entry, read as a stream (two passes over the file):
+    a run's judgments need not all be in memory at once."""
+    winner: dict[int, int] = {}
+    for number, entry in _entries(out):
+        winner[entry["shard"]] = number
+    wanted = set(winner.values())
+    for number, entry in _entries(out):
+        if number in wanted:
+            yield entry.get(key)
 
 
 def append_ledger(out: Path, entry: dict) -> None:
