@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -64,3 +65,62 @@ def output_rows(out: Path) -> dict[str, list[dict]]:
                    for row in pq.read_table(f).to_pylist()] for kind in KINDS}
     rows["rejects"] = pq.read_table(out / "rejects.parquet").to_pylist()
     return rows
+
+
+def stalls_once(settings, model, marker: str, text: str, seconds: float,
+                mark: str | None = None):
+    """The scripted engine; the first answer to `text` in the whole cluster (the first to
+    create `marker`) takes `seconds`, and with `mark` its text carries the mark, so that the
+    attempt it belongs to writes other bytes than any other attempt at its shard."""
+    engine = ScriptedEngine(record_calls=False)
+    stalled: list = []  # the request objects themselves: ids are reused once they are freed
+
+    def delay(request):
+        if asks(request, "answer", text):
+            try:
+                with open(marker, "x"):
+                    stalled.append(request)  # this request alone, not its seed
+                    return seconds
+            except FileExistsError:
+                pass
+        return 0.0
+
+    engine.delay = delay
+    if mark is not None:
+        answer = engine._answer
+
+        def marked(request):
+            completion = answer(request)
+            if any(request is s for s in stalled):
+                completion = replace(completion, text=f"{completion.text} {mark}")
+            return completion
+
+        engine._answer = marked
+    return engine
+
+
+def kills_on(settings, model, text: str, count_file: str):
+    """The scripted engine, whose process dies (SIGKILL) at every answer to `text`: a shard that
+    takes its worker down each time it is tried. Each death is counted in `count_file`."""
+    engine = ScriptedEngine(record_calls=False)
+
+    def die(request):
+        if asks(request, "answer", text):
+            with open(count_file, "a") as handle:
+                handle.write("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    engine.on_call = die
+    return engine
+
+
+def breaks_connection(settings, model, text: str):
+    """The scripted engine, raising ConnectionError (an OSError) at an answer to `text`."""
+    engine = ScriptedEngine(record_calls=False)
+
+    def refuse(request):
+        if asks(request, "answer", text):
+            raise ConnectionError("the model server hung up")
+
+    engine.on_call = refuse
+    return engine
