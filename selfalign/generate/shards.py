@@ -78,7 +78,8 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
     attempt = attempt or new_attempt()
     files = write_shard_files(folder, shard.index, out, attempt)
     return {
-        "shard": shard.index, "attempt": attempt, "prompts": len(shard.records), "samples": len(samples),
+        "shard": shard.index, "attempt": attempt, "prompts": len(shard.records),
+        "samples": len(samples),
         "pairs": dict(pairs), "sft": dict(sft), "traces": len(out["traces"]),
         "rejects": dict(Counter(r["reason"] for r in out["rejects"])),
         "principles": dict(principles), "seconds": round(seconds, 3),

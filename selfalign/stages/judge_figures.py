@@ -110,7 +110,8 @@ def write_preference_histogram(preferences: Sequence[float], path: Path) -> None
     figure = Figure(figsize=(6, 3.5))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    axes.hist(np.asarray(preferences, dtype=float), bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+    axes.hist(np.asarray(preferences, dtype=float), bins=20, range=(0.0, 1.0), color="#4c72b0",
+              edgecolor="white")
     axes.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     axes.set_xlim(0.0, 1.0)
     axes.set_xlabel("judge preference P(chosen ≻ rejected)")

@@ -154,7 +154,8 @@ def _size_workers(ray, settings: GenerateSettings, owned: bool) -> Cluster:
     else:
         cpus = settings.ray_cpus_per_worker or 1.0
         asked = f"{cpus:g} CPU(s) and {gpus:g} GPU(s) on one node"
-        placements = [Placement(cpus, gpus)] * workers_that_fit([n.free for n in nodes], cpus, gpus)
+        fits = workers_that_fit([n.free for n in nodes], cpus, gpus)
+        placements = [Placement(cpus, gpus)] * fits
     if not placements:
         raise UserError(f"the Ray cluster cannot hold one worker: each needs {asked}; it has "
                         f"{_describe(nodes)}. Lower --ray-cpus-per-worker, "
