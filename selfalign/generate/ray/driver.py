@@ -37,7 +37,7 @@ from ray.exceptions import ActorDiedError, RayActorError, RayError, RayTaskError
 
 from selfalign.engine.base import EngineFailure
 from selfalign.errors import UserError
-from selfalign.generate.ray.cluster import Cluster
+from selfalign.generate.ray.cluster import Cluster, worker_runtime_env
 from selfalign.generate.ray.worker import ShardWorker
 from selfalign.generate.run_state import append_ledger, writing
 from selfalign.generate.runner import (EngineFactory, Plan, finish_run, has_prompt_to_generate,
@@ -45,6 +45,7 @@ from selfalign.generate.runner import (EngineFactory, Plan, finish_run, has_prom
                                        shard_line, until_first_prompt)
 from selfalign.generate.shards import Shard
 from selfalign.generate.writers import busy_seconds
+from selfalign.quiet import configure_output
 
 MAX_RESTARTS = 3  # per worker; each restart loads the model again
 LOST_WAIT_S = 900.0  # with no worker live, how long to wait for a lost one to come back
@@ -56,6 +57,10 @@ CLOSE_TIMEOUT_S = 30.0
 @ray.remote
 class WorkerActor(ShardWorker):
     """The Ray shell around ShardWorker; resources and restarts are set per run."""
+
+    def __init__(self, *args) -> None:
+        configure_output()  # as the command does: quiet unless the run is verbose (runtime env)
+        super().__init__(*args)
 
 
 class _Worker:
@@ -93,7 +98,8 @@ def run_on_ray(cluster: Cluster, plan: Plan, make_engine: EngineFactory, manifes
         return asyncio.run(run_here(plan, make_engine, manifest, done, log))
     actor = WorkerActor.options(num_cpus=cluster.cpus_per_worker,
                                 num_gpus=cluster.gpus_per_worker,
-                                max_restarts=MAX_RESTARTS, max_task_retries=0)
+                                max_restarts=MAX_RESTARTS, max_task_retries=0,
+                                runtime_env=worker_runtime_env())
     workers = [_Worker(i, actor.remote(plan, make_engine, manifest["started"]))
                for i in range(cluster.workers)]
     driver = _Driver(plan, workers, done, log, itertools.chain(peeked, stream))
