@@ -214,3 +214,31 @@ def test_a_dead_address_still_says_nothing_answers(tmp_path):
     [line] = refused(f"127.0.0.1:{port}", client_env(tmp_path / "home"), tmp_path)
     assert line.startswith(f"error: --ray 127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}")
     assert "(ray start --head)" in line
+
+
+# -- where the token is looked for (no cluster) ----------------------------------------------
+
+def test_the_token_is_looked_for_in_ray_s_order(tmp_path):
+    from selfalign.errors import UserError
+    from selfalign.generate.ray.auth import Token, find_token
+
+    home = tmp_path / "home"
+    assert find_token({}, home) is None
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("")
+    assert find_token({}, home) is None  # an empty file is no token
+    (home / ".ray" / "auth_token").write_text("from-home\n")
+    assert find_token({}, home) == Token("from-home", "~/.ray/auth_token")
+    named = tmp_path / "named"
+    named.write_text("  from-named-file \n")
+    assert find_token({"RAY_AUTH_TOKEN_PATH": str(named)}, home) == Token("from-named-file",
+                                                                         str(named))
+    both = {"RAY_AUTH_TOKEN_PATH": str(named), "RAY_AUTH_TOKEN": "from-variable"}
+    assert find_token(both, home) == Token("from-variable", "RAY_AUTH_TOKEN")
+    # A named file that cannot be read is a mistake to report, not a reason to fall back.
+    with pytest.raises(UserError, match=r"^RAY_AUTH_TOKEN_PATH=\S+/missing: cannot read the "
+                                        r"Ray token there \(No such file or directory\)$"):
+        find_token({"RAY_AUTH_TOKEN_PATH": str(tmp_path / "missing")}, home)
+    named.write_text("\n")
+    with pytest.raises(UserError, match="the file is empty"):
+        find_token({"RAY_AUTH_TOKEN_PATH": str(named)}, home)
