@@ -242,3 +242,24 @@ def test_the_token_is_looked_for_in_ray_s_order(tmp_path):
     named.write_text("\n")
     with pytest.raises(UserError, match="the file is empty"):
         find_token({"RAY_AUTH_TOKEN_PATH": str(named)}, home)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_workers_start_with_the_run_s_choice(monkeypatch, verbose):
+    import warnings
+
+    from selfalign import quiet
+    from selfalign.generate.ray.cluster import worker_runtime_env
+
+    for name in (quiet.VERBOSE_ENV, *quiet.QUIET_ENVIRONMENT):
+        monkeypatch.setenv(name, "")  # set, then removed: undone after the test
+        monkeypatch.delenv(name)
+    with warnings.catch_warnings():
+        quiet.configure_output(verbose)
+        env_vars = worker_runtime_env()["env_vars"]
+    if verbose:  # "1" even where the node's own environment says otherwise
+        assert env_vars == {"SELFALIGN_VERBOSE": "1", "VLLM_LOGGING_LEVEL": "INFO"}
+    else:
+        assert env_vars == {"SELFALIGN_VERBOSE": "0", "VLLM_LOGGING_LEVEL": "ERROR",
+                            "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                            "TORCH_CPP_LOG_LEVEL": "ERROR", "PYTHONWARNINGS": "ignore"}

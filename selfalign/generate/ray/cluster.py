@@ -5,8 +5,9 @@ does not answer, a cluster that wants a token this process lacks (auth.py), a cl
 cannot hold one worker. Left to itself Ray would wait (for a head that never answers, or for
 resources no node has) instead of saying what is wrong.
 
-A quiet run keeps Ray's own start-up lines (its "ray" logger) to errors, and its workers get
-the run's quiet settings (`worker_runtime_env`); `--verbose` leaves both as Ray has them.
+A quiet run keeps Ray's own start-up lines (its "ray" logger) to errors and the workers' output
+off the terminal, and its workers get the run's quiet settings (`worker_runtime_env`);
+`--verbose` leaves Ray as it is and brings every worker's line back.
 """
 
 from __future__ import annotations
@@ -80,7 +81,11 @@ def connect(settings: GenerateSettings, log=print, **init_options) -> Cluster:
 
 def _init(ray, address: str, init_options: dict, log) -> None:
     if not verbose_requested():
-        init_options = {"logging_level": logging.ERROR, **init_options}
+        # Ray's own lines keep to errors, and the workers' output stays in their log files on
+        # each node: vLLM's engine processes, spawned inside a worker, print import-time notices
+        # before any setting of the run reaches them. A failure still comes back to the driver
+        # (the failed call's error, Ray's reports of dead workers).
+        init_options = {"logging_level": logging.ERROR, "log_to_driver": False, **init_options}
     if address == LOCAL_RAY:
         options = {"include_dashboard": False, "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
                    **init_options}
