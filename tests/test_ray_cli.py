@@ -263,3 +263,24 @@ def test_workers_start_with_the_run_s_choice(monkeypatch, verbose):
         assert env_vars == {"SELFALIGN_VERBOSE": "0", "VLLM_LOGGING_LEVEL": "ERROR",
                             "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
                             "TORCH_CPP_LOG_LEVEL": "ERROR", "PYTHONWARNINGS": "ignore"}
+
+
+def test_ray_s_own_refusal_is_recognised_through_the_error_it_was_raised_from():
+    """What `ray.init` raised, measured against the cluster above with the token check skipped:
+    a ConnectionError raised from the GCS client's RuntimeError that names InvalidAuthToken."""
+    from selfalign.generate.ray.auth import is_auth_failure
+
+    def raised(inner: Exception) -> ConnectionError:
+        try:
+            try:
+                raise inner
+            except RuntimeError as err:
+                raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from err
+        except ConnectionError as outer:
+            return outer
+
+    refused = RuntimeError("Failed to connect to GCS. Last connection error: ... Unauthenticated: "
+                           "RPC error: InvalidAuthToken: Authentication token is missing")
+    assert is_auth_failure(raised(refused))
+    assert not is_auth_failure(raised(RuntimeError("Failed to connect to GCS. Deadline")))
+    assert is_auth_failure(ray.exceptions.AuthenticationError("no token was found"))

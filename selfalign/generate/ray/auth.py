@@ -117,10 +117,15 @@ def send_token() -> None:
     Config.initialize("")
 
 
-def is_auth_failure(err: BaseException) -> bool:
-    """Whether Ray's own error on connecting is about the token (`ray://`, `auto`)."""
+def is_auth_failure(err: BaseException | None) -> bool:
+    """Whether Ray's error on connecting (or the one it was raised from) is about the token:
+    for `ray://` and `auto`, which are not asked beforehand."""
     from ray.exceptions import AuthenticationError
 
-    text = str(err)
-    return isinstance(err, AuthenticationError) or "InvalidAuthToken" in text or (
-        "authentication token" in text.lower())
+    while err is not None:
+        text = str(err)
+        if isinstance(err, AuthenticationError) or "InvalidAuthToken" in text or (
+                "authentication token" in text.lower()):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
