@@ -70,7 +70,8 @@ def measure_driver(count: int, rank: bool = False) -> dict:
         started = time.perf_counter()
         feedback = {"feedback": "rank", "samples": 4, "rounds": 0} if rank else {}
         manifest = run_ray(REPO / "constitution" / "3h.yaml", prompts, Path(tmp) / "out",
-                           partial(scripted), workers=2, shard_size=SHARD_SIZE, **feedback)
+                           partial(scripted, vary=rank), workers=2, shard_size=SHARD_SIZE,
+                           **feedback)
         seconds = time.perf_counter() - started
     ray.shutdown()
     shards = manifest["counts"]["shards"]

@@ -67,3 +67,11 @@ def follow_vllm_level() -> None:
 def quiet_engine_loading() -> bool:
     """Whether an engine should hide its own loading bars (weights, shards): unless verbose."""
     return not verbose_requested()
+
+
+def inherited_environment() -> dict[str, str]:
+    """The settings `configure_output` made, for processes that do not inherit this one's
+    environment (Ray starts its workers from a raylet): they follow the run's choice."""
+    chosen = {name: os.environ[name] for name in QUIET_ENVIRONMENT if name in os.environ}
+    # Always said, so a worker never takes "verbose" from the environment its node started with.
+    return {**chosen, VERBOSE_ENV: "1" if verbose_requested() else "0"}

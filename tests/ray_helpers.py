@@ -28,10 +28,11 @@ KINDS = ("prefs", "sft", "traces")
 
 
 def scripted(settings, model, delay: float = 0.0, capacity: int = 64,
-             kill_marker: str | None = None, kill_at: tuple[str, str] | None = None):
+             kill_marker: str | None = None, kill_at: tuple[str, str] | None = None,
+             vary: bool = False):
     """The scripted engine, optionally slow, optionally SIGKILLing its own process once: at the
     request `kill_at` = (stage, prompt text), if `kill_marker` does not exist yet."""
-    engine = ScriptedEngine(capacity=capacity, record_calls=False,
+    engine = ScriptedEngine(capacity=capacity, record_calls=False, vary_by_seed=vary,
                             delay=(lambda request: delay) if delay else None)
     if kill_marker is not None:
         def die_once(request):

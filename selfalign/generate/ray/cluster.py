@@ -1,19 +1,28 @@
 """Connecting a `generate --ray` run to Ray, and sizing its workers before any prompt is read.
 
 Every check here fails within seconds and before `--out` is touched: Ray missing, an address that
-does not answer, a cluster that cannot hold one worker. Left to itself Ray would wait (for a
-head that never answers, or for resources no node has) instead of saying what is wrong.
+does not answer, a cluster that wants a token this process lacks (auth.py), a cluster that
+cannot hold one worker. Left to itself Ray would wait (for a head that never answers, or for
+resources no node has) instead of saying what is wrong.
+
+A quiet run keeps Ray's own start-up lines (its "ray" logger) to errors and the workers' output
+off the terminal, and its workers get the run's quiet settings (driver.py,
+`worker_runtime_env`);
+`--verbose` leaves Ray as it is and brings every worker's line back.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from selfalign.errors import UserError
+from selfalign.generate.ray.auth import WHERE_TOKENS_GO, authenticate, is_auth_failure
 from selfalign.generate.settings import LOCAL_RAY, GenerateSettings
+from selfalign.quiet import verbose_requested
 
 RAY_EXTRA = "pip install 'selfalign[ray]'"
 CONNECT_TIMEOUT_S = 5.0
@@ -77,7 +86,7 @@ def connect(settings: GenerateSettings, log=print, **init_options) -> Cluster:
     ray = import_ray()
     owned = not ray.is_initialized()
     if owned:
-        _init(ray, settings.ray, init_options)
+        _init(ray, settings.ray, init_options, log)
     try:
         cluster = _size_workers(ray, settings, owned)
     except BaseException:
@@ -91,26 +100,42 @@ def connect(settings: GenerateSettings, log=print, **init_options) -> Cluster:
     return cluster
 
 
-def _init(ray, address: str, init_options: dict) -> None:
+def _init(ray, address: str, init_options: dict, log) -> None:
+    if not verbose_requested():
+        # Ray's own lines keep to errors, and the workers' output stays in their log files on
+        # each node: vLLM's engine processes, spawned inside a worker, print import-time notices
+        # before any setting of the run reaches them. A failure still comes back to the driver
+        # (the failed call's error, Ray's reports of dead workers).
+        init_options = {"logging_level": logging.ERROR, "log_to_driver": False, **init_options}
     if address == LOCAL_RAY:
         options = {"include_dashboard": False, "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
                    **init_options}
         ray.init(**options)
         return
-    _check_answers(address)
+    head = _check_answers(address)
+    if head is not None:
+        authenticate(address, *head, log)
     try:
         ray.init(address=address, **init_options)
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
+        if is_auth_failure(err):
+            raise UserError(f"--ray {address}: the Ray cluster there refuses this process's "
+                            f"authentication token, or it has none: {WHERE_TOKENS_GO}"
+                            ) from None
         raise UserError(f"--ray {address}: cannot connect to a Ray cluster there: "
                         f"{str(err).splitlines()[0]}. Start one (ray start --head) or give its "
                         f"address: auto on a node of the cluster, ray://HEAD:10001 from outside"
                         ) from None
 
 
-def _check_answers(address: str) -> None:
-    """Ray retries an address that does not answer for a long time; a socket says it at once."""
+def _check_answers(address: str) -> tuple[str, int] | None:
+    """Ray retries an address that does not answer for a long time; a socket says it at once.
+
+    Returns the head's GCS host and port (None for `auto`, and for `ray://`, whose server is
+    not the GCS).
+    """
     if address == "auto":
-        return  # Ray reads the running cluster's address from this node, and fails fast
+        return None  # Ray reads the running cluster's address from this node, and fails fast
     parts = urlsplit(address if "://" in address else f"gcs://{address}")
     try:
         host, port = parts.hostname, parts.port
@@ -124,6 +149,7 @@ def _check_answers(address: str) -> None:
         raise UserError(f"--ray {address}: nothing answers at {host}:{port} ({err}). Is the "
                         f"cluster's head running (ray start --head), and is the port open?"
                         ) from None
+    return (host, port) if parts.scheme == "gcs" else None
 
 
 @dataclass(frozen=True)

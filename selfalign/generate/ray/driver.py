@@ -42,6 +42,7 @@ from selfalign.generate.ray.progress import ClusterProgress
 from selfalign.generate.ray.worker import ShardWorker
 from selfalign.generate.shards import Shard
 from selfalign.generate.stops import SignalFlag
+from selfalign.quiet import configure_output, inherited_environment
 from selfalign.store.assemble import busy_seconds
 from selfalign.store.ledger import writing
 
@@ -58,6 +59,16 @@ SHARD_TIMEOUT_FLOOR_S = 300.0
 @ray.remote
 class WorkerActor(ShardWorker):
     """The Ray shell around ShardWorker; resources and restarts are set per run."""
+
+    def __init__(self, *args) -> None:
+        configure_output()  # as the command does: quiet unless the run is verbose (runtime env)
+        super().__init__(*args)
+
+
+def worker_runtime_env() -> dict:
+    """What each worker process starts with: the run's quiet (or verbose) settings, which a
+    process started by a raylet does not inherit from this one."""
+    return {"env_vars": inherited_environment()}
 
 
 class _Worker:
@@ -108,7 +119,8 @@ class RayExecutor:
         for index, placement in enumerate(placements):
             plan = _plan_for_worker(run.plan, index, len(placements))
             options = dict(num_cpus=placement.cpus, num_gpus=placement.gpus,
-                           max_restarts=MAX_RESTARTS, max_task_retries=0)
+                           max_restarts=MAX_RESTARTS, max_task_retries=0,
+                           runtime_env=worker_runtime_env())
             if placement.node_id:
                 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
