@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,6 +59,16 @@ def run_ray(manifest: Path, prompts: Path, out: Path, make_engine, workers: int 
     cluster = connect(settings, log=log)
     plan = plan_run(settings, resolve_model=lambda model: "scripted-model")
     return run_generate(plan, make_engine, log=log, cluster=cluster)
+
+
+def wait_until_idle(cpus: float = 2, timeout: float = 20) -> None:
+    """Workers of an earlier test are killed asynchronously; their CPUs come back soon after.
+    Workers are sized on free resources, so a test that counts them starts from an idle cluster."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def output_rows(out: Path) -> dict[str, list[dict]]:

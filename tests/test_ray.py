@@ -23,7 +23,7 @@ from selfalign.generate.plan import plan_run
 from selfalign.generate.settings import GenerateSettings
 
 from ray_helpers import (OBJECT_STORE_BYTES, TESTS, WORKER_ENV, cannot_start, output_rows,
-                         run_ray, scripted)
+                         run_ray, scripted, wait_until_idle)
 from run_helpers import run_scripted, write_constitution, write_prompts
 
 ray = pytest.importorskip("ray")
@@ -152,14 +152,6 @@ def test_a_worker_whose_engine_cannot_start_stops_the_run_once(cluster, inputs, 
     assert "could not start" in message and "cannot be loaded here" in message
     assert "--resume" in message
     assert time.monotonic() - started < 60  # no endless restarts
-
-
-def wait_until_idle(cpus: float = 2, timeout: float = 20) -> None:
-    """Workers of an earlier test are killed asynchronously; their CPUs come back soon after.
-    Workers are sized on free resources, so a test that counts them starts from an idle cluster."""
-    deadline = time.monotonic() + timeout
-    while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 def test_a_cluster_too_small_for_one_worker_is_refused_in_seconds(cluster, inputs, tmp_path):

@@ -24,7 +24,7 @@ from selfalign.store.ledger import read_ledger
 from selfalign.store.shard_files import recorded_file
 
 from ray_helpers import (OBJECT_STORE_BYTES, TESTS, WORKER_ENV, breaks_connection, kills_on,
-                         output_rows, run_ray, scripted, stalls_once)
+                         output_rows, run_ray, scripted, stalls_once, wait_until_idle)
 from run_helpers import run_scripted, write_constitution, write_prompts
 
 ray = pytest.importorskip("ray")
@@ -54,13 +54,6 @@ def reference(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("single") / "out"
     run_scripted(*inputs, out, shard_size=SHARD_SIZE)
     return output_rows(out)
-
-
-def wait_until_idle(timeout: float = 20) -> None:
-    """Workers of an earlier test are killed asynchronously; their CPUs come back soon after."""
-    deadline = time.monotonic() + timeout
-    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 class RayThatLosesTrack:
