@@ -47,10 +47,11 @@ def _register() -> None:
     from selfalign.eval.commands import eval_command
     from selfalign.generate.commands import generate
     from selfalign.generate.verify_command import verify
+    from selfalign.label.commands import label
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
-    for command in (validate, principles, generate, verify, prompts, train, eval_command):
+    for command in (validate, principles, generate, verify, prompts, train, eval_command, label):
         main.add_command(command)
 
 
