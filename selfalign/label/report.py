@@ -5,7 +5,8 @@ The unit of agreement is a comparison: a `compare` label is one (reply 0 vs repl
 tie), a `rank` label of K replies is C(K,2) of them. Two labels of one comparison agree when they
 give the same outcome; a tie agrees only with a tie (counting ties, as MT-Bench and AlpacaFarm
 report), and the figure without ties counts only comparisons both decided. Skips count nowhere.
-Intervals are Wilson's, 95%.
+Gold items measure each labeller against the owner's answers and nothing else; agreement between
+labellers is over the other items two or more people labelled. Intervals are Wilson's, 95%.
 """
 
 from __future__ import annotations
@@ -46,19 +47,16 @@ def comparisons(label: dict) -> dict[str, object]:
 
 def build_report(project: Project, reward_model: str | None = None) -> dict:
     labels = project.db.all_labels()
-    by_unit: dict[tuple, dict[str, object]] = defaultdict(dict)  # (item, comparison) → who → outcome
-    for label in labels:
-        for comparison, outcome in comparisons(label).items():
-            by_unit[(label["item"], comparison)][label["labeller"]] = outcome
-    gold_of = {unit: who for unit, who in _gold_answers(labels).items()}
+    overlap = _by_unit([l for l in labels if not l["gold"]])
+    gold = _by_unit([l for l in labels if l["gold"]])
     return {
         "run": str(project.run.out),
         "labels": len(labels),
         "instructions_sha256": sorted({l["instructions_sha256"] for l in labels
                                        if l["instructions_sha256"]}),
-        "labellers": [_labeller_figures(name, labels, by_unit, gold_of)
-                      for name in _names(labels)],
-        "between_labellers": between_labellers(by_unit),
+        "labellers": [_labeller_figures(name, labels, overlap, gold)
+                      for name in dict.fromkeys(l["labeller"] for l in labels)],
+        "between_labellers": between_labellers(overlap),
         "ai_vs_people": ai_vs_people(project, labels),
         "reward_model": reward_vs_people(labels, reward_model) if reward_model else None,
         "ratings": _ratings(labels),
@@ -67,42 +65,34 @@ def build_report(project: Project, reward_model: str | None = None) -> dict:
     }
 
 
-def _names(labels: list[dict]) -> list[str]:
-    return list(dict.fromkeys(l["labeller"] for l in labels))
-
-
-def _gold_answers(labels: list[dict]) -> dict[tuple, object]:
-    gold = {}
+def _by_unit(labels: list[dict]) -> dict[tuple, dict[str, object]]:
+    """(item, comparison) → labeller → outcome."""
+    units: dict[tuple, dict[str, object]] = defaultdict(dict)
     for label in labels:
-        if label["gold"] and label["owner"]:
-            for comparison, outcome in comparisons(label).items():
-                gold[(label["item"], comparison)] = outcome
-    return gold
+        for comparison, outcome in comparisons(label).items():
+            units[(label["item"], comparison)][label["labeller"]] = outcome
+    return units
 
 
-def _labeller_figures(name: str, labels: list[dict], by_unit: dict, gold_of: dict) -> dict:
+def _labeller_figures(name: str, labels: list[dict], overlap: dict, gold: dict) -> dict:
+    """Items done, pace, ties and skips; agreement with the owner on gold items, and with the
+    other labellers on the items they shared (gold items left out)."""
     own = [l for l in labels if l["labeller"] == name]
     seconds = [l["seconds"] for l in own if l["seconds"] is not None]
-    gold_hits = gold_n = peer_hits = peer_n = 0
-    for (item, comparison), answers in by_unit.items():
-        if name not in answers:
-            continue
-        mine = answers[name]
-        if (item, comparison) in gold_of and not own[0]["owner"]:
-            gold_n += 1
-            gold_hits += mine == gold_of[(item, comparison)]
-            continue
-        for other, theirs in answers.items():
-            if other != name:
-                peer_n += 1
-                peer_hits += mine == theirs
+    owner = next((l["labeller"] for l in labels if l["owner"]), None)
+    gold_pairs = [(answers[name], answers[owner]) for answers in gold.values()
+                  if name in answers and owner in answers and name != owner]
+    peer_pairs = [(answers[name], theirs) for answers in overlap.values() if name in answers
+                  for other, theirs in answers.items() if other != name]
     return {"labeller": name, "pseudonym": own[0]["pseudonym"], "owner": own[0]["owner"],
             "items": len(own),
             "median_seconds": round(statistics.median(seconds), 2) if seconds else None,
             "tie_share": round(sum(bool(l["answer"].get("tie")) for l in own) / len(own), 4),
             "skip_share": round(sum(bool(l["answer"].get("skip")) for l in own) / len(own), 4),
-            "gold": {"comparisons": gold_n, **wilson_rate(gold_hits, gold_n)},
-            "others": {"comparisons": peer_n, **wilson_rate(peer_hits, peer_n)}}
+            "gold": {"comparisons": len(gold_pairs),
+                     **wilson_rate(sum(a == b for a, b in gold_pairs), len(gold_pairs))},
+            "others": {"comparisons": len(peer_pairs),
+                       **wilson_rate(sum(a == b for a, b in peer_pairs), len(peer_pairs))}}
 
 
 def between_labellers(by_unit: dict) -> dict:

@@ -49,6 +49,8 @@ def sample_pairs(pairs: list[HumanPair], limit: int | None, seed: int) -> list[H
 def _data_files(paths: Sequence[str]) -> list[Path]:
     files = []
     for path in map(Path, paths):
+        if path.is_dir() and (path / "manifest.json").is_file() and (path / "prefs").is_dir():
+            path = path / "prefs"  # a run folder or a `label export` folder: its pairs only
         if path.is_dir():
             found = sorted(f for f in path.rglob("*") if f.is_file()
                            and f.name.lower().endswith(DATA_SUFFIXES)
