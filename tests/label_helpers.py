@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import pyarrow.parquet as pq
 from selfalign.generate.rows import PREFS_SCHEMA, TRACES_SCHEMA
 from selfalign.store.layout import split_file_name
 
+REPO = Path(__file__).resolve().parents[1]
 SHARD_ROWS = 100_000
 TASKS = """kind: label_tasks
 instructions: instructions.md
@@ -120,3 +125,34 @@ def project_and_client(run: Path, log=lambda message: None):
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+
+# ---------------------------------------------------------------- the real server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run: Path, port: int) -> subprocess.Popen:
+    import httpx
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = run.parent / f"server-{port}.log"  # a file, never a pipe nobody reads
+    with open(log, "ab") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "selfalign.cli", "label", "serve",
+                                    str(run), "--port", str(port)], env=env, stdout=sink,
+                                   stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if process.poll() is not None:
+            raise AssertionError(log.read_text())
+    process.kill()
+    raise AssertionError("the server did not start in 60 s")

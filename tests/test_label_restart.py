@@ -1,43 +1,11 @@
 """The real server (`selfalign label serve`) killed with SIGKILL mid-session and started again:
 every acknowledged label is there, and labelling goes on where it stopped."""
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 
-from label_helpers import bearer, synthetic_run, write_tasks
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(run: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-m", "selfalign.cli", "label", "serve",
-                                str(run), "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-        if process.poll() is not None:
-            raise AssertionError(process.stdout.read().decode())
-    process.kill()
-    raise AssertionError("the server did not start in 60 s")
+from label_helpers import bearer, free_port, start_server, synthetic_run, write_tasks
 
 
 def test_labels_survive_sigkill_and_labelling_resumes(tmp_path):

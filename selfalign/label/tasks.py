@@ -70,7 +70,7 @@ def load_tasks(path: Path) -> TaskFile:
     if data is None and not problems:
         raise UserError(f"{path}: the file is empty; expected `tasks:` with at least one task")
     if data is not None:
-        problems += check(data, "label_tasks", str(path))
+        problems += check(data, "labelling", str(path))
     if problems:
         raise UserError("\n".join(str(p) for p in problems))
     tasks = tuple(_task(entry) for entry in data["tasks"])
@@ -172,7 +172,7 @@ def write_task_files(out: Path, ranked: bool, pairs: int) -> Path:
     path = folder / TASKS_FILE
     if path.exists():
         raise UserError(f"{path}: already exists; edit it, or delete it to start again")
-    schema = Path(__file__).resolve().parent.parent / "schemas" / "label_tasks.schema.json"
+    schema = Path(__file__).resolve().parent.parent / "schemas" / "labelling.schema.json"
     text = TEMPLATE.format(schema=schema, out=out, instructions=INSTRUCTIONS_FILE,
                            limit=min(max(pairs, 1), 200), rank=RANK_TASK if ranked else "")
     if not (folder / INSTRUCTIONS_FILE).exists():
