@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--labellers", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=50, help="labels per labeller")
     parser.add_argument("--labels", type=int, default=100_000, help="labels to export")
+    parser.add_argument("--limit", type=int, default=100_000,
+                        help="items the task draws from the run (teams label a sample)")
     parser.add_argument("--think", type=float, default=2.0,
                         help="seconds a labeller reads before answering, in the paced loop")
     args = parser.parse_args()
@@ -50,7 +52,7 @@ def main() -> None:
     run = synthetic_run(root / "run", args.pairs, splits=("train", "test"),
                         text=lambda i, which: f"{which} {i}: " + "words of a reply " * 20)
     figures = {"pairs": args.pairs, "synthetic_run_s": round(time.perf_counter() - started, 1)}
-    write_tasks(run, "    overlap: 0.1\n    gold: 10\n")
+    write_tasks(run, f"    limit: {args.limit}\n    overlap: 0.1\n    gold: 10\n")
 
     port = free_port()
     figures["first_start_s"], server = timed_start(start_server, run, port)
@@ -82,7 +84,7 @@ def main() -> None:
 
 def timed_start(start_server, run: Path, port: int):
     started = time.perf_counter()
-    server = start_server(run, port)
+    server = start_server(run, port, timeout=900)
     return round(time.perf_counter() - started, 2), server
 
 

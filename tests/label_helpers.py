@@ -136,7 +136,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run: Path, port: int) -> subprocess.Popen:
+def start_server(run: Path, port: int, timeout: float = 60) -> subprocess.Popen:
     import httpx
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -145,7 +145,7 @@ def start_server(run: Path, port: int) -> subprocess.Popen:
         process = subprocess.Popen([sys.executable, "-m", "selfalign.cli", "label", "serve",
                                     str(run), "--port", str(port)], env=env, stdout=sink,
                                    stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -155,4 +155,4 @@ def start_server(run: Path, port: int) -> subprocess.Popen:
         if process.poll() is not None:
             raise AssertionError(log.read_text())
     process.kill()
-    raise AssertionError("the server did not start in 60 s")
+    raise AssertionError(f"the server did not start in {timeout} s")

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from selfalign.cli import main
 from selfalign.errors import UserError
-from selfalign.label.items import stratified_sample
+from selfalign.label.items import draw, quotas, stratified_sample
 from selfalign.label.project import open_project
 from selfalign.label.tasks import load_tasks
 
@@ -64,11 +64,18 @@ def test_the_sample_keeps_each_strata_share_and_is_the_same_on_every_draw():
     pool = ([C(f"a{i}", "alpha/train") for i in range(60)]
             + [C(f"b{i}", "beta/train") for i in range(30)]
             + [C(f"t{i}", "beta/test") for i in range(10)])
-    first = stratified_sample(list(pool), 20, 0, "t")
+    strata = Counter(c.stratum for c in pool)
+    first = stratified_sample(pool, strata, 20, 0, "t")
     assert Counter(c.stratum for c in first) == {"alpha/train": 12, "beta/train": 6,
                                                  "beta/test": 2}
-    assert [c.key for c in stratified_sample(list(pool), 20, 0, "t")] == [c.key for c in first]
-    assert {c.key for c in stratified_sample(list(pool), 20, 1, "t")} != {c.key for c in first}
+    # Within a stratum the kept ones are those with the smallest seeded draws.
+    alpha = sorted(pool[:60], key=lambda c: draw(0, "t", c.key, "sample"))[:12]
+    assert {c.key for c in first if c.stratum == "alpha/train"} == {c.key for c in alpha}
+    assert {c.key for c in stratified_sample(pool, strata, 20, 0, "t")} == {c.key for c in first}
+    assert {c.key for c in stratified_sample(pool, strata, 20, 1, "t")} != {c.key for c in first}
+    # 7 of 3 strata sized 60/30/10: exact shares 4.2, 2.1, 0.7 → 4, 2, and the largest
+    # remainder (0.7) takes the last one.
+    assert quotas(strata, 7) == {"alpha/train": 4, "beta/train": 2, "beta/test": 1}
 
 
 def test_items_hold_the_overlap_share_gold_first_and_stay_put_once_labelled(tmp_path):

@@ -9,10 +9,11 @@ one pass over its small columns and then the rows drawn.
 
 from __future__ import annotations
 
-import json
+import heapq
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from selfalign.errors import UserError
 from selfalign.label.tasks import GENERAL_QUESTION, Task
@@ -20,6 +21,8 @@ from selfalign.stable_hash import unit_hash
 from selfalign.store.reader import FinishedRun
 
 KEY_COLUMNS = ["prompt_id", "sample_index", "split", "principle_ids"]
+PAYLOAD_COLUMNS = ["prompt", "chosen", "rejected", "prompt_id", "sample_index", "split",
+                   "principle_ids", "preference", "judge_principle_ids"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Item:
     payload: dict  # what the app shows and what the report and export need; never sent whole
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a million of these when a run is large
 class _Candidate:
     key: str
     stratum: str
@@ -42,40 +45,57 @@ class _Candidate:
 
 def draw_items(run: FinishedRun, task: Task, seed: int) -> list[Item]:
     """The task's items, in queue order (gold first), or a UserError when the run has none."""
-    candidates = list(_candidates(run, task))
-    if not candidates:
+    strata = Counter(c.stratum for c in _candidates(run, task))  # pass 1: sizes only
+    if not strata:
         raise UserError(f"{run.out}: task {task.name!r} ({task.kind}) finds no items in this run"
                         + (" (a `rank` task needs a run made with --feedback rank)"
                            if task.kind == "rank" else ""))
-    chosen = stratified_sample(candidates, task.limit, seed, task.name)
+    chosen = stratified_sample(_candidates(run, task), strata, task.limit, seed, task.name)
     payloads = _payloads(run, task, chosen)
-    ordered = sorted(chosen, key=lambda c: unit_hash(json.dumps([seed, task.name, c.key, "order"])))
+    ordered = sorted(chosen, key=lambda c: draw(seed, task.name, c.key, "order"))
     gold = {c.key for c in ordered[:task.gold]}
     items = []
     for c in ordered:
-        overlap = unit_hash(json.dumps([seed, task.name, c.key, "overlap"])) < task.overlap
-        position = unit_hash(json.dumps([seed, task.name, c.key, "order"]))
+        overlap = draw(seed, task.name, c.key, "overlap") < task.overlap
+        position = draw(seed, task.name, c.key, "order")
         items.append(Item(c.key, c.stratum, position - (c.key in gold), c.key in gold,
                           overlap and c.key not in gold, payloads[c.key]))
     return items
 
 
-def stratified_sample(candidates: list, limit: int | None, seed: int, salt: str) -> list:
-    """`limit` candidates, each stratum keeping its share (largest remainder), seeded."""
-    if limit is None or limit >= len(candidates):
-        return candidates
-    strata: dict[str, list] = {}
-    for c in candidates:
-        strata.setdefault(c.stratum, []).append(c)
-    exact = {s: limit * len(m) / len(candidates) for s, m in strata.items()}
+def draw(seed: int, salt: str, key: str, purpose: str) -> float:
+    """A number in [0, 1) for one item and purpose, the same on every machine and re-run."""
+    return unit_hash(f"{seed}\x1f{salt}\x1f{key}\x1f{purpose}")
+
+
+def quotas(strata: Counter, limit: int) -> dict[str, int]:
+    """Each stratum's share of `limit`, rounded by largest remainder (ties by name)."""
+    total = sum(strata.values())
+    exact = {s: limit * n / total for s, n in strata.items()}
     quota = {s: int(v) for s, v in exact.items()}
     for s in sorted(exact, key=lambda s: (-(exact[s] - quota[s]), s))[:limit - sum(quota.values())]:
         quota[s] += 1
-    chosen = []
-    for s, members in strata.items():
-        members.sort(key=lambda c: unit_hash(json.dumps([seed, salt, c.key, "sample"])))
-        chosen += members[:quota[s]]
-    return chosen
+    return quota
+
+
+def stratified_sample(candidates: Iterable, strata: Counter, limit: int | None, seed: int,
+                      salt: str) -> list:
+    """`limit` candidates, each stratum keeping its share, seeded: in each stratum the ones
+    with the smallest draws. Only the kept ones are held in memory (a heap per stratum)."""
+    if limit is None or limit >= sum(strata.values()):
+        return list(candidates)
+    quota = quotas(strata, limit)
+    heaps: dict[str, list] = {s: [] for s in quota}
+    for n, c in enumerate(candidates):
+        heap = heaps[c.stratum]
+        if not quota[c.stratum]:
+            continue
+        entry = (-draw(seed, salt, c.key, "sample"), n, c)
+        if len(heap) < quota[c.stratum]:
+            heapq.heappush(heap, entry)
+        elif entry[0] > heap[0][0]:
+            heapq.heapreplace(heap, entry)
+    return [c for heap in heaps.values() for _, _, c in heap]
 
 
 # ---------------------------------------------------------------- reading the run
@@ -97,23 +117,42 @@ def _candidates(run: FinishedRun, task: Task) -> Iterator[_Candidate]:
                     seen.add(row["prompt_id"])
                     yield _Candidate(row["prompt_id"], f"rank/{row['split']}", f, i)
         return
-    seen = set()
+    seen, names = set(), {}  # names: one string per stratum, not one per row
     for split, files in sorted(run.files("prefs").items()):
         if task.splits and split not in task.splits:
             continue
         for f in files:
-            table = pq.read_table(f, columns=KEY_COLUMNS + ["rejected_sample_index"])
-            for i, row in enumerate(table.to_pylist()):
-                principle = (row["principle_ids"] or ["-"])[-1]
-                key = f"{row['prompt_id']}/{row['sample_index']}"
-                if row["rejected_sample_index"] is not None:
-                    key += f"/{row['rejected_sample_index']}"
+            # Column by column: a million rows as dicts would cost seconds and memory.
+            columns = pq.read_table(f, columns=KEY_COLUMNS + ["rejected_sample_index"])
+            prompt_ids, samples, rejected = (
+                columns.column(name).to_pylist() for name in
+                ("prompt_id", "sample_index", "rejected_sample_index"))
+            principles = last_elements(columns.column("principle_ids"))
+            for i, (prompt_id, sample, principle, other) in enumerate(
+                    zip(prompt_ids, samples, principles, rejected)):
+                key = f"{prompt_id}/{sample}" if other is None else f"{prompt_id}/{sample}/{other}"
                 if task.kind == "flags" and task.target == "prompt":
-                    if row["prompt_id"] in seen:
+                    if prompt_id in seen:
                         continue
-                    seen.add(row["prompt_id"])
-                    key = row["prompt_id"]
-                yield _Candidate(key, f"{principle}/{split}", f, i)
+                    seen.add(prompt_id)
+                    key = prompt_id
+                stratum = f"{principle or '-'}/{split}"
+                yield _Candidate(key, names.setdefault(stratum, stratum), f, i)
+
+
+def last_elements(column) -> list:
+    """The last string of each list in a list<string> column (None for an empty list)."""
+    import numpy as np
+    import pyarrow as pa
+
+    array = column.combine_chunks()
+    if isinstance(array, pa.ChunkedArray):  # an empty column
+        return [None] * len(array)
+    offsets = array.offsets.to_numpy()
+    lengths = np.diff(offsets)
+    last = array.values.take(pa.array(np.maximum(offsets[1:] - 1, 0))) if len(
+        array.values) else pa.nulls(len(array), pa.string())
+    return [value if n else None for value, n in zip(last.to_pylist(), lengths)]
 
 
 def _payloads(run: FinishedRun, task: Task, chosen: list[_Candidate]) -> dict[str, dict]:
@@ -128,7 +167,7 @@ def _payloads(run: FinishedRun, task: Task, chosen: list[_Candidate]) -> dict[st
         if task.kind == "rank":
             payloads.update(_rank_payloads(f, members))
             continue
-        table = pq.read_table(f).take([c.row for c in members]).to_pylist()
+        table = pq.read_table(f, columns=PAYLOAD_COLUMNS).take([c.row for c in members]).to_pylist()
         for c, row in zip(members, table):
             payloads[c.key] = _pair_payload(row, task, questions)
     return payloads
