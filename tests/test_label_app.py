@@ -111,12 +111,16 @@ def test_answers_are_stored_in_the_runs_terms_whatever_the_order_shown(app):
 def test_a_retried_answer_is_stored_once_undo_gives_the_item_back_and_204_ends(app):
     project, client, tokens = app
     auth = bearer(tokens["pat"])
-    first = client.get("/api/next", headers=auth).json()["item"]
+    shown = client.get("/api/next", headers=auth).json()
+    first = shown["item"]
+    assert shown["progress"] == {"done": 0, "left": 6, "left_capped": False}
     one = client.post("/api/labels", json={"item": first, "answer": "tie"}, headers=auth).json()
     again = client.post("/api/labels", json={"item": first, "answer": "tie"}, headers=auth)
     assert again.status_code == 201 and again.json() == one
     assert client.post("/api/labels", json={"item": first, "answer": "maybe"},
                        headers=auth).status_code == 400
+    assert client.get("/api/next", headers=auth).json()["progress"] == {
+        "done": 1, "left": 5, "left_capped": False}
     assert client.post("/api/undo", headers=auth).json() == {"undone": first}
     assert client.get("/api/next", headers=auth).json()["item"] == first
     seen = set()
@@ -187,3 +191,22 @@ def test_serving_beyond_loopback_without_tokens_is_refused(tmp_path):
     write_tasks(run)
     with pytest.raises(UserError, match="refusing to serve beyond this machine"):
         serve_project(run, "0.0.0.0", 0)
+
+
+def test_a_task_taken_out_of_the_file_is_no_longer_served_and_its_labels_stay(tmp_path):
+    run = synthetic_run(tmp_path / "run", 3)
+    write_tasks(run, "  - name: rate\n    kind: rate\n")
+    project, client = project_and_client(run)
+    auth = bearer(project.db.add_labeller("pat"))
+    for _ in range(3):  # the compare task comes first, in file order
+        shown = client.get("/api/next", headers=auth).json()
+        assert shown["task"] == "compare"
+        client.post("/api/labels", json={"item": shown["item"], "answer": "b"}, headers=auth)
+    rate = client.get("/api/next", headers=auth).json()
+    assert (rate["task"], rate["kind"], len(rate["replies"])) == ("rate", "rate", 1)
+    write_tasks(run)  # the rate task is gone
+    project, client = project_and_client(run)
+    assert client.get("/api/next", headers=auth).status_code == 204
+    assert client.post("/api/labels", json={"item": rate["item"], "answer": 5},
+                       headers=auth).status_code == 409
+    assert len(project.db.all_labels()) == 3

@@ -170,8 +170,9 @@ def item_view(project: Project, labeller: Labeller, item: ItemRow) -> dict:
     order = display_order(project.tasks.seed, item.id, labeller.pseudonym, len(replies))
     progress = project.db.progress(labeller)
     return {"item": item.id, "task": task.name, "kind": task.kind,
-            "question": payload.get("question") if task.kind in ("compare", "rank") else
-            task.question, "conversation": payload["conversation"],
+            "question": task.question or (payload.get("question") if task.kind in
+                                          ("compare", "rank") else None),
+            "conversation": payload["conversation"],
             "replies": [replies[i] for i in order], "flags": list(task.flags),
             "progress": progress}
 
@@ -192,6 +193,8 @@ def save_label(project: Project, who: Caller, body: dict) -> dict:
     item = db.item(item_id)
     if item is None:
         raise HTTPException(404, f"no item {item_id}")
+    if item.task not in {t.name for t in project.tasks.tasks}:
+        raise HTTPException(409, f"task {item.task!r} is no longer in the task file")
     task = project.tasks.task(item.task)
     display = display_order(project.tasks.seed, item.id, who.labeller.pseudonym,
                             len(_shown_replies(task, item.payload)))

@@ -21,6 +21,7 @@ from selfalign.errors import UserError
 
 GOLD_NEEDED = 1_000_000  # a gold item stays open to every labeller
 BUSY_MS = 10_000
+PROGRESS_CAP = 1000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS labellers (
@@ -128,6 +129,17 @@ class LabelDB:
         with self.write() as conn:
             conn.execute("UPDATE tasks SET position=? WHERE name=?", (position, name))
 
+    def retire_tasks_except(self, names: list[str]) -> None:
+        """Tasks no longer in the task file are not served (their labels stay)."""
+        with self.write() as conn:
+            marks = ",".join("?" * len(names))
+            conn.execute(f"UPDATE tasks SET position=-1 WHERE name NOT IN ({marks})", names)
+            retired = (f"SELECT id FROM items WHERE task IN (SELECT name FROM tasks "
+                       f"WHERE position<0)")
+            conn.execute(f"UPDATE items SET open=open+1 WHERE id IN (SELECT item FROM claims "
+                         f"WHERE item IN ({retired}))")
+            conn.execute(f"DELETE FROM claims WHERE item IN ({retired})")
+
     def item(self, item_id: int) -> ItemRow | None:
         row = self.conn.execute("SELECT id, task, key, gold, payload FROM items WHERE id=?",
                                 (item_id,)).fetchone()
@@ -214,7 +226,8 @@ class LabelDB:
         return self.item(row[0])
 
     def _open_item(self, conn, labeller: Labeller):
-        for (task,) in conn.execute("SELECT name FROM tasks ORDER BY position").fetchall():
+        for (task,) in conn.execute("SELECT name FROM tasks WHERE position>=0 "
+                                    "ORDER BY position").fetchall():
             row = conn.execute(
                 "SELECT id, gold FROM items WHERE task=? AND open>0 AND id NOT IN "
                 "(SELECT item FROM labels WHERE labeller=?) ORDER BY ord LIMIT 1",
@@ -298,10 +311,18 @@ class LabelDB:
 
     # ---------------------------------------------------------------- reading labels
 
-    def progress(self, labeller: Labeller) -> dict:
+    def progress(self, labeller: Labeller, cap: int = PROGRESS_CAP) -> dict:
+        """Labels done, and items still open to this labeller (counted up to `cap`, so a
+        million-item task costs no more than a small one)."""
         done = self.conn.execute("SELECT count(*) FROM labels WHERE labeller=?",
                                  (labeller.id,)).fetchone()[0]
-        return {"done": done}
+        claim = self.claimed(labeller)
+        on_screen = claim[0] if claim else -1
+        left = self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM items WHERE open>0 AND id!=? AND id NOT IN "
+            "(SELECT item FROM labels WHERE labeller=?) LIMIT ?)",
+            (on_screen, labeller.id, cap)).fetchone()[0] + (claim is not None)
+        return {"done": done, "left": left, "left_capped": left >= cap}
 
     def own_labels(self, labeller: Labeller) -> list[dict]:
         rows = self.conn.execute(

@@ -61,6 +61,8 @@ def _label(project: Project, row: dict, where: str):
             raise UserError(f"{where}: missing `{field}` (columns: item, labeller, answer, "
                             "optional task and note)")
     item = _item(project, row, where)
+    if item.task not in {t.name for t in project.tasks.tasks}:
+        raise UserError(f"{where}: task {item.task!r} is no longer in the task file")
     task = project.tasks.task(item.task)
     answer = row["answer"]
     if isinstance(answer, str) and answer.strip()[:1] == "[":

@@ -45,6 +45,7 @@ def open_project(out: Path, db_path: Path | None = None, tasks_path: Path | None
 def sync_items(project: Project, log=print) -> None:
     """Draw the items of every task whose selection changed (or that is new). A task that
     already has labels keeps its items: changing which items it holds would orphan them."""
+    project.db.retire_tasks_except([task.name for task in project.tasks.tasks])
     for position, task in enumerate(project.tasks.tasks):
         sha = task.selection_sha(project.tasks.seed, project.run.manifest_sha256)
         state = project.db.task_state(task.name)
