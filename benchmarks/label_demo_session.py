@@ -103,6 +103,8 @@ def main() -> None:
                 shot(page, args.shots / "label-report.png")
                 page.goto(f"{origin}/browse?principle=needless-refusal")
                 shot(page, args.shots / "label-browse.png")
+                page.locator(".pair").first.scroll_into_view_if_needed()
+                shot(page, args.shots / "label-browse-diff.png")
             print("dialogs opened:", dialogs)
             browser.close()
     finally:

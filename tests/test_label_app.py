@@ -210,3 +210,12 @@ def test_a_task_taken_out_of_the_file_is_no_longer_served_and_its_labels_stay(tm
     assert client.post("/api/labels", json={"item": rate["item"], "answer": 5},
                        headers=auth).status_code == 409
     assert len(project.db.all_labels()) == 3
+
+
+def test_the_owners_instructions_render_as_markdown_with_raw_html_escaped(tmp_path):
+    run = synthetic_run(tmp_path / "run", 2)
+    write_tasks(run, instructions="# Rules\n\nPrefer **honest** replies. <script>x()</script>\n")
+    project, client = project_and_client(run)
+    page = client.get("/", headers=bearer(project.db.add_labeller("pat"))).text
+    assert "<h1>Rules</h1>" in page and "<strong>honest</strong>" in page
+    assert "&lt;script&gt;x()&lt;/script&gt;" in page and "<script>x()" not in page

@@ -33,6 +33,7 @@ def create_app(project: Project) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     db = project.db
+    instructions_html = render_instructions(project.tasks.instructions)
 
     app.add_middleware(SecurityHeaders)
 
@@ -58,7 +59,7 @@ def create_app(project: Project) -> FastAPI:
         view = next_view(project, who.labeller)
         return templates.TemplateResponse(request, "label.html", {
             "view": view, "csrf": who.csrf, "labeller": who.labeller,
-            "instructions": project.tasks.instructions})
+            "instructions": instructions_html})
 
     @app.get("/api/next")
     def api_next(request: Request):
@@ -122,6 +123,18 @@ def create_app(project: Project) -> FastAPI:
         return JSONResponse({"error": err.detail}, err.status_code, headers=HEADERS)
 
     return app
+
+
+def render_instructions(text: str):
+    """The owner's Markdown as HTML, raw HTML in it escaped (markdown-it with html off; rich
+    installs it). Model text is never passed here: it is always shown as plain text."""
+    from markupsafe import Markup, escape
+
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:
+        return Markup(f"<pre class=\"instructions\">{escape(text)}</pre>")
+    return Markup(MarkdownIt("commonmark", {"html": False}).render(text))
 
 
 class SecurityHeaders:

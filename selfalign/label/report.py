@@ -85,7 +85,7 @@ def _labeller_figures(name: str, labels: list[dict], overlap: dict, gold: dict) 
     peer_pairs = [(answers[name], theirs) for answers in overlap.values() if name in answers
                   for other, theirs in answers.items() if other != name]
     return {"labeller": name, "pseudonym": own[0]["pseudonym"], "owner": own[0]["owner"],
-            "items": len(own),
+            "items_done": len(own),
             "median_seconds": round(statistics.median(seconds), 2) if seconds else None,
             "tie_share": round(sum(bool(l["answer"].get("tie")) for l in own) / len(own), 4),
             "skip_share": round(sum(bool(l["answer"].get("skip")) for l in own) / len(own), 4),

@@ -35,7 +35,7 @@ def report_markdown(report: dict, plots: list[str]) -> str:
              "## Labellers", "",
              md_table(["labeller", "items", "median s/item", "ties", "skips",
                        "gold agreement (n)", "agreement with others (n)"],
-                      [[f"{l['pseudonym']}{' (owner)' if l['owner'] else ''}", l["items"],
+                      [[f"{l['pseudonym']}{' (owner)' if l['owner'] else ''}", l["items_done"],
                         l["median_seconds"] if l["median_seconds"] is not None else "n/a",
                         pct(l["tie_share"]), pct(l["skip_share"]),
                         f"{_interval(l['gold'])} ({l['gold']['comparisons']})",
