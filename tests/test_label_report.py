@@ -98,3 +98,20 @@ def test_report_files_say_the_same(report):
     text = path.read_text()
     assert "55.6% (" in text and "Fleiss' kappa 0.1" in text
     assert (path.parent / "agreement.png").stat().st_size > 1000
+
+
+def test_a_reward_model_is_scored_against_each_decided_label(report, tiny_reward_model):
+    from selfalign.eval.reward import score_answers
+
+    project, _ = report
+    figures = build_report(project, reward_model=str(tiny_reward_model))["reward_model"]
+    decided = [l for l in project.db.all_labels() if "preferred" in l["answer"]]
+    assert figures["labels"] == len(decided) == 11
+    # Worked out again from the model's own scores: people's reply above the other one.
+    scores = score_answers(str(tiny_reward_model),
+                           [l["payload"]["conversation"] for l in decided] * 2,
+                           [l["payload"]["replies"][l["answer"]["preferred"]] for l in decided]
+                           + [l["payload"]["replies"][1 - l["answer"]["preferred"]]
+                              for l in decided])
+    hits = sum(a > b for a, b in zip(scores[:11], scores[11:]))
+    assert figures["rate"] == pytest.approx(hits / 11, abs=1e-6)
