@@ -262,7 +262,9 @@ class LabelDB:
         with self.write() as conn:
             done = conn.execute("SELECT id FROM labels WHERE item=? AND labeller=?",
                                 (item_id, labeller.id)).fetchone()
-            if done:
+            if done:  # a retry, or an imported label: the item is theirs no longer
+                conn.execute("DELETE FROM claims WHERE labeller=? AND item=?",
+                             (labeller.id, item_id))
                 return done[0]
             claim = conn.execute("SELECT item, shown FROM claims WHERE labeller=?",
                                  (labeller.id,)).fetchone()
