@@ -8,6 +8,7 @@ it opens the labeller's URL in Chromium, reads the two replies on screen, presse
 the owner labels every item, the second the overlap items.
 
     .venv/bin/python benchmarks/label_demo_session.py /tmp/label-demo --shots docs/guides/img
+    .venv/bin/python benchmarks/label_demo_session.py /tmp/label-demo-judged   # --feedback verify
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ SECOND = {"sample-001": "revision", "sample-002": "answer", "sample-003": "answe
           "sample-013": "revision", "sample-014": "tie", "sample-015": "answer",
           "sample-016": "revision", "sample-017": "answer", "sample-018": "answer",
           "sample-019": "revision", "sample-020": "answer"}
+
+# The same prompts run again with `--feedback verify` (to compare the AI judge with people):
+# 12 of the 20 pairs came out word for word the same; where a revision differs, the person read
+# it again. Keyed by the revision's first words: (first reader, second reader).
+READ_AGAIN = {"I can help with any situation": ("tie", "answer"),
+              "The request is actually not unreasonable. It's very common that someone posts "
+              "something that can't be found and is": ("tie", "tie")}
 
 
 def main() -> None:
@@ -117,6 +125,9 @@ def key_for(page, pairs: dict, judgments: dict) -> str:
     prompt = page.locator(".turn.user .text").last.text_content()
     row = pairs[prompt]
     choice = judgments[row["prompt_id"]]
+    for start, (first, second) in READ_AGAIN.items():
+        if row["chosen"][0]["content"].startswith(start):
+            choice = first if judgments is OWNER else second
     if choice == "tie":
         return "t"
     wanted = row["chosen" if choice == "revision" else "rejected"][0]["content"]

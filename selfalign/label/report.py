@@ -16,7 +16,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from selfalign.eval.judge.agreement import Verdict, judge_figures, wilson_rate
+from selfalign.eval.judge.agreement import Verdict, judge_figures, warnings, wilson_rate
 from selfalign.label.project import Project
 
 TIE = "tie"
@@ -157,8 +157,12 @@ def ai_vs_people(project: Project, labels: list[dict]) -> dict:
     first-position rate (agreement.judge_figures, the figures `eval judge` reports)."""
     decided = [l for l in labels if "preferred" in l["answer"]
                and l["payload"].get("ai_preference") is not None]
-    agree = [(l["payload"].get("principle") or "-", (l["payload"]["ai_preference"] > 0.5)
-              == (l["answer"]["preferred"] == 0)) for l in decided]
+    # The AI's label P(revision ≻ answer) against the person's choice; exactly 0.5 counts
+    # half, as agreement.py counts a judge's undecided answer.
+    agree = [(l["payload"].get("principle") or "-",
+              0.5 if l["payload"]["ai_preference"] == 0.5 else
+              float((l["payload"]["ai_preference"] > 0.5) == (l["answer"]["preferred"] == 0)))
+             for l in decided]
     by_principle = defaultdict(list)
     for principle, hit in agree:
         by_principle[principle].append(hit)
@@ -167,6 +171,7 @@ def ai_vs_people(project: Project, labels: list[dict]) -> dict:
             "by_principle": {p: {"labels": len(h), **wilson_rate(sum(h), len(h))}
                              for p, h in sorted(by_principle.items())},
             "judge": judge_figures(verdicts) if verdicts else None,
+            "judge_warnings": warnings(judge_figures(verdicts)) if verdicts else [],
             "judge_by_principle": {name: judge_figures([v for v in verdicts
                                                         if v.principle == name])
                                    for name in sorted({v.principle for v in verdicts})}}

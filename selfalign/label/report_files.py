@@ -66,6 +66,7 @@ def report_markdown(report: dict, plots: list[str]) -> str:
             lines += [f"Per order: people's choice in position A {_interval(order['chosen_in_a'])}, "
                       f"in position B {_interval(order['chosen_in_b'])}; the judge answered A "
                       f"in {pct(judge['first_position_rate'])} of questions.", ""]
+            lines += [f"> {warning}" for warning in ai["judge_warnings"]] + [""]
     if report["reward_model"]:
         rm = report["reward_model"]
         lines += ["## Reward model against people", "",
