@@ -10,6 +10,9 @@ Measured, each on the real server (`selfalign label serve`, its own process):
 - export: `selfalign label export` of 100,000 labels, wall seconds.
 
     .venv/bin/python benchmarks/bench_label.py --pairs 1000000 --labels 100000
+
+Wall times on a shared machine depend on the neighbours: the figures include the CPU seconds
+each step used, and the load average around them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import argparse
 import asyncio
 import json
 import os
+import resource
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -39,6 +44,9 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=100_000, help="labels to export")
     parser.add_argument("--limit", type=int, default=100_000,
                         help="items the task draws from the run (teams label a sample)")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a folder an earlier run of this benchmark made: its synthetic run "
+                             "is used again (its labels are removed first)")
     parser.add_argument("--think", type=float, default=2.0,
                         help="seconds a labeller reads before answering, in the paced loop")
     args = parser.parse_args()
@@ -47,17 +55,25 @@ def main() -> None:
 
     from selfalign.label.project import open_project
 
-    root = Path(tempfile.mkdtemp(prefix="bench-label-"))
+    root = args.reuse or Path(tempfile.mkdtemp(prefix="bench-label-"))
     started = time.perf_counter()
-    run = synthetic_run(root / "run", args.pairs, splits=("train", "test"),
-                        text=lambda i, which: f"{which} {i}: " + "words of a reply " * 20)
-    figures = {"pairs": args.pairs, "synthetic_run_s": round(time.perf_counter() - started, 1)}
+    if args.reuse and (root / "run" / "manifest.json").exists():
+        run = root / "run"
+        shutil.rmtree(run / "labels", ignore_errors=True)
+        shutil.rmtree(root / "export", ignore_errors=True)
+    else:
+        run = synthetic_run(root / "run", args.pairs, splits=("train", "test"),
+                            text=lambda i, which: f"{which} {i}: " + "words of a reply " * 20)
+    figures = {"pairs": args.pairs, "synthetic_run_s": round(time.perf_counter() - started, 1),
+               "load_average_at_start": os.getloadavg()[0], "cpus": os.cpu_count()}
     write_tasks(run, f"    limit: {args.limit}\n    overlap: 0.1\n    gold: 10\n")
 
     port = free_port()
     figures["first_start_s"], server = timed_start(start_server, run, port)
+    figures["first_start_cpu_s"] = cpu_seconds(server.pid)
     stop(server)
     figures["start_s"], server = timed_start(start_server, run, port)
+    figures["start_cpu_s"] = cpu_seconds(server.pid)
     project = open_project(run, sync=False)
     figures["items"] = project.db.conn.execute("SELECT count(*) FROM items").fetchone()[0]
     owner = project.db.add_labeller("owner", owner=True)
@@ -72,12 +88,17 @@ def main() -> None:
     stop(server)
 
     add_labels(project.db.path, args.labels)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "selfalign.cli", "label", "export", str(run), "--out",
                     str(root / "export")], check=True, env={**os.environ, "PYTHONPATH": str(REPO)},
                    stdout=subprocess.DEVNULL)
     figures["export_labels"] = project.db.conn.execute("SELECT count(*) FROM labels").fetchone()[0]
     figures["export_s"] = round(time.perf_counter() - started, 2)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures["export_cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime
+                                    - before.ru_stime, 2)
+    figures["load_average_at_end"] = os.getloadavg()[0]
     figures["database_mib"] = round(project.db.path.stat().st_size / 2**20, 1)
     print(json.dumps(figures))
 
@@ -86,6 +107,13 @@ def timed_start(start_server, run: Path, port: int):
     started = time.perf_counter()
     server = start_server(run, port, timeout=900)
     return round(time.perf_counter() - started, 2), server
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far: on a shared machine, wall time says more about the
+    neighbours than about the server."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def stop(server) -> None:

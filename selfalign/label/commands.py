@@ -29,8 +29,8 @@ def init(out: Path) -> None:
     from selfalign.store.reader import open_finished_run
 
     run = open_finished_run(out)
-    pairs = sum((run.manifest.get("counts") or {}).get("pairs", {}).values()) \
-        if isinstance((run.manifest.get("counts") or {}).get("pairs"), dict) else 200
+    counts = (run.manifest.get("counts") or {}).get("pairs")  # pairs per split
+    pairs = sum(counts.values()) if isinstance(counts, dict) else 200
     ranked = (run.manifest.get("settings") or {}).get("feedback") == "rank"
     path = write_task_files(out, ranked, pairs)
     click.echo(f"wrote {path} and {path.parent / 'instructions.md'}; next: "
