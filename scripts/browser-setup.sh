@@ -8,7 +8,7 @@
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}  # the environment the tests run in
 REQUIRE=${1:-}
 missing=()
 

@@ -47,6 +47,20 @@ def scripted_judged_run(root: Path, prompts: int = 6) -> Path:
     return root / "run"
 
 
+def ranked_run(root: Path) -> Path:
+    """A real `--feedback rank` run on the scripted engine: 2 prompts, 3 samples each."""
+    from run_helpers import run_scripted, write_constitution, write_prompts
+    from scripted_engine import ScriptedEngine
+
+    engine = ScriptedEngine(vary_by_seed=True, option_logprobs=lambda r: {
+        "A": math.log(0.6), "B": math.log(0.4)})
+    prompts = write_prompts(root / "p.jsonl", [{"id": "q1", "prompt": "Name a colour."},
+                                               {"id": "q2", "prompt": "Name a fruit."}])
+    run_scripted(write_constitution(root / "c"), prompts, root / "run", engine=engine,
+                 feedback="rank", samples=3, rounds=0)
+    return root / "run"
+
+
 def synthetic_run(out: Path, pairs: int, principles=("alpha", "beta"), splits=("train",),
                   text=lambda i, which: f"{which} reply {i}", judged: bool = True) -> Path:
     """A finished run folder of `pairs` pairs (one per prompt), cut into shards of 100,000."""

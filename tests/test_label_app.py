@@ -222,3 +222,26 @@ def test_the_owners_instructions_render_as_markdown_with_raw_html_escaped(tmp_pa
     page = client.get("/", headers=bearer(project.db.add_labeller("pat"))).text
     assert "<h1>Rules</h1>" in page and "<strong>honest</strong>" in page
     assert "&lt;script&gt;x()&lt;/script&gt;" in page and "<script>x()" not in page
+
+
+def test_rate_and_flags_tasks_take_their_own_answers(tmp_path):
+    run = synthetic_run(tmp_path / "run", 1)
+    write_tasks(run, "    limit: 1\n  - name: rate\n    kind: rate\n"
+                     "  - name: prompt-flags\n    kind: flags\n    flags: [harmful, violent]\n")
+    project, client = project_and_client(run)
+    auth = bearer(project.db.add_labeller("pat"))
+    answers = {"compare": ["a"], "rate": [8, True, 6],
+               "prompt-flags": [["sexual"], ["violent", "harmful", "violent"]]}
+    for _ in range(3):
+        shown = client.get("/api/next", headers=auth).json()
+        *bad, good = answers[shown["task"]]
+        for answer in bad:
+            assert client.post("/api/labels", json={"item": shown["item"], "answer": answer},
+                               headers=auth).status_code == 400, (shown["task"], answer)
+        body = {"item": shown["item"], "answer": good, "rewrite": "  better  "}
+        assert client.post("/api/labels", json=body, headers=auth).status_code == 201
+        if shown["kind"] == "flags":
+            assert shown["replies"] == [] and shown["flags"] == ["harmful", "violent"]
+    stored = {l["task"]: l["answer"] for l in project.db.all_labels()}
+    assert stored["rate"] == {"score": 6, "rewrite": "better"}
+    assert stored["prompt-flags"] == {"flags": ["harmful", "violent"]}

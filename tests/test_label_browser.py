@@ -5,6 +5,7 @@ Skipped, with the reason printed, where Chromium or Playwright is missing (`make
 both where apt-get is available; `.ci/run` always does).
 """
 
+import os
 import shutil
 
 import pytest
@@ -162,3 +163,45 @@ def test_a_keyboard_session_undo_reload_and_the_report_agree_with_the_hand_count
     assert between["comparisons"] == 10 and between["with_ties"]["rate"] == 0.5
     assert between["decided"]["comparisons"] == 9
     assert between["decided"]["rate"] == pytest.approx(5 / 9, abs=1e-6)
+
+
+def test_a_ranking_and_a_rating_by_keys_alone(tmp_path, browser, served):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # The run is made in its own process: Playwright's sync API keeps an event loop running
+    # here, and the runner needs one of its own (and the main thread, for its signals).
+    tests = Path(__file__).parent
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                    "from pathlib import Path; from label_helpers import ranked_run; "
+                    "ranked_run(Path(sys.argv[2]))", str(tests), str(tmp_path)],
+                   check=True, env={**os.environ, "PYTHONPATH": str(tests.parent)})
+    run = tmp_path / "run"
+    (run / "labels").mkdir()
+    (run / "labels" / "tasks.yaml").write_text(
+        "tasks:\n  - name: rank\n    kind: rank\n    limit: 1\n"
+        "  - name: rate\n    kind: rate\n    limit: 1\n")
+    project = open_project(run, log=lambda m: None)
+    token = project.db.add_labeller("pat")
+    origin = served(run)
+    page = browser.new_page()
+    events = watch(page, origin)
+    page.goto(f"{origin}/start?token={token}")
+    shown = page.locator(".reply .text").all_text_contents()
+    for key in ("2", "3", "2", "Backspace", "3", "1"):  # a repeat is ignored; Backspace undoes
+        page.keyboard.press(key)
+    assert page.locator("#ranking").text_content() == "2 > 3 > 1"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.keyboard.press("5")
+    page.locator("#rewrite").fill("A better demonstration.")
+    page.locator("#rewrite").press("Escape")  # back to the keys
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.locator("#done").count() == 1 and events == {"dialogs": [], "outside": []}
+    labels = {l["task"]: l for l in project.db.all_labels()}
+    replies = labels["rank"]["payload"]["replies"]
+    assert [replies[i] for i in labels["rank"]["answer"]["order"]] == [shown[1], shown[2],
+                                                                       shown[0]]
+    assert labels["rate"]["answer"] == {"score": 5, "rewrite": "A better demonstration."}

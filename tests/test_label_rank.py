@@ -2,8 +2,6 @@
 seeded order, a ranking in display positions stored in the run's sample order, and exported
 as its C(K,2) pairs."""
 
-import math
-
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
@@ -12,20 +10,7 @@ from selfalign.label.answers import display_order
 from selfalign.label.export import export_labels
 from selfalign.label.tasks import load_tasks
 
-from label_helpers import bearer, project_and_client
-
-
-def ranked_run(root):
-    from run_helpers import run_scripted, write_constitution, write_prompts
-    from scripted_engine import ScriptedEngine
-
-    engine = ScriptedEngine(vary_by_seed=True, option_logprobs=lambda r: {
-        "A": math.log(0.6), "B": math.log(0.4)})
-    prompts = write_prompts(root / "p.jsonl", [{"id": "q1", "prompt": "Name a colour."},
-                                               {"id": "q2", "prompt": "Name a fruit."}])
-    run_scripted(write_constitution(root / "c"), prompts, root / "run", engine=engine,
-                 feedback="rank", samples=3, rounds=0)
-    return root / "run"
+from label_helpers import bearer, project_and_client, ranked_run
 
 
 def test_a_ranking_is_stored_in_the_runs_order_and_exported_as_pairs(tmp_path):
