@@ -6,7 +6,8 @@ Measured, each on the real server (`selfalign label serve`, its own process):
 - next item: latency of `GET /api/next` at the 50th and 95th percentile with 20 labellers at
   once over real HTTP, paced (each reads for about 2 s before answering, as people do) and flat
   out (scripts answering as fast as the server lets them);
-- memory: the server's resident set (now and its peak) after the labelling;
+- memory: the server's peak resident set at its first start (drawing the items) and its
+  resident set (now and its peak) after the labelling, on a later start;
 - export: `selfalign label export` of 100,000 labels, wall seconds.
 
     .venv/bin/python benchmarks/bench_label.py --pairs 1000000 --labels 100000
@@ -71,6 +72,7 @@ def main() -> None:
     port = free_port()
     figures["first_start_s"], server = timed_start(start_server, run, port)
     figures["first_start_cpu_s"] = cpu_seconds(server.pid)
+    figures["first_start_peak_rss_mib"] = memory_mib(server.pid)[1]
     stop(server)
     figures["start_s"], server = timed_start(start_server, run, port)
     figures["start_cpu_s"] = cpu_seconds(server.pid)

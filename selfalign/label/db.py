@@ -111,19 +111,28 @@ class LabelDB:
         return self.conn.execute("SELECT count(*) FROM labels JOIN items ON items.id=labels.item "
                                  "WHERE items.task=?", (name,)).fetchone()[0]
 
-    def replace_items(self, task, position: int, selection_sha: str, items) -> None:
+    def replace_items(self, task, position: int, selection_sha: str, items) -> dict:
+        """Put the task's items in place of any it had, in one transaction; their counts."""
+        counts = {"items": 0, "overlap": 0, "gold": 0}
+
+        def rows():
+            for i in items:
+                counts["items"] += 1
+                counts["overlap"] += i.overlap
+                counts["gold"] += i.gold
+                needed = GOLD_NEEDED if i.gold else 2 if i.overlap else 1
+                yield (task.name, i.key, i.order, i.stratum, int(i.gold), needed, needed,
+                       json.dumps(i.payload, ensure_ascii=False))
         with self.write() as conn:
             conn.execute("DELETE FROM claims WHERE item IN (SELECT id FROM items WHERE task=?)",
                          (task.name,))
             conn.execute("DELETE FROM items WHERE task=?", (task.name,))
             conn.executemany(
                 "INSERT INTO items (task, key, ord, stratum, gold, needed, open, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((task.name, i.key, i.order, i.stratum, int(i.gold), n, n,
-                  json.dumps(i.payload, ensure_ascii=False))
-                 for i in items for n in [GOLD_NEEDED if i.gold else 2 if i.overlap else 1]))
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
             conn.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
-                         (task.name, task.kind, selection_sha, position, len(items)))
+                         (task.name, task.kind, selection_sha, position, counts["items"]))
+        return counts
 
     def set_task_position(self, name: str, position: int) -> None:
         with self.write() as conn:

@@ -43,24 +43,22 @@ class _Candidate:
     row: int
 
 
-def draw_items(run: FinishedRun, task: Task, seed: int) -> list[Item]:
-    """The task's items, in queue order (gold first), or a UserError when the run has none."""
+def draw_items(run: FinishedRun, task: Task, seed: int) -> Iterator[Item]:
+    """The task's items, a file of the run at a time (the database keeps the queue order), or
+    a UserError when the run has none. Only one file's drawn rows are in memory at once."""
     strata = Counter(c.stratum for c in _candidates(run, task))  # pass 1: sizes only
     if not strata:
         raise UserError(f"{run.out}: task {task.name!r} ({task.kind}) finds no items in this run"
                         + (" (a `rank` task needs a run made with --feedback rank)"
                            if task.kind == "rank" else ""))
     chosen = stratified_sample(_candidates(run, task), strata, task.limit, seed, task.name)
-    payloads = _payloads(run, task, chosen)
-    ordered = sorted(chosen, key=lambda c: draw(seed, task.name, c.key, "order"))
-    gold = {c.key for c in ordered[:task.gold]}
-    items = []
-    for c in ordered:
-        overlap = draw(seed, task.name, c.key, "overlap") < task.overlap
-        position = draw(seed, task.name, c.key, "order")
-        items.append(Item(c.key, c.stratum, position - (c.key in gold), c.key in gold,
-                          overlap and c.key not in gold, payloads[c.key]))
-    return items
+    order = {c.key: draw(seed, task.name, c.key, "order") for c in chosen}
+    gold = set(sorted(order, key=order.get)[:task.gold])
+    strata_of = {c.key: c.stratum for c in chosen}
+    for key, payload in _payloads(run, task, chosen):
+        overlap = draw(seed, task.name, key, "overlap") < task.overlap
+        yield Item(key, strata_of[key], order[key] - (key in gold), key in gold,
+                   overlap and key not in gold, payload)
 
 
 def draw(seed: int, salt: str, key: str, purpose: str) -> float:
@@ -155,22 +153,22 @@ def last_elements(column) -> list:
     return [value if n else None for value, n in zip(last.to_pylist(), lengths)]
 
 
-def _payloads(run: FinishedRun, task: Task, chosen: list[_Candidate]) -> dict[str, dict]:
+def _payloads(run: FinishedRun, task: Task, chosen: list[_Candidate]) -> Iterator[tuple]:
+    """(key, payload) of each chosen candidate, reading one file of the run at a time."""
     import pyarrow.parquet as pq
 
     by_file: dict[Path, list[_Candidate]] = {}
     for c in chosen:
         by_file.setdefault(c.file, []).append(c)
     questions = comparison_questions(run)
-    payloads = {}
     for f, members in by_file.items():
         if task.kind == "rank":
-            payloads.update(_rank_payloads(f, members))
+            yield from _rank_payloads(f, members).items()
             continue
-        table = pq.read_table(f, columns=PAYLOAD_COLUMNS).take([c.row for c in members]).to_pylist()
-        for c, row in zip(members, table):
-            payloads[c.key] = _pair_payload(row, task, questions)
-    return payloads
+        table = pq.read_table(f, columns=PAYLOAD_COLUMNS).take([c.row for c in members])
+        for c, row in zip(members, table.to_pylist()):
+            yield c.key, _pair_payload(row, task, questions)
+        del table
 
 
 def _pair_payload(row: dict, task: Task, questions: dict[str, str]) -> dict:

@@ -56,7 +56,7 @@ def sync_items(project: Project, log=print) -> None:
             raise UserError(f"{project.tasks.path}: task {task.name!r} has labels, and its item "
                             "selection (limit, splits, overlap, gold, seed) changed; give the "
                             "changed task a new name, or put the old values back")
-        items = draw_items(project.run, task, project.tasks.seed)
-        project.db.replace_items(task, position, sha, items)
-        log(f"task {task.name}: {len(items)} items drawn "
-            f"({sum(i.overlap for i in items)} overlap, {sum(i.gold for i in items)} gold)")
+        counts = project.db.replace_items(task, position, sha,
+                                          draw_items(project.run, task, project.tasks.seed))
+        log(f"task {task.name}: {counts['items']} items drawn "
+            f"({counts['overlap']} overlap, {counts['gold']} gold)")
