@@ -108,6 +108,7 @@ def main() -> None:
                            check=True)
             if args.shots:
                 page.goto(f"{origin}/report")
+                page.locator("h2", has_text="AI labels").scroll_into_view_if_needed()
                 shot(page, args.shots / "label-report.png")
                 page.goto(f"{origin}/browse?principle=needless-refusal")
                 shot(page, args.shots / "label-browse.png")
