@@ -137,6 +137,18 @@ def project_and_client(run: Path, log=lambda message: None):
     return project, TestClient(create_app(project))
 
 
+def put_answers(project, answers: dict[str, dict[str, object]]) -> None:
+    """Labels straight into the database: labeller → prompt id → 0 (the revision), 1 (the
+    first answer), "tie" or "skip", on the synthetic run's compare items."""
+    for name, by_prompt in answers.items():
+        labeller = project.db.labeller_named(name, create=True)
+        for prompt_id, answer in by_prompt.items():
+            stored = ({"skip": True} if answer == "skip" else {"tie": True} if answer == "tie"
+                      else {"preferred": answer})
+            project.db.import_label(labeller, project.db.item_by_key("compare", f"{prompt_id}/0"),
+                                    stored, None, "test")
+
+
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 

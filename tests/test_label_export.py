@@ -15,7 +15,7 @@ from selfalign.label.import_labels import import_labels
 from selfalign.label.project import open_project
 from selfalign.train.data import DataSource, load_folder
 
-from label_helpers import synthetic_run, write_tasks
+from label_helpers import put_answers, synthetic_run, write_tasks
 
 # Run terms: 0 = the revision ("revision reply i"), 1 = the first answer ("answer reply i").
 ANSWERS = {"pat": {"p0": 0, "p1": 1, "p2": "tie", "p3": "skip"},
@@ -26,13 +26,7 @@ def labelled(tmp_path, extra="    overlap: 1.0\n"):
     run = synthetic_run(tmp_path / "run", 4)
     write_tasks(run, extra)
     project = open_project(run, log=lambda m: None)
-    for name, answers in ANSWERS.items():
-        labeller = project.db.labeller_named(name, create=True)
-        for key, answer in answers.items():
-            stored = ({"skip": True} if answer == "skip" else {"tie": True} if answer == "tie"
-                      else {"preferred": answer})
-            project.db.import_label(labeller, project.db.item_by_key("compare", f"{key}/0"),
-                                    stored, None, "test")
+    put_answers(project, ANSWERS)
     return project
 
 

@@ -9,7 +9,7 @@ from selfalign.label.project import open_project
 from selfalign.label.report import build_report
 from selfalign.label.report_files import write_report
 
-from label_helpers import synthetic_run, write_tasks
+from label_helpers import put_answers, synthetic_run, write_tasks
 
 # Items by key (run terms: 0 = the revision, 1 = the first answer). p4 is the gold item.
 ANSWERS = {
@@ -35,13 +35,7 @@ def report(tmp_path):
     # Make p4 the gold item whatever the seed drew, so the hand count below holds.
     project.db.conn.execute("UPDATE items SET gold = (key = 'p4/0')")
     project.db.add_labeller("olga", owner=True)
-    for name, answers in ANSWERS.items():
-        labeller = project.db.labeller_named(name, create=True)
-        for key, answer in answers.items():
-            stored = ({"skip": True} if answer == "skip" else {"tie": True} if answer == "tie"
-                      else {"preferred": answer})
-            project.db.import_label(labeller, project.db.item_by_key("compare", f"{key}/0"), stored,
-                                    None, "test")
+    put_answers(project, ANSWERS)
     return project, build_report(project)
 
 
