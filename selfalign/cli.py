@@ -46,11 +46,12 @@ def _register() -> None:
     from selfalign.constitution.commands import principles, validate
     from selfalign.eval.commands import eval_command
     from selfalign.generate.commands import generate
+    from selfalign.label.commands import label
     from selfalign.store.commands import verify
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
-    for command in (validate, principles, generate, verify, prompts, train, eval_command):
+    for command in (validate, principles, generate, verify, prompts, train, eval_command, label):
         main.add_command(command)
 
 

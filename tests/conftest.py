@@ -95,3 +95,13 @@ def letter_splitting_model_dir(tmp_path_factory) -> Path:
     (path / "config.json").write_text(json.dumps({"model_type": "llama",
                                                   "architectures": ["LlamaForCausalLM"]}))
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say so when browser tests were skipped (no Chromium or Playwright), never silently."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "test_label_browser" in r.nodeid]
+    if skipped:
+        reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else ""
+        terminalreporter.write_line(f"browser tests skipped: {len(skipped)} ({reason})",
+                                    yellow=True)

@@ -33,6 +33,8 @@ MAY_IMPORT = {
     "selfalign.train.rl": {"selfalign.train", "selfalign.store", "selfalign.prompts",
                            "selfalign.engine", "selfalign.constitution", "selfalign.stages",
                            "selfalign.eval"},
+    "selfalign.label": {"selfalign.store", "selfalign.eval", "selfalign.eval.judge",
+                        "selfalign.constitution", "selfalign.stages"},
 }
 
 

@@ -63,7 +63,8 @@ def _side(p: float) -> int:
     return (p > 0.5) - (p < 0.5)
 
 
-def _rate(successes: float, n: int) -> dict:
+def wilson_rate(successes: float, n: int) -> dict:
+    """A share with its 95% Wilson interval, both None when there is nothing to count."""
     if not n:
         return {"rate": None, "ci": None}
     low, high = wilson_interval(successes, n)
@@ -96,10 +97,10 @@ def judge_figures(verdicts: Sequence[Verdict]) -> dict:
                    for vs in pairs.values())
     return {
         "pairs": n,
-        "accuracy": _rate((sum(first) + sum(second)) / 2, n),
-        "accuracy_by_order": {"chosen_in_a": _rate(sum(first), n),
-                              "chosen_in_b": _rate(sum(second), n)},
-        "label_accuracy": _rate(sum(_hit(p, True) for p in labels), n),
+        "accuracy": wilson_rate((sum(first) + sum(second)) / 2, n),
+        "accuracy_by_order": {"chosen_in_a": wilson_rate(sum(first), n),
+                              "chosen_in_b": wilson_rate(sum(second), n)},
+        "label_accuracy": wilson_rate(sum(_hit(p, True) for p in labels), n),
         "mean_p_chosen": round(_mean(labels), 6) if n else None,
         "first_position_rate": round(sum(p > 0.5 for p in raw) / len(raw), 6) if raw else None,
         "order_disagreement_rate": round(disagree / n, 6) if n else None,
@@ -147,7 +148,7 @@ def reward_figures(scores: Sequence[Scores], verdicts: Sequence[Verdict] = ()) -
                if s.pair in labels and labels[s.pair] != 0.5 and s.margin != 0]
     agree = sum(judge == rm for judge, rm in decided)
     quantiles = statistics.quantiles(margins, n=4) if len(margins) > 1 else margins * 3
-    return {"pairs": len(scores), "accuracy": _rate(right, len(scores)),
+    return {"pairs": len(scores), "accuracy": wilson_rate(right, len(scores)),
             "margin": {"mean": round(_mean(margins), 6), "min": round(margins[0], 6),
                        "q1": round(quantiles[0], 6), "median": round(quantiles[1], 6),
                        "q3": round(quantiles[2], 6), "max": round(margins[-1], 6)},
