@@ -156,7 +156,7 @@ def test_a_run_finds_the_token_in_its_home_and_stays_quiet(cluster, tiny_model_d
 
 def test_verbose_brings_the_workers_lines_back(cluster, tiny_model_dir, tmp_path):
     address, token, _ = cluster
-    prompts = write_prompts(tmp_path / "p.jsonl", PROMPTS[:1])
+    prompts = write_prompts(tmp_path / "p.jsonl", PROMPTS)  # both workers take shards
     env = client_env(tmp_path / "home", RAY_AUTH_TOKEN=token)
     result = generate(address, env, tmp_path / "out", prompts, tiny_model_dir, "--verbose")
     lines = lines_of(result)

@@ -42,7 +42,7 @@ from selfalign.generate.ray.progress import ClusterProgress
 from selfalign.generate.ray.worker import ShardWorker
 from selfalign.generate.shards import Shard
 from selfalign.generate.stops import SignalFlag
-from selfalign.quiet import configure_output, inherited_environment
+from selfalign.quiet import configure_output, inherited_environment, verbose_requested
 from selfalign.store.assemble import busy_seconds
 from selfalign.store.ledger import writing
 
@@ -50,6 +50,7 @@ MAX_RESTARTS = 3  # per worker; each restart loads the model again
 LOST_WAIT_S = 900.0  # with no worker live, how long to wait for a lost one to come back
 RESTART_BACKOFF_S = 1.0  # between asking a restarting worker whether it is up again
 CLOSE_TIMEOUT_S = 10.0  # engines closing politely at the end of a run
+LOG_FORWARD_S = 2.0  # with --verbose, how long the workers' last lines get to reach the driver
 # A shard's deadline when --shard-timeout is not given: this many times the slowest shard seen
 # so far, and never less than the floor (the first shards of a run have nothing to go by).
 SHARD_TIMEOUT_FACTOR = 5.0
@@ -430,6 +431,8 @@ def _stop(workers: list[_Worker], polite: bool) -> None:
             ray.wait(live, num_returns=len(live), timeout=CLOSE_TIMEOUT_S)
         except RayError:
             pass
+        if verbose_requested():  # Ray forwards workers' lines with a lag: let the last arrive
+            time.sleep(LOG_FORWARD_S)
     for worker in workers:
         try:
             ray.kill(worker.handle, no_restart=True)
