@@ -22,6 +22,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from selfalign.quiet import QUIET_ENVIRONMENT
+
 from run_helpers import write_prompts
 
 ray = pytest.importorskip("ray")
@@ -91,8 +93,8 @@ def cluster():
     port = free_port()
     env = {**os.environ, "HOME": str(root / "home"), "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": token, "PYTHONPATH": str(REPO)}  # workers import this tree
-    env.pop("RAY_AUTH_TOKEN_PATH", None)
-    env.pop("RAY_ADDRESS", None)
+    for name in ("RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS", "SELFALIGN_VERBOSE", *QUIET_ENVIRONMENT):
+        env.pop(name, None)  # nodes started from a plain shell, not this test session's
     nodes = [start_node(["--head", "--port", str(port), "--temp-dir", str(root / "ray"),
                          "--include-dashboard", "false", "--dashboard-port", str(free_port()),
                          "--ray-client-server-port", str(free_port())], env)]
@@ -111,7 +113,10 @@ def cluster():
 def client_env(home: Path, token_file: str | None = None, **extra: str) -> dict:
     """A newcomer's shell: no RAY_AUTH_* set, a home of its own (with the token, if given)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH_", "RAY_ADDRESS"))}
-    env.pop("SELFALIGN_VERBOSE", None)
+    # Nor what an earlier in-process command of this test session set for itself (quiet.py
+    # sets these in os.environ): a newcomer's shell has none of them.
+    for name in ("SELFALIGN_VERBOSE", *QUIET_ENVIRONMENT):
+        env.pop(name, None)
     home.mkdir(parents=True, exist_ok=True)
     if token_file is not None:
         (home / ".ray").mkdir(exist_ok=True)
