@@ -15,7 +15,8 @@ from selfalign.train.rl.run import build_trainer, plan_rl, train_rl
 from selfalign.train.rl.settings import RLSettings
 from selfalign.train.run import RECORD_NAME
 from scripted_engine import ScriptedEngine
-from train_fixtures import TOPICS, HELD_OUT_TOPICS, write_ranked_run_dir
+from train_fixtures import (HELD_OUT_TOPICS, TOPICS, greedy_answer_one_row, rm_score_one_row,
+                            write_ranked_run_dir, write_trait_run_dir)
 
 FAST = {"disable_tqdm": True}
 
@@ -156,7 +157,14 @@ def test_settings_refused_on_creation(tmp_path):
                    principles=["x"], reward_weights=[1.0])
 
 
-def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir, rm_dir):
+@pytest.fixture
+def on_a_cpu(monkeypatch):
+    """This machine seen as one without CUDA, so the CPU defaults are checked on any machine."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir, rm_dir,
+                                                        on_a_cpu):
     from trl import GRPOConfig, RLOOConfig
 
     for algo, cls in (("rloo", RLOOConfig), ("grpo", GRPOConfig)):
@@ -168,15 +176,27 @@ def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir
     assert off.config.beta == 0.0
 
 
-def test_no_gradient_checkpointing_on_a_cpu_for_train_rm(tmp_path):
+def test_no_gradient_checkpointing_on_a_cpu_for_train_rm(tmp_path, on_a_cpu):
     """TRL's configs turn it on; on a CPU it only costs time (about 37 s a step for `train rm`)."""
+    from trl import RewardConfig
+
     from selfalign.train.config import TrainSettings, resolve_config
     from selfalign.train.data import DataSource
 
+    assert RewardConfig(output_dir=str(tmp_path)).gradient_checkpointing is True  # TRL's default
     data = write_ranked_run_dir(tmp_path / "ranked", {"train": [2]})
     settings = TrainSettings(kind="rm", data=[DataSource(data)], out=tmp_path / "o")
     config, _ = resolve_config(settings, has_validation=False)
-    assert torch.cuda.is_available() or config.gradient_checkpointing is False
+    assert config.gradient_checkpointing is False and config.bf16 is False
+
+
+def test_a_gpu_keeps_trls_gradient_checkpointing_and_takes_bf16_where_it_has_it(monkeypatch):
+    from selfalign.train.config import device_defaults
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for bf16 in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+        assert device_defaults() == {"bf16": bf16, "use_cpu": False}
 
 
 # ---------------------------------------------------------------- the judge reward by hand
@@ -253,6 +273,24 @@ def test_watch_says_when_rm_rose_but_the_judge_and_lengths_disagree():
         "RM reward on held-out prompts did not rise (0.100 → 0.050): the policy did not improve "
         "in the reward model's eyes beyond the train prompts."]
     assert findings(None, None)[0].startswith("No held-out prompts")
+
+
+def test_watch_warns_just_past_its_thresholds_and_not_just_short_of_them():
+    """Answers 30% longer and a judge 0.02 lower are the limits (docs/guides/rl.md): 1.31× and
+    a fall of 0.025 warn, 1.29× and a fall of 0.015 do not."""
+    from selfalign.train.rl.watch import WatchPoint, findings
+
+    start = WatchPoint(prompts=8, rm_reward=0.10, judge_win_rate=0.500, mean_length=20.0)
+
+    def warnings(judge_win_rate, mean_length):
+        end = WatchPoint(8, 0.90, judge_win_rate, mean_length)
+        return [n for n in findings(start, end) if n.startswith("WARNING")]
+
+    assert warnings(0.485, 25.8) == []
+    grew = warnings(0.485, 26.2)
+    assert len(grew) == 1 and "answers grew from 20.0 to 26.2 tokens" in grew[0]
+    fell = warnings(0.475, 25.8)
+    assert len(fell) == 1 and "fell from 0.500 to 0.475" in fell[0]
 
 
 def test_cli_error_names_the_numbers_without_traceback(tmp_path, tiny_model_dir, rm_dir):
@@ -370,3 +408,132 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
                                         return_dict=True)
     generated = policy.generate(**ids, max_new_tokens=3, do_sample=False)
     assert generated.shape[1] == ids["input_ids"].shape[1] + 3
+
+
+# ---------------------------------------------------------------- a reward RL can raise
+
+TRAIT_STEPS = 12
+TRAIT_TOKENS = 10
+
+
+@pytest.fixture(scope="session")
+def trait_models(tiny_model_dir, tmp_path_factory):
+    """An SFT policy that mostly answers "no", and a `train rm` reward model that prefers "yes"
+    (write_trait_run_dir), both trained from the tiny Llama."""
+    from selfalign.train.config import TrainSettings
+    from selfalign.train.data import DataSource
+    from selfalign.train.run import train
+
+    root = tmp_path_factory.mktemp("trait")
+    data = write_trait_run_dir(root / "run")
+    fast = {**FAST, "save_strategy": "no"}
+    for kind, steps in (("sft", 40), ("rm", 20)):
+        train(TrainSettings(kind=kind, data=[DataSource(data)], out=root / kind,
+                            model=str(tiny_model_dir), max_steps=steps, batch_size=8,
+                            learning_rate=1e-2 if kind == "sft" else 1e-3, max_length=96,
+                            overrides=fast))
+    return root / "sft", root / "rm"
+
+
+@pytest.fixture(scope="session")
+def trait_runs(trait_models, tmp_path_factory):
+    """`train rl` against the trait reward model with a small and a large --beta, same seed."""
+    sft, rm = trait_models
+    runs = {}
+    for beta in (0.01, 1.0):
+        folder = tmp_path_factory.mktemp(f"rl-beta-{beta}")
+        settings = rl_settings(folder, sft, rm, train=16, validation=8, beta=beta,
+                               max_steps=TRAIT_STEPS, learning_rate=1e-3, batch_size=8,
+                               samples=4, max_completion_length=TRAIT_TOKENS, sample_every=1)
+        runs[beta] = (settings, train_rl(settings))
+    return runs
+
+
+@pytest.mark.train
+def test_rl_raises_the_reward_models_score_on_held_out_prompts(trait_models, trait_runs):
+    """The watch's held-out figures, recomputed here one prompt at a time from the saved
+    models: the SFT policy answers "no ..." (the RM's dislike), the trained one "yes ..."."""
+    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
+                              AutoTokenizer)
+
+    sft, rm = trait_models
+    settings, record = trait_runs[0.01]
+    start, end = record["watch"]["start"], record["watch"]["end"]
+    assert start["prompts"] == end["prompts"] == 8
+    assert end["rm_reward"] > start["rm_reward"] + 2.0, (start, end)
+
+    tokenizer = AutoTokenizer.from_pretrained(rm)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(rm).eval()
+    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(8)]
+    for moment, folder in (("start", sft), ("end", settings.out)):
+        policy = AutoModelForCausalLM.from_pretrained(folder).eval()
+        answers = [greedy_answer_one_row(policy, tokenizer, p, TRAIT_TOKENS) for p in held_out]
+        scores = [rm_score_one_row(reward_model, tokenizer, p, a) for p, a in zip(held_out, answers)]
+        assert record["watch"][moment]["rm_reward"] == pytest.approx(sum(scores) / 8, abs=1e-3)
+        yes = sum(a.split().count("yes") for a in answers) / max(1, sum(len(a.split()) for a in answers))
+        assert (yes < 0.5) if moment == "start" else (yes > 0.5), (moment, answers)
+
+
+@pytest.mark.train
+def test_the_trainer_scores_what_the_watch_scores_and_pushes_up_the_preferred(trait_models,
+                                                                             trait_runs):
+    """First generation batch (the policy is still the reference, so KL is 0): each sampled
+    completion's reward equals a one-row forward pass of the RM on the same prompt and text, and
+    its advantage is its reward minus the mean reward of the other completions of its prompt."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, rm = trait_models
+    settings, _ = trait_runs[0.01]
+    rows = pq.read_table(settings.out / "samples" / "step-000000.parquet").to_pylist()
+    assert len(rows) == 8
+    tokenizer = AutoTokenizer.from_pretrained(rm)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(rm).eval()
+    for row in rows:
+        assert row["reward_rm"] == pytest.approx(
+            rm_score_one_row(reward_model, tokenizer, row["prompt"], row["completion"]), abs=1e-4)
+    for prompt_id in {r["prompt_id"] for r in rows}:
+        group = [r for r in rows if r["prompt_id"] == prompt_id]
+        assert len(group) == 4
+        for r in group:
+            others = [o["reward_rm"] for o in group if o is not r]
+            assert r["advantage"] == pytest.approx(r["reward_rm"] - sum(others) / 3, abs=1e-4)
+        best = max(group, key=lambda r: r["reward_rm"])
+        assert best["advantage"] > 0
+
+
+def answer_kl(policy, reference, tokenizer, prompts, max_new_tokens) -> float:
+    """Mean over answer tokens of KL(policy ‖ reference) of the next-token distributions, along
+    the reference's greedy answers to `prompts`: how far the policy moved from its start."""
+    from torch.nn import functional as F
+
+    total, tokens = 0.0, 0
+    for prompt in prompts:
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)["input_ids"]
+        with torch.no_grad():
+            full = reference.generate(input_ids=ids, max_new_tokens=max_new_tokens,
+                                      do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            positions = slice(ids.shape[1] - 1, full.shape[1] - 1)
+            log_p = F.log_softmax(policy(input_ids=full).logits[0, positions], dim=-1)
+            log_q = F.log_softmax(reference(input_ids=full).logits[0, positions], dim=-1)
+        total += (log_p.exp() * (log_p - log_q)).sum().item()
+        tokens += full.shape[1] - ids.shape[1]
+    return total / tokens
+
+
+@pytest.mark.train
+def test_a_large_beta_keeps_the_policy_closer_to_the_sft_model(trait_models, trait_runs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sft, _ = trait_models
+    tokenizer = AutoTokenizer.from_pretrained(sft)
+    reference = AutoModelForCausalLM.from_pretrained(sft).eval()
+    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(8)]
+    measured, logged = {}, {}
+    for beta, (settings, record) in trait_runs.items():
+        policy = AutoModelForCausalLM.from_pretrained(settings.out).eval()
+        measured[beta] = answer_kl(policy, reference, tokenizer, held_out, TRAIT_TOKENS)
+        late = [e["kl"] for e in record["log_history"] if "kl" in e][-4:]
+        logged[beta] = sum(late) / len(late)
+    assert measured[1.0] < measured[0.01] / 2, measured
+    assert logged[1.0] < logged[0.01] / 2, logged
