@@ -146,10 +146,10 @@ def test_every_click_command_has_its_section_in_the_cli_reference(site):
                 assert flag in section, f"{flag} of `{path}` is missing from its section"
             help_text = opening(param.help or "")
             if (path, param.opts[0]) in NO_HELP_YET:
-                assert not help_text, f"{param.opts[0]} of `{path}` has help now: drop it from NO_HELP_YET"
+                assert not help_text, f"{param.opts[0]} of `{path}` has help: drop it from NO_HELP_YET"
                 continue
             assert help_text, f"{param.opts[0]} of `{path}` has no help text"
-            assert help_text in text, f"the help of {param.opts[0]} of `{path}` is not in its section"
+            assert help_text in text, f"help of {param.opts[0]} of `{path}` is not in its section"
         checked += 1
     assert checked == len(paths) >= len(KNOWN_COMMANDS)
 

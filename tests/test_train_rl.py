@@ -286,7 +286,9 @@ def test_watch_warns_just_past_its_thresholds_and_not_just_short_of_them():
         end = WatchPoint(8, 0.90, judge_win_rate, mean_length)
         return [n for n in findings(start, end) if n.startswith("WARNING")]
 
-    assert warnings(0.485, 25.8) == []
+    assert warnings(0.485, 25.8) == [] and warnings(0.485, 15.5) == []  # 1.29× either way
+    shrank = warnings(0.485, 15.2)  # 20 / 15.2 = 1.316
+    assert len(shrank) == 1 and "answers shrank from 20.0 to 15.2 tokens" in shrank[0]
     grew = warnings(0.485, 26.2)
     assert len(grew) == 1 and "answers grew from 20.0 to 26.2 tokens" in grew[0]
     fell = warnings(0.475, 25.8)
@@ -331,11 +333,17 @@ def test_rl_rm_scores_the_tokens_reward_training_saw(tmp_path, tiny_model_dir, t
     assert scorer.token_ids([row["prompt"]], [row["chosen"]]) == [trained_ids]
     eos = prepared.tokenizer.eos_token_id
     assert eos in trained_ids  # the end of the answer's turn is scored too
+    # One batch of three lengths: the two shorter rows are padded, and each must score as the
+    # trained model scores that conversation alone.
+    answers = [row["chosen"][0]["content"], "ok", "Start with small steps, then ask."]
+    scores = scorer([row["prompt"]] * 3, [[{"role": "assistant", "content": a}] for a in answers])
+    model = trainer.model.eval()
+    expected = [rm_score_one_row(model, prepared.tokenizer, row["prompt"], a) for a in answers]
     with torch.no_grad():
-        expected = trainer.model(input_ids=torch.tensor([trained_ids])).logits[0, 0].item()
-    short = [{"role": "assistant", "content": "ok"}]
-    scores = scorer([row["prompt"], row["prompt"]], [row["chosen"], short])  # padded batch
-    assert scores[0] == pytest.approx(expected, abs=1e-4)
+        assert expected[0] == pytest.approx(
+            model(input_ids=torch.tensor([trained_ids])).logits[0, 0].item(), abs=1e-5)
+    assert scores == pytest.approx(expected, abs=1e-4)
+    assert len(set(expected)) == 3
 
 
 def lower_half_share(prompts, completions, completion_ids, **_):
@@ -385,10 +393,23 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
     assert saved["kind"] == "rl" and saved["reward_sources"]["rm"]["path"] == str(tiny_rm_dir)
     assert len(saved["reward_sources"]["rm"]["record_sha256"]) == 64  # the rm run's record
     assert saved["prompts"]["train"] == 4 and saved["prompts"]["held_out"] == 2
-    for moment in ("start", "end"):
+    # The watch's figures, recomputed one prompt at a time: the start from the model the run
+    # began with, the end from the policy it saved.
+    from transformers import AutoModelForSequenceClassification
+
+    reward_model = AutoModelForSequenceClassification.from_pretrained(tiny_rm_dir).eval()
+    rm_tokenizer = AutoTokenizer.from_pretrained(tiny_rm_dir)
+    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(2)]
+    for moment, folder in (("start", tiny_model_dir), ("end", out)):
         point = saved["watch"][moment]
         assert point["prompts"] == 2 and point["judge_win_rate"] is None
-        assert isinstance(point["rm_reward"], float) and 0 < point["mean_length"] <= 6
+        assert 0 < point["mean_length"] <= 6
+        policy = AutoModelForCausalLM.from_pretrained(folder).eval()
+        answers = [greedy_answer_one_row(policy, rm_tokenizer, p, 6) for p in held_out]
+        scores = [rm_score_one_row(reward_model, rm_tokenizer, p, a)
+                  for p, a in zip(held_out, answers)]
+        assert point["rm_reward"] == pytest.approx(sum(scores) / 2, abs=1e-4), moment
+    assert saved["watch"]["start"]["rm_reward"] != saved["watch"]["end"]["rm_reward"]
     assert saved["watch"]["findings"]
     assert "## Held-out prompts: start and end" in (out / "report.md").read_text()
     assert (out / "reward_kl.png").stat().st_size > 0
@@ -413,7 +434,8 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
 # ---------------------------------------------------------------- a reward RL can raise
 
 TRAIT_STEPS = 12
-TRAIT_TOKENS = 10
+TRAIT_TOKENS = 4
+SMALL_BETA, LARGE_BETA = 0.001, 10.0
 
 
 @pytest.fixture(scope="session")
@@ -440,7 +462,7 @@ def trait_runs(trait_models, tmp_path_factory):
     """`train rl` against the trait reward model with a small and a large --beta, same seed."""
     sft, rm = trait_models
     runs = {}
-    for beta in (0.01, 1.0):
+    for beta in (SMALL_BETA, LARGE_BETA):
         folder = tmp_path_factory.mktemp(f"rl-beta-{beta}")
         settings = rl_settings(folder, sft, rm, train=16, validation=8, beta=beta,
                                max_steps=TRAIT_STEPS, learning_rate=1e-3, batch_size=8,
@@ -452,15 +474,18 @@ def trait_runs(trait_models, tmp_path_factory):
 @pytest.mark.train
 def test_rl_raises_the_reward_models_score_on_held_out_prompts(trait_models, trait_runs):
     """The watch's held-out figures, recomputed here one prompt at a time from the saved
-    models: the SFT policy answers "no ..." (the RM's dislike), the trained one "yes ..."."""
+    models: the SFT policy answers "no" (the RM's dislike), the trained one never does. (It
+    learns to stop at once: the RM never saw an empty answer and scores it like "yes", and the
+    watch warns that the answers shrank.)"""
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
                               AutoTokenizer)
 
     sft, rm = trait_models
-    settings, record = trait_runs[0.01]
+    settings, record = trait_runs[SMALL_BETA]
     start, end = record["watch"]["start"], record["watch"]["end"]
     assert start["prompts"] == end["prompts"] == 8
     assert end["rm_reward"] > start["rm_reward"] + 2.0, (start, end)
+    assert any("answers shrank" in note for note in record["watch"]["findings"])
 
     tokenizer = AutoTokenizer.from_pretrained(rm)
     reward_model = AutoModelForSequenceClassification.from_pretrained(rm).eval()
@@ -468,10 +493,11 @@ def test_rl_raises_the_reward_models_score_on_held_out_prompts(trait_models, tra
     for moment, folder in (("start", sft), ("end", settings.out)):
         policy = AutoModelForCausalLM.from_pretrained(folder).eval()
         answers = [greedy_answer_one_row(policy, tokenizer, p, TRAIT_TOKENS) for p in held_out]
-        scores = [rm_score_one_row(reward_model, tokenizer, p, a) for p, a in zip(held_out, answers)]
+        scores = [rm_score_one_row(reward_model, tokenizer, p, a)
+                  for p, a in zip(held_out, answers)]
         assert record["watch"][moment]["rm_reward"] == pytest.approx(sum(scores) / 8, abs=1e-3)
-        yes = sum(a.split().count("yes") for a in answers) / max(1, sum(len(a.split()) for a in answers))
-        assert (yes < 0.5) if moment == "start" else (yes > 0.5), (moment, answers)
+        said_no = sum(a.strip() == "no" for a in answers)
+        assert said_no == (8 if moment == "start" else 0), (moment, answers)
 
 
 @pytest.mark.train
@@ -483,7 +509,7 @@ def test_the_trainer_scores_what_the_watch_scores_and_pushes_up_the_preferred(tr
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     _, rm = trait_models
-    settings, _ = trait_runs[0.01]
+    settings, _ = trait_runs[SMALL_BETA]
     rows = pq.read_table(settings.out / "samples" / "step-000000.parquet").to_pylist()
     assert len(rows) == 8
     tokenizer = AutoTokenizer.from_pretrained(rm)
@@ -491,14 +517,18 @@ def test_the_trainer_scores_what_the_watch_scores_and_pushes_up_the_preferred(tr
     for row in rows:
         assert row["reward_rm"] == pytest.approx(
             rm_score_one_row(reward_model, tokenizer, row["prompt"], row["completion"]), abs=1e-4)
+    decided = 0
     for prompt_id in {r["prompt_id"] for r in rows}:
         group = [r for r in rows if r["prompt_id"] == prompt_id]
         assert len(group) == 4
         for r in group:
             others = [o["reward_rm"] for o in group if o is not r]
             assert r["advantage"] == pytest.approx(r["reward_rm"] - sum(others) / 3, abs=1e-4)
-        best = max(group, key=lambda r: r["reward_rm"])
-        assert best["advantage"] > 0
+        rewards = sorted(r["reward_rm"] for r in group)
+        if rewards[-1] - rewards[0] > 1e-3:  # four alike (all "no") have nothing to prefer
+            decided += 1
+            assert max(group, key=lambda r: r["reward_rm"])["advantage"] > 0
+    assert decided >= 1
 
 
 def answer_kl(policy, reference, tokenizer, prompts, max_new_tokens) -> float:
@@ -535,5 +565,5 @@ def test_a_large_beta_keeps_the_policy_closer_to_the_sft_model(trait_models, tra
         measured[beta] = answer_kl(policy, reference, tokenizer, held_out, TRAIT_TOKENS)
         late = [e["kl"] for e in record["log_history"] if "kl" in e][-4:]
         logged[beta] = sum(late) / len(late)
-    assert measured[1.0] < measured[0.01] / 2, measured
-    assert logged[1.0] < logged[0.01] / 2, logged
+    assert measured[LARGE_BETA] < measured[SMALL_BETA] / 2, measured
+    assert logged[LARGE_BETA] < logged[SMALL_BETA] / 2, logged

@@ -155,17 +155,10 @@ def write_ranked_run_dir(path: Path, splits: dict[str, list[int]]) -> Path:
 
 # ---------------------------------------------------------------- a trait a tiny policy can learn
 
-def trait_reply(rng, yes: int) -> str:
-    """Six words, `yes` of them "yes" and the rest "no", in a seeded order."""
-    words = ["yes"] * yes + ["no"] * (6 - yes)
-    rng.shuffle(words)
-    return " ".join(words)
-
-
 def write_trait_run_dir(path: Path, prompts: int = 48, seed: int = 0) -> Path:
-    """A run folder whose pairs differ only in how many of six words are "yes" (chosen 4–6,
-    rejected 0–2), and whose SFT replies are mostly "no" (0–3 "yes"): a policy tuned on them
-    answers "no" when greedy but samples "yes" often enough for RL to find the reward."""
+    """A run folder whose pairs differ only in the reply's one word: "yes" (chosen) or "no"
+    (rejected); its SFT replies are "yes" one time in four and "no" otherwise, so a policy tuned
+    on them answers "no" when greedy but samples "yes" often enough for RL to find the reward."""
     import random
 
     rng = random.Random(seed)
@@ -174,11 +167,10 @@ def write_trait_run_dir(path: Path, prompts: int = 48, seed: int = 0) -> Path:
         topic = TOPICS[i % len(TOPICS)]
         prompt = [{"role": "user",
                    "content": QUESTIONS[(i // len(TOPICS)) % len(QUESTIONS)].format(t=topic)}]
-        prefs.append({"prompt": prompt,
-                      "chosen": [{"role": "assistant", "content": trait_reply(rng, rng.randint(4, 6))}],
-                      "rejected": [{"role": "assistant", "content": trait_reply(rng, rng.randint(0, 2))}],
+        prefs.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": "yes"}],
+                      "rejected": [{"role": "assistant", "content": "no"}],
                       "prompt_id": f"train-{i}", "split": "train"})
-        answer = trait_reply(rng, rng.choice([0, 1, 1, 2, 2, 3]))
+        answer = "yes" if rng.random() < 0.25 else "no"
         sft.append({"messages": prompt + [{"role": "assistant", "content": answer}],
                     "prompt_id": f"train-{i}", "split": "train"})
     path = Path(path)

@@ -131,6 +131,9 @@ def _weights(ctx, param, value):
               help="Completions per prompt (TRL's num_generations).")
 @click.option("--max-completion-length", type=int, default=64, show_default=True,
               help="Tokens per completion.")
+@click.option("--temperature", type=float, default=None,
+              help="Sampling temperature of the completions [default: TRL's 1.0]; the watch "
+                   "answers greedily, and a small model's samples at 1.0 are far from that.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps.")
 @click.option("--epochs", type=float, default=None, help="Passes over the train prompts.")
 @click.option("--learning-rate", type=float, default=None, help="Default: TRL's 1e-6.")
