@@ -183,7 +183,8 @@ def test_no_gradient_checkpointing_on_a_cpu_for_train_rm(tmp_path, on_a_cpu):
     from selfalign.train.config import TrainSettings, resolve_config
     from selfalign.train.data import DataSource
 
-    assert RewardConfig(output_dir=str(tmp_path)).gradient_checkpointing is True  # TRL's default
+    trl_default = RewardConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False)
+    assert trl_default.gradient_checkpointing is True  # what the CPU default must override
     data = write_ranked_run_dir(tmp_path / "ranked", {"train": [2]})
     settings = TrainSettings(kind="rm", data=[DataSource(data)], out=tmp_path / "o")
     config, _ = resolve_config(settings, has_validation=False)
