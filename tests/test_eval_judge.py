@@ -94,7 +94,9 @@ def test_a_perfect_judge_scores_one(tmp_path):
     ev = evaluate(tmp_path, scripted_judge(PERFECT))
     overall = ev["overall"]
     assert overall["accuracy"]["rate"] == 1.0 and overall["label_accuracy"]["rate"] == 1.0
-    assert overall["accuracy"]["ci"][0] > 0.8  # Wilson, 20 of 20
+    # Wilson's interval over 20 pairs, 20 right: low = n / (n + z²) = 20 / 23.8415 (a Wald
+    # interval gives 1.0, and one over the 40 questions 40 / 43.8415 = 0.9124).
+    assert overall["accuracy"]["ci"] == pytest.approx([0.838875, 1.0], abs=1e-6)
     assert overall["first_position_rate"] == 0.5 and overall["order_disagreement_rate"] == 0.0
     assert overall["mean_p_chosen"] == pytest.approx(0.8)
     assert overall["brier"] == pytest.approx(0.04)  # (1 - 0.8)² for every pair
@@ -155,7 +157,12 @@ def test_figures_per_subset_and_principle_and_the_files(tmp_path):
     for heading in ("## The judge", "## Calibration", "## By subset", "## By principle",
                     "## Inputs", "](reliability.png)"):
         assert heading in report
-    assert "| identical_answers | 1 |" in report and "73%" in report
+    assert "| identical_answers | 1 |" in report
+    # 10 pairs, 7.5 right (the mean of both orders): Wilson's 95% interval 0.4422 to 0.9191; with
+    # the human-chosen answer in A every pair is right, in B only the 5 harmless ones.
+    assert ("**The judge agreed with people on 75.0% of 10 pairs (95% CI 44.2% to 91.9%)**, the "
+            "mean of both orders: 100.0% with the human-chosen answer in position A, 50.0% with "
+            "it in position B.") in report
 
 
 def test_the_command_prints_the_headline(tmp_path, monkeypatch):
@@ -238,15 +245,26 @@ def test_reward_figures_from_given_scores(tmp_path):
 
 
 def test_a_tiny_reward_model_scores_both_answers(tmp_path, tiny_reward_model):
-    from selfalign.eval.reward import score_answers
+    """Each answer's score is the reward model's forward pass over that one conversation alone;
+    the rejected answers are longer by a different amount each, so the batches are padded."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    ev = evaluate(tmp_path, scripted_judge(PERFECT), pair_rows(4),
-                  reward_model=str(tiny_reward_model))
+    from train_fixtures import rm_score_one_row
+
+    rows = pair_rows(4)
+    for i, row in enumerate(rows):
+        row["rejected"] = hh(f"question {i}?", f"BAD reply {i}" + " and then some more" * i)
+    ev = evaluate(tmp_path, scripted_judge(PERFECT), rows, reward_model=str(tiny_reward_model))
     pairs = pq.read_table(tmp_path / "out" / "pairs.parquet").to_pylist()
-    chosen = score_answers(str(tiny_reward_model),
-                           [[{"role": "user", "content": f"question {i}?"}] for i in range(4)],
-                           [f"GOOD reply {i}" for i in range(4)])
-    assert [p["rm_chosen"] for p in pairs] == pytest.approx(chosen, abs=1e-4)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_reward_model)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model).eval()
+    for i, pair in enumerate(pairs):
+        prompt = [{"role": "user", "content": f"question {i}?"}]
+        assert pair["rm_chosen"] == pytest.approx(
+            rm_score_one_row(model, tokenizer, prompt, f"GOOD reply {i}"), abs=1e-4)
+        assert pair["rm_rejected"] == pytest.approx(
+            rm_score_one_row(model, tokenizer, prompt, pair["rejected"]), abs=1e-4)
+    assert len({p["rm_rejected"] for p in pairs}) == 4  # four different conversations
     right = sum(p["rm_chosen"] > p["rm_rejected"] for p in pairs)
     assert ev["overall"]["reward"]["accuracy"]["rate"] == right / 4
 

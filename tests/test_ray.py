@@ -207,24 +207,6 @@ def test_an_address_that_does_not_answer_fails_before_anything_is_read(inputs, t
     assert time.monotonic() - started < 60
 
 
-def test_a_single_machine_run_never_imports_ray(inputs, tmp_path):
-    code = ("import sys\nfrom run_helpers import run_scripted\nimport selfalign.cli\n"
-            f"run_scripted({str(inputs[0])!r}, {str(inputs[1])!r}, {str(tmp_path / 'o')!r})\n"
-            "assert 'ray' not in sys.modules, 'ray was imported'\nprint('no ray')")
-    env = {**os.environ, "PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=120)
-    assert result.returncode == 0 and "no ray" in result.stdout, result.stderr[-2000:]
-
-
-def test_ray_missing_is_one_line_naming_the_extra(monkeypatch):
-    from selfalign.generate.ray.cluster import import_ray
-
-    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when not installed
-    with pytest.raises(UserError, match=r"pip install 'selfalign\[ray\]'"):
-        import_ray()
-
-
 def test_ray_settings_come_from_flags_or_run_yaml_and_not_from_a_resumed_manifest(tmp_path):
     from selfalign.generate.commands import generate, settings_from_cli
 

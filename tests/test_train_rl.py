@@ -15,7 +15,8 @@ from selfalign.train.rl.run import build_trainer, plan_rl, train_rl
 from selfalign.train.rl.settings import RLSettings
 from selfalign.train.run import RECORD_NAME
 from scripted_engine import ScriptedEngine
-from train_fixtures import TOPICS, HELD_OUT_TOPICS, write_ranked_run_dir
+from train_fixtures import (HELD_OUT_TOPICS, TOPICS, greedy_answer_one_row, rm_score_one_row,
+                            write_ranked_run_dir, write_trait_run_dir)
 
 FAST = {"disable_tqdm": True}
 
@@ -156,7 +157,14 @@ def test_settings_refused_on_creation(tmp_path):
                    principles=["x"], reward_weights=[1.0])
 
 
-def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir, rm_dir):
+@pytest.fixture
+def on_a_cpu(monkeypatch):
+    """This machine seen as one without CUDA, so the CPU defaults are checked on any machine."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir, rm_dir,
+                                                        on_a_cpu):
     from trl import GRPOConfig, RLOOConfig
 
     for algo, cls in (("rloo", RLOOConfig), ("grpo", GRPOConfig)):
@@ -168,15 +176,28 @@ def test_defaults_keep_the_kl_leash_for_both_algorithms(tmp_path, tiny_model_dir
     assert off.config.beta == 0.0
 
 
-def test_no_gradient_checkpointing_on_a_cpu_for_train_rm(tmp_path):
+def test_no_gradient_checkpointing_on_a_cpu_for_train_rm(tmp_path, on_a_cpu):
     """TRL's configs turn it on; on a CPU it only costs time (about 37 s a step for `train rm`)."""
+    from trl import RewardConfig
+
     from selfalign.train.config import TrainSettings, resolve_config
     from selfalign.train.data import DataSource
 
+    trl_default = RewardConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False)
+    assert trl_default.gradient_checkpointing is True  # what the CPU default must override
     data = write_ranked_run_dir(tmp_path / "ranked", {"train": [2]})
     settings = TrainSettings(kind="rm", data=[DataSource(data)], out=tmp_path / "o")
     config, _ = resolve_config(settings, has_validation=False)
-    assert torch.cuda.is_available() or config.gradient_checkpointing is False
+    assert config.gradient_checkpointing is False and config.bf16 is False
+
+
+def test_a_gpu_keeps_trls_gradient_checkpointing_and_takes_bf16_where_it_has_it(monkeypatch):
+    from selfalign.train.config import device_defaults
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for bf16 in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+        assert device_defaults() == {"bf16": bf16, "use_cpu": False}
 
 
 # ---------------------------------------------------------------- the judge reward by hand
@@ -255,6 +276,26 @@ def test_watch_says_when_rm_rose_but_the_judge_and_lengths_disagree():
     assert findings(None, None)[0].startswith("No held-out prompts")
 
 
+def test_watch_warns_just_past_its_thresholds_and_not_just_short_of_them():
+    """Answers 30% longer and a judge 0.02 lower are the limits (docs/guides/rl.md): 1.31× and
+    a fall of 0.025 warn, 1.29× and a fall of 0.015 do not."""
+    from selfalign.train.rl.watch import WatchPoint, findings
+
+    start = WatchPoint(prompts=8, rm_reward=0.10, judge_win_rate=0.500, mean_length=20.0)
+
+    def warnings(judge_win_rate, mean_length):
+        end = WatchPoint(8, 0.90, judge_win_rate, mean_length)
+        return [n for n in findings(start, end) if n.startswith("WARNING")]
+
+    assert warnings(0.485, 25.8) == [] and warnings(0.485, 15.5) == []  # 1.29× either way
+    shrank = warnings(0.485, 15.2)  # 20 / 15.2 = 1.316
+    assert len(shrank) == 1 and "answers shrank from 20.0 to 15.2 tokens" in shrank[0]
+    grew = warnings(0.485, 26.2)
+    assert len(grew) == 1 and "answers grew from 20.0 to 26.2 tokens" in grew[0]
+    fell = warnings(0.475, 25.8)
+    assert len(fell) == 1 and "fell from 0.500 to 0.475" in fell[0]
+
+
 def test_cli_error_names_the_numbers_without_traceback(tmp_path, tiny_model_dir, rm_dir):
     from click.testing import CliRunner
 
@@ -293,11 +334,17 @@ def test_rl_rm_scores_the_tokens_reward_training_saw(tmp_path, tiny_model_dir, t
     assert scorer.token_ids([row["prompt"]], [row["chosen"]]) == [trained_ids]
     eos = prepared.tokenizer.eos_token_id
     assert eos in trained_ids  # the end of the answer's turn is scored too
+    # One batch of three lengths: the two shorter rows are padded, and each must score as the
+    # trained model scores that conversation alone.
+    answers = [row["chosen"][0]["content"], "ok", "Start with small steps, then ask."]
+    scores = scorer([row["prompt"]] * 3, [[{"role": "assistant", "content": a}] for a in answers])
+    model = trainer.model.eval()
+    expected = [rm_score_one_row(model, prepared.tokenizer, row["prompt"], a) for a in answers]
     with torch.no_grad():
-        expected = trainer.model(input_ids=torch.tensor([trained_ids])).logits[0, 0].item()
-    short = [{"role": "assistant", "content": "ok"}]
-    scores = scorer([row["prompt"], row["prompt"]], [row["chosen"], short])  # padded batch
-    assert scores[0] == pytest.approx(expected, abs=1e-4)
+        assert expected[0] == pytest.approx(
+            model(input_ids=torch.tensor([trained_ids])).logits[0, 0].item(), abs=1e-5)
+    assert scores == pytest.approx(expected, abs=1e-4)
+    assert len(set(expected)) == 3
 
 
 def lower_half_share(prompts, completions, completion_ids, **_):
@@ -347,10 +394,23 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
     assert saved["kind"] == "rl" and saved["reward_sources"]["rm"]["path"] == str(tiny_rm_dir)
     assert len(saved["reward_sources"]["rm"]["record_sha256"]) == 64  # the rm run's record
     assert saved["prompts"]["train"] == 4 and saved["prompts"]["held_out"] == 2
-    for moment in ("start", "end"):
+    # The watch's figures, recomputed one prompt at a time: the start from the model the run
+    # began with, the end from the policy it saved.
+    from transformers import AutoModelForSequenceClassification
+
+    reward_model = AutoModelForSequenceClassification.from_pretrained(tiny_rm_dir).eval()
+    rm_tokenizer = AutoTokenizer.from_pretrained(tiny_rm_dir)
+    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(2)]
+    for moment, folder in (("start", tiny_model_dir), ("end", out)):
         point = saved["watch"][moment]
         assert point["prompts"] == 2 and point["judge_win_rate"] is None
-        assert isinstance(point["rm_reward"], float) and 0 < point["mean_length"] <= 6
+        assert 0 < point["mean_length"] <= 6
+        policy = AutoModelForCausalLM.from_pretrained(folder).eval()
+        answers = [greedy_answer_one_row(policy, rm_tokenizer, p, 6) for p in held_out]
+        scores = [rm_score_one_row(reward_model, rm_tokenizer, p, a)
+                  for p, a in zip(held_out, answers)]
+        assert point["rm_reward"] == pytest.approx(sum(scores) / 2, abs=1e-4), moment
+    assert saved["watch"]["start"]["rm_reward"] != saved["watch"]["end"]["rm_reward"]
     assert saved["watch"]["findings"]
     assert "## Held-out prompts: start and end" in (out / "report.md").read_text()
     assert (out / "reward_kl.png").stat().st_size > 0
@@ -370,3 +430,141 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
                                         return_dict=True)
     generated = policy.generate(**ids, max_new_tokens=3, do_sample=False)
     assert generated.shape[1] == ids["input_ids"].shape[1] + 3
+
+
+# ---------------------------------------------------------------- a reward RL can raise
+
+TRAIT_STEPS = 12
+TRAIT_TOKENS = 4
+SMALL_BETA, LARGE_BETA = 0.001, 10.0
+
+
+@pytest.fixture(scope="session")
+def trait_models(tiny_model_dir, tmp_path_factory):
+    """An SFT policy that mostly answers "no", and a `train rm` reward model that prefers "yes"
+    (write_trait_run_dir), both trained from the tiny Llama."""
+    from selfalign.train.config import TrainSettings
+    from selfalign.train.data import DataSource
+    from selfalign.train.run import train
+
+    root = tmp_path_factory.mktemp("trait")
+    data = write_trait_run_dir(root / "run")
+    fast = {**FAST, "save_strategy": "no"}
+    for kind, steps in (("sft", 40), ("rm", 20)):
+        train(TrainSettings(kind=kind, data=[DataSource(data)], out=root / kind,
+                            model=str(tiny_model_dir), max_steps=steps, batch_size=8,
+                            learning_rate=1e-2 if kind == "sft" else 1e-3, max_length=96,
+                            overrides=fast))
+    return root / "sft", root / "rm"
+
+
+@pytest.fixture(scope="session")
+def trait_runs(trait_models, tmp_path_factory):
+    """`train rl` against the trait reward model with a small and a large --beta, same seed."""
+    sft, rm = trait_models
+    runs = {}
+    for beta in (SMALL_BETA, LARGE_BETA):
+        folder = tmp_path_factory.mktemp(f"rl-beta-{beta}")
+        settings = rl_settings(folder, sft, rm, train=16, validation=8, beta=beta,
+                               max_steps=TRAIT_STEPS, learning_rate=1e-3, batch_size=8,
+                               samples=4, max_completion_length=TRAIT_TOKENS, sample_every=1)
+        runs[beta] = (settings, train_rl(settings))
+    return runs
+
+
+@pytest.mark.train
+def test_rl_raises_the_reward_models_score_on_held_out_prompts(trait_models, trait_runs):
+    """The watch's held-out figures, recomputed here one prompt at a time from the saved
+    models: the SFT policy answers "no" (the RM's dislike), the trained one never does. (It
+    learns to stop at once: the RM never saw an empty answer and scores it like "yes", and the
+    watch warns that the answers shrank.)"""
+    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
+                              AutoTokenizer)
+
+    sft, rm = trait_models
+    settings, record = trait_runs[SMALL_BETA]
+    start, end = record["watch"]["start"], record["watch"]["end"]
+    assert start["prompts"] == end["prompts"] == 8
+    assert end["rm_reward"] > start["rm_reward"] + 2.0, (start, end)
+    assert any("answers shrank" in note for note in record["watch"]["findings"])
+
+    tokenizer = AutoTokenizer.from_pretrained(rm)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(rm).eval()
+    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(8)]
+    for moment, folder in (("start", sft), ("end", settings.out)):
+        policy = AutoModelForCausalLM.from_pretrained(folder).eval()
+        answers = [greedy_answer_one_row(policy, tokenizer, p, TRAIT_TOKENS) for p in held_out]
+        scores = [rm_score_one_row(reward_model, tokenizer, p, a)
+                  for p, a in zip(held_out, answers)]
+        assert record["watch"][moment]["rm_reward"] == pytest.approx(sum(scores) / 8, abs=1e-3)
+        said_no = sum(a.strip() == "no" for a in answers)
+        assert said_no == (8 if moment == "start" else 0), (moment, answers)
+
+
+@pytest.mark.train
+def test_the_trainer_scores_what_the_watch_scores_and_pushes_up_the_preferred(trait_models,
+                                                                             trait_runs):
+    """First generation batch (the policy is still the reference, so KL is 0): each sampled
+    completion's reward equals a one-row forward pass of the RM on the same prompt and text, and
+    its advantage is its reward minus the mean reward of the other completions of its prompt."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, rm = trait_models
+    settings, _ = trait_runs[SMALL_BETA]
+    rows = pq.read_table(settings.out / "samples" / "step-000000.parquet").to_pylist()
+    assert len(rows) == 8
+    tokenizer = AutoTokenizer.from_pretrained(rm)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(rm).eval()
+    for row in rows:
+        assert row["reward_rm"] == pytest.approx(
+            rm_score_one_row(reward_model, tokenizer, row["prompt"], row["completion"]), abs=1e-4)
+    decided = 0
+    for prompt_id in {r["prompt_id"] for r in rows}:
+        group = [r for r in rows if r["prompt_id"] == prompt_id]
+        assert len(group) == 4
+        for r in group:
+            others = [o["reward_rm"] for o in group if o is not r]
+            assert r["advantage"] == pytest.approx(r["reward_rm"] - sum(others) / 3, abs=1e-4)
+        rewards = sorted(r["reward_rm"] for r in group)
+        if rewards[-1] - rewards[0] > 1e-3:  # four alike (all "no") have nothing to prefer
+            decided += 1
+            assert max(group, key=lambda r: r["reward_rm"])["advantage"] > 0
+    assert decided >= 1
+
+
+def answer_kl(policy, reference, tokenizer, prompts, max_new_tokens) -> float:
+    """Mean over answer tokens of KL(policy ‖ reference) of the next-token distributions, along
+    the reference's greedy answers to `prompts`: how far the policy moved from its start."""
+    from torch.nn import functional as F
+
+    total, tokens = 0.0, 0
+    for prompt in prompts:
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)["input_ids"]
+        with torch.no_grad():
+            full = reference.generate(input_ids=ids, max_new_tokens=max_new_tokens,
+                                      do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            positions = slice(ids.shape[1] - 1, full.shape[1] - 1)
+            log_p = F.log_softmax(policy(input_ids=full).logits[0, positions], dim=-1)
+            log_q = F.log_softmax(reference(input_ids=full).logits[0, positions], dim=-1)
+        total += (log_p.exp() * (log_p - log_q)).sum().item()
+        tokens += full.shape[1] - ids.shape[1]
+    return total / tokens
+
+
+@pytest.mark.train
+def test_a_large_beta_keeps_the_policy_closer_to_the_sft_model(trait_models, trait_runs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sft, _ = trait_models
+    tokenizer = AutoTokenizer.from_pretrained(sft)
+    reference = AutoModelForCausalLM.from_pretrained(sft).eval()
+    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(8)]
+    measured, logged = {}, {}
+    for beta, (settings, record) in trait_runs.items():
+        policy = AutoModelForCausalLM.from_pretrained(settings.out).eval()
+        measured[beta] = answer_kl(policy, reference, tokenizer, held_out, TRAIT_TOKENS)
+        late = [e["kl"] for e in record["log_history"] if "kl" in e][-4:]
+        logged[beta] = sum(late) / len(late)
+    assert measured[LARGE_BETA] < measured[SMALL_BETA] / 2, measured
+    assert logged[LARGE_BETA] < logged[SMALL_BETA] / 2, logged

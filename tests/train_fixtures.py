@@ -151,3 +151,55 @@ def write_ranked_run_dir(path: Path, splits: dict[str, list[int]]) -> Path:
     write_manifest(path, {"prefs": counts})
     return path
 
+
+
+# ---------------------------------------------------------------- a trait a tiny policy can learn
+
+def write_trait_run_dir(path: Path, prompts: int = 48, seed: int = 0) -> Path:
+    """A run folder whose pairs differ only in the reply's one word: "yes" (chosen) or "no"
+    (rejected); its SFT replies are "yes" one time in four and "no" otherwise, so a policy tuned
+    on them answers "no" when greedy but samples "yes" often enough for RL to find the reward."""
+    import random
+
+    rng = random.Random(seed)
+    prefs, sft = [], []
+    for i in range(prompts):
+        topic = TOPICS[i % len(TOPICS)]
+        prompt = [{"role": "user",
+                   "content": QUESTIONS[(i // len(TOPICS)) % len(QUESTIONS)].format(t=topic)}]
+        prefs.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": "yes"}],
+                      "rejected": [{"role": "assistant", "content": "no"}],
+                      "prompt_id": f"train-{i}", "split": "train"})
+        answer = "yes" if rng.random() < 0.25 else "no"
+        sft.append({"messages": prompt + [{"role": "assistant", "content": answer}],
+                    "prompt_id": f"train-{i}", "split": "train"})
+    path = Path(path)
+    write_shards(path / "prefs", "train", prefs, pa.Table.from_pylist(prefs).schema)
+    write_shards(path / "sft", "train", sft, pa.Table.from_pylist(sft).schema)
+    write_manifest(path, {"prefs": {"train": prompts}, "sft": {"train": prompts}})
+    return path
+
+
+# ---------------------------------------------------------------- reference computations
+
+def rm_score_one_row(model, tokenizer, prompt: list[dict], answer: str) -> float:
+    """A reward model's score of `answer` after `prompt`, by one forward pass over one row (no
+    padding, no mask): the chat template's ids, the logit at the last token."""
+    import torch
+
+    ids = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": answer}],
+                                        tokenize=True, return_dict=True)["input_ids"]
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([list(ids)])).logits[0, 0].item()
+
+
+def greedy_answer_one_row(model, tokenizer, prompt: list[dict], max_new_tokens: int) -> str:
+    """A policy's greedy answer to one prompt, generated alone (no padding)."""
+    import torch
+
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -40,14 +40,22 @@ _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --he
 @click.option("--harmful-categories", default=",".join(HARMFUL_CATEGORIES), show_default=True,
               help="`category` values of harmful prompts; any other category is benign, so a "
                    "refusal there is an over-refusal.")
-@click.option("--text-field", default=_D["text_field"], show_default=True)
-@click.option("--id-field", default=_D["id_field"], show_default=True)
-@click.option("--user-field", default=_D["user_field"], show_default=True)
-@click.option("--backend", type=click.Choice(BACKENDS), default=_D["backend"], show_default=True)
-@click.option("--max-tokens", type=int, default=_D["max_tokens"], show_default=True)
-@click.option("--temperature", type=float, default=_D["temperature"], show_default=True)
-@click.option("--top-p", type=float, default=_D["top_p"], show_default=True)
-@click.option("--seed", type=int, default=_D["seed"], show_default=True)
+@click.option("--text-field", default=_D["text_field"], show_default=True,
+              help="Column holding the prompt text (or a message list).")
+@click.option("--id-field", default=_D["id_field"], show_default=True,
+              help="Column holding the prompt id.")
+@click.option("--user-field", default=_D["user_field"], show_default=True,
+              help="Column naming the user, kept with each answer.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=_D["backend"], show_default=True,
+              help="Engine that answers and judges.")
+@click.option("--max-tokens", type=int, default=_D["max_tokens"], show_default=True,
+              help="Longest answer in tokens.")
+@click.option("--temperature", type=float, default=_D["temperature"], show_default=True,
+              help="Sampling temperature of both answers.")
+@click.option("--top-p", type=float, default=_D["top_p"], show_default=True,
+              help="Nucleus sampling: the smallest set of tokens with this much probability.")
+@click.option("--seed", type=int, default=_D["seed"], show_default=True,
+              help="Seed of the per-request sampling seeds.")
 @local_engine_options
 @click.option("--base-url", multiple=True, metavar="URL",
               help="OpenAI-compatible server of every model, for --backend openai (repeatable).")

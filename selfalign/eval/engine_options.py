@@ -22,14 +22,16 @@ def _stacked(options: list[Callable]) -> Callable:
 
 
 local_engine_options = _stacked([
-    click.option("--dtype", default=_D["dtype"], show_default=True),
-    click.option("--max-model-len", type=int, default=None),
+    click.option("--dtype", default=_D["dtype"], show_default=True,
+                 help="Weights' dtype in vLLM (auto: the checkpoint's; float32 on most CPUs)."),
+    click.option("--max-model-len", type=int, default=None,
+                 help="Context length vLLM reserves for [default: the model's]."),
     click.option("--tensor-parallel-size", type=int, default=_D["tensor_parallel_size"],
-                 show_default=True),
+                 show_default=True, help="GPUs one engine spreads its weights over."),
     click.option("--data-parallel-size", type=int, default=_D["data_parallel_size"],
-                 show_default=True),
+                 show_default=True, help="Engine replicas, each of --tensor-parallel-size GPUs."),
     click.option("--gpu-memory-utilization", type=float, default=_D["gpu_memory_utilization"],
-                 show_default=True),
+                 show_default=True, help="Share of GPU memory vLLM may take."),
     click.option("--cpu-kv-cache-gib", type=float, default=_D["cpu_kv_cache_gib"],
                  show_default=True, help="KV cache size when vLLM runs on a CPU."),
     click.option("--enforce-eager/--no-enforce-eager", default=None,

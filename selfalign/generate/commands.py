@@ -36,29 +36,42 @@ _D = GenerateSettings()
               help="Critique+revise rounds [default: the constitution's, else 1].")
 @click.option("--samples", type=int, default=_D.samples, show_default=True,
               help="Independent first answers per prompt.")
-@click.option("--max-tokens", type=int, default=_D.max_tokens, show_default=True)
-@click.option("--temperature", type=float, default=_D.temperature, show_default=True)
-@click.option("--top-p", type=float, default=_D.top_p, show_default=True)
-@click.option("--seed", type=int, default=_D.seed, show_default=True)
+@click.option("--max-tokens", type=int, default=_D.max_tokens, show_default=True,
+              help="Most tokens of one model turn (answer, critique or revision).")
+@click.option("--temperature", type=float, default=_D.temperature, show_default=True,
+              help="Sampling temperature of every turn; 0 is greedy.")
+@click.option("--top-p", type=float, default=_D.top_p, show_default=True,
+              help="Nucleus sampling: keep the smallest set of tokens with this much probability.")
+@click.option("--seed", type=int, default=_D.seed, show_default=True,
+              help="Seeds principle draws and every request (with its prompt, sample, stage and "
+                   "round), so a rerun or a resume samples the same.")
 @click.option("--limit", type=int, default=None, help="Use at most this many prompts.")
 @click.option("--shard-size", type=int, default=_D.shard_size, show_default=True,
               help="Prompts per checkpointed shard (the unit of resume; shards overlap in "
                    "the engine).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
-@click.option("--text-field", default=_D.text_field, show_default=True)
-@click.option("--id-field", default=_D.id_field, show_default=True)
-@click.option("--user-field", default=_D.user_field, show_default=True)
-@click.option("--dtype", default=_D.dtype, show_default=True)
-@click.option("--max-model-len", type=int, default=None)
+@click.option("--text-field", default=_D.text_field, show_default=True,
+              help="The column or key that holds the prompt text.")
+@click.option("--id-field", default=_D.id_field, show_default=True,
+              help="The column or key that holds a prompt's id (a stable hash of the text where "
+                   "absent).")
+@click.option("--user-field", default=_D.user_field, show_default=True,
+              help="The column or key that holds the user id, kept as provenance.")
+@click.option("--dtype", default=_D.dtype, show_default=True,
+              help="The engine's dtype: auto is the model's own (float32 on a CPU without "
+                   "native bfloat16), or bfloat16, float16, float32.")
+@click.option("--max-model-len", type=int, default=None,
+              help="The engine's context length [default: the model's, capped at 8192 on CPU].")
 @click.option("--tensor-parallel-size", type=int, default=_D.tensor_parallel_size,
-              show_default=True)
+              show_default=True, help="GPUs one engine spreads a model over (vLLM).")
 @click.option("--data-parallel-size", type=int, default=_D.data_parallel_size,
               show_default=True,
               help="vLLM engine replicas, each of --tensor-parallel-size GPUs (8 GPUs: 8).")
 @click.option("--max-num-seqs", type=int, default=None,
               help="Requests vLLM runs at once [default: vLLM's offline default].")
 @click.option("--gpu-memory-utilization", type=float, default=_D.gpu_memory_utilization,
-              show_default=True)
+              show_default=True, help="Share of each GPU's memory vLLM may take (weights and "
+                                    "KV cache).")
 @click.option("--cpu-kv-cache-gib", type=float, default=_D.cpu_kv_cache_gib, show_default=True,
               help="KV cache size when vLLM runs on a CPU.")
 @click.option("--enforce-eager/--no-enforce-eager", default=None,

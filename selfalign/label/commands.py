@@ -41,7 +41,8 @@ def init(out: Path) -> None:
 @_out
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Beyond loopback every request needs a labeller's token.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
+              help="The port to listen on.")
 @_db
 @_tasks
 def serve(out: Path, host: str, port: int, db_path: Path | None,

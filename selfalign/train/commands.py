@@ -25,7 +25,8 @@ def _common_options(command):
                      help="Start checkpoint folder or hub id (default: the embedded SmolLM2-135M)."),
         click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps."),
         click.option("--epochs", type=float, default=None, help="Passes over the train rows."),
-        click.option("--learning-rate", type=float, default=None),
+        click.option("--learning-rate", type=float, default=None,
+                     help="Peak learning rate [default: TRL's for the kind]."),
         click.option("--batch-size", type=int, default=None, help="Rows per device per step."),
         click.option("--max-length", type=int, default=None, help="Tokens per sequence, longer ones cut."),
         click.option("--seed", type=int, default=None, help="Seed of training and of --data weighting."),
@@ -130,12 +131,16 @@ def _weights(ctx, param, value):
               help="Completions per prompt (TRL's num_generations).")
 @click.option("--max-completion-length", type=int, default=64, show_default=True,
               help="Tokens per completion.")
+@click.option("--temperature", type=float, default=None,
+              help="Sampling temperature of the completions [default: TRL's 1.0]; the watch "
+                   "answers greedily, and a small model's samples at 1.0 are far from that.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps.")
 @click.option("--epochs", type=float, default=None, help="Passes over the train prompts.")
 @click.option("--learning-rate", type=float, default=None, help="Default: TRL's 1e-6.")
 @click.option("--batch-size", type=int, default=None,
               help="Completions per device per step, a multiple of --samples (default 8).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of sampling, training and the judge's principle draws.")
 @click.option("--lora", is_flag=True,
               help="Train LoRA adapters; OUT gets merged weights, OUT/adapter the adapter.")
 @click.option("--use-vllm", is_flag=True,

@@ -1,8 +1,9 @@
 """What an RL run writes while it trains: `metrics.jsonl` (one line per logged step), sample
-completions every N steps (`samples/step-NNNNNN.parquet`), and at the end `reward_kl.png`.
+completions every N steps (`samples/step-NNNNNN.parquet`, each completion with its reward per
+source and the advantage the trainer gave it), and at the end `reward_kl.png`.
 
-The recording hooks sit in a small subclass of TRL's trainer (`recording_trainer`): after the
-rewards of a generation batch are computed, and after each log line.
+The recording hooks sit in a small subclass of TRL's trainer (`recording_trainer`): after a
+generation batch is scored (rewards, then advantages), and after each log line.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class RunRecorder:
             f.write(json.dumps(entry, default=float) + "\n")
 
     def samples(self, step: int, inputs: list[dict], completions: list, rewards,
-                names: list[str]) -> None:
-        """Every completion of this generation batch, with its reward per source."""
+                names: list[str], advantages: list[float]) -> None:
+        """Every completion of this generation batch, with its reward per source and advantage."""
         if step % self.sample_every or step in self.recorded_steps:
             return
         import pyarrow as pa
@@ -48,7 +49,8 @@ class RunRecorder:
             rows.append({"step": step, "prompt_id": str(example.get("prompt_id", "")),
                          "prompt": example["prompt"], "completion": text,
                          **{f"reward_{name}": _number(rewards[index, i].item())
-                            for i, name in enumerate(names)}})
+                            for i, name in enumerate(names)},
+                         "advantage": advantages[index]})
         folder = self.out / SAMPLES_DIR
         folder.mkdir(exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows), folder / f"step-{step:06d}.parquet")
@@ -63,13 +65,23 @@ def recording_trainer(base):
 
     class Recording(base):
         recorder: RunRecorder | None = None
+        _scored: tuple | None = None  # the batch's inputs, completions and rewards
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            if self.recorder is not None and self.accelerator.is_main_process:
-                self.recorder.samples(self.state.global_step, inputs, completions, rewards,
-                                      self.reward_func_names)
+            self._scored = (inputs, completions, rewards)
             return rewards
+
+        def _generate_and_score_completions(self, inputs):
+            # The advantages exist only once scoring is over: record the batch here, so a sample
+            # shows whether the completion the reward preferred was the one pushed up.
+            output = super()._generate_and_score_completions(inputs)
+            if self.recorder is not None and self.accelerator.is_main_process and self._scored:
+                scored_inputs, completions, rewards = self._scored
+                self.recorder.samples(self.state.global_step, scored_inputs, completions, rewards,
+                                      self.reward_func_names, output["advantages"].tolist())
+            self._scored = None
+            return output
 
         def log(self, logs, start_time=None):
             super().log(logs, start_time)

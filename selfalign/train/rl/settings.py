@@ -41,6 +41,7 @@ class RLSettings:
     beta: float = DEFAULT_BETA
     samples: int = DEFAULT_SAMPLES
     max_completion_length: int = DEFAULT_COMPLETION_TOKENS
+    temperature: float | None = None  # of the sampled completions; None: TRL's 1.0
     max_steps: int | None = None
     epochs: float | None = None
     learning_rate: float | None = None
@@ -82,6 +83,9 @@ class RLSettings:
             raise UserError(f"--reward-weights has {len(self.reward_weights)} weight(s) for "
                             f"{len(self.sources)} reward source(s) ({', '.join(self.sources)}); "
                             "give one per source, in that order")
+        if self.temperature is not None and self.temperature <= 0:
+            raise UserError(f"--temperature must be > 0 (RL needs sampled completions), got "
+                            f"{self.temperature}")
         if self.sample_every < 1:
             raise UserError(f"--sample-every must be at least 1, got {self.sample_every}")
 
@@ -101,7 +105,7 @@ class RLSettings:
         """Command-line options as TRL config fields, only those that were given."""
         names = {"max_steps": self.max_steps, "num_train_epochs": self.epochs,
                  "learning_rate": self.learning_rate, "per_device_train_batch_size": self.batch_size,
-                 "reward_weights": self.reward_weights}
+                 "reward_weights": self.reward_weights, "temperature": self.temperature}
         fields = {k: v for k, v in names.items() if v is not None}
         fields.update(beta=self.beta, num_generations=self.samples, seed=self.seed,
                       max_completion_length=self.max_completion_length)

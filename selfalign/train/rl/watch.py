@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 JUDGE_DROP = 0.02  # a fall of the judge's win rate larger than this counts as a fall
-LENGTH_GROWTH = 1.3  # answers this much longer count as grown
+LENGTH_GROWTH = 1.3  # answers this much longer count as grown (this much shorter: shrunk)
 ANSWER_BATCH = 8
 
 
@@ -85,6 +85,7 @@ def findings(start: WatchPoint | None, end: WatchPoint | None) -> list[str]:
                 "watch did not run."]
     notes = []
     grew = end.mean_length > LENGTH_GROWTH * start.mean_length
+    shrank = end.mean_length * LENGTH_GROWTH < start.mean_length
     if start.rm_reward is not None and end.rm_reward is not None:
         rm = f"RM reward rose from {start.rm_reward:.3f} to {end.rm_reward:.3f}"
         if end.rm_reward <= start.rm_reward:
@@ -101,6 +102,10 @@ def findings(start: WatchPoint | None, end: WatchPoint | None) -> list[str]:
                 notes.append(f"WARNING: {rm} while answers grew from {start.mean_length:.1f} to "
                              f"{end.mean_length:.1f} tokens: part of the rise may be length, "
                              "which reward models tend to favour.")
+            if shrank:
+                notes.append(f"WARNING: {rm} while answers shrank from {start.mean_length:.1f} "
+                             f"to {end.mean_length:.1f} tokens: a reward model can score highly "
+                             "what it never saw in training, such as an empty answer.")
             if not notes:
                 judged = start.judge_win_rate is not None and end.judge_win_rate is not None
                 witnesses = "the judge's win rate and the answers' length" if judged else (
