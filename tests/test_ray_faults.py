@@ -61,14 +61,16 @@ class RayThatLosesTrack:
     reported at once as `ActorUnavailableError` ("may or may not have been executed") while it
     in fact goes on running on its worker."""
 
-    def __init__(self, index: int) -> None:
-        self.index, self.driver, self.faked = index, None, None
+    def __init__(self, index: int, running: Path) -> None:
+        # `running` exists once the call is under way on its worker: only then is it lost
+        # track of, so that the attempt that stalls is always the first one.
+        self.index, self.running, self.driver, self.faked = index, running, None, None
 
     def __getattr__(self, name):
         return getattr(ray, name)
 
     def wait(self, calls, num_returns=1, timeout=None):
-        if self.faked is None and self.driver is not None:
+        if self.faked is None and self.driver is not None and self.running.exists():
             for worker in self.driver.workers:
                 for call, (shard, _) in worker.in_flight.items():
                     if shard.index == self.index:
@@ -89,7 +91,7 @@ def test_a_late_attempt_never_changes_a_recorded_shard(cluster, inputs, referenc
     attempt; the first attempt, still running, finishes afterwards and writes rows of its own
     (marked). The recorded files stay as they were and the output equals an uninterrupted run."""
     wait_until_idle()
-    fake = RayThatLosesTrack(index=1)
+    fake = RayThatLosesTrack(index=1, running=tmp_path / "stalled")
     monkeypatch.setattr(driver, "ray", fake)
     real_init = driver._Driver.__init__
 
