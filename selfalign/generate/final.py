@@ -13,7 +13,7 @@ from selfalign.generate.plan import Plan
 from selfalign.stages.judge_figures import write_preference_histogram
 from selfalign.store.assemble import assemble, describe_final_files, lengths
 from selfalign.store.empty import empty_run
-from selfalign.store.layout import CARD, HISTOGRAM
+from selfalign.store.layout import CARD, HISTOGRAM, MANIFEST
 from selfalign.store.ledger import ledger_field, writing
 from selfalign.store.shard_files import drop_shard_files
 
@@ -36,6 +36,6 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
                                             plan.constitution))
         manifest.update(status="complete", finished=time.time(), counts=counts,
                         files=describe_final_files(out))
-        write_json(out / "manifest.json", manifest)
+        write_json(out / MANIFEST, manifest)
     drop_shard_files(out)
     return manifest

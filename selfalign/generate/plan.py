@@ -19,6 +19,7 @@ from selfalign.generate.feedback import Feedback
 from selfalign.generate.flow import Recipe
 from selfalign.generate.settings import GenerateSettings
 from selfalign.stages.judge import check_judge_ready
+from selfalign.store.layout import MANIFEST
 from selfalign.store.ledger import fingerprint_changes, input_hashes, prepare_output_folder
 from selfalign.store.lock import refuse_if_locked
 
@@ -77,7 +78,7 @@ def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], s
 
 
 def _check_resumable(out: Path, fingerprint: dict) -> None:
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     changes = fingerprint_changes(manifest.get("fingerprint", {}), fingerprint)
     if changes:
         raise UserError(f"cannot resume {out}: the run started with other settings or files:\n  "

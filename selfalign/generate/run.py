@@ -30,8 +30,9 @@ from selfalign.generate.settings import GenerateSettings
 from selfalign.generate.shards import Shard, cut_shards, failed_shard, write_shard
 from selfalign.generate.stops import RunInterrupted
 from selfalign.prompts.sources import FieldMap, read_prompts
-from selfalign.store.layout import shard_dir
-from selfalign.store.ledger import append_ledger, read_ledger, trusted_shards, writing
+from selfalign.store.layout import MANIFEST, shard_dir
+from selfalign.store.ledger import (append_ledger, read_ledger, resume_command, trusted_shards,
+                                    writing)
 from selfalign.store.lock import output_lock
 from selfalign.store.shard_files import unrecorded_files
 
@@ -114,7 +115,7 @@ def run_generate(plan: Plan, make_engine: EngineFactory, log=print, cluster=None
             if plan.settings.resume else {}
         manifest = _manifest(plan, status="running", started=time.time())
         with writing(out, "the manifest"):
-            write_json(out / "manifest.json", manifest)
+            write_json(out / MANIFEST, manifest)
         if done:
             log(f"resuming: {len(done)} shard(s) already finished, skipping them")
         try:
@@ -125,15 +126,14 @@ def run_generate(plan: Plan, make_engine: EngineFactory, log=print, cluster=None
             elif cluster is not None:
                 log("nothing for a model to generate: no Ray worker is started")
             return run.finish(executor.run(run, make_engine))
-        except KeyboardInterrupt:  # the Ray driver's loop is not asyncio: Ctrl-C arrives as this
-            raise UserError(f"interrupted by SIGINT; finished shards are kept in {out}. Resume "
-                            f"with:\n  selfalign generate --out {out} --resume") from None
-        except RunInterrupted as why:
-            raise UserError(f"interrupted by {why}; finished shards are kept in {out}. Resume "
-                            f"with:\n  selfalign generate --out {out} --resume") from None
+        except (KeyboardInterrupt, RunInterrupted) as why:
+            # A Ctrl-C outside an asyncio loop (the Ray driver's) arrives as KeyboardInterrupt.
+            name = why if isinstance(why, RunInterrupted) else "SIGINT"
+            raise UserError(f"interrupted by {name}; finished shards are kept in {out}. Resume "
+                            f"with:\n  {resume_command(out)}") from None
         except EngineFailure as err:
             raise UserError(f"{err}\nFinished shards are kept in {out}; after fixing the cause, "
-                            f"resume with:\n  selfalign generate --out {out} --resume") from None
+                            f"resume with:\n  {resume_command(out)}") from None
 
 
 # -- the prompt stream -------------------------------------------------------------------------

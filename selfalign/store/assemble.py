@@ -22,16 +22,13 @@ import pyarrow.parquet as pq
 from selfalign.atomic import atomic_path, fsync_dir
 from selfalign.errors import UserError
 from selfalign.store.checksums import bytes_mismatch, file_record
-from selfalign.store.columns import SHARD_SCHEMAS
+from selfalign.store.columns import PARQUET_OPTIONS, SHARD_SCHEMAS
 from selfalign.store.layout import REJECTS, split_file_name, state_dir
 from selfalign.store.ledger import resume_command, shard_problems
 from selfalign.store.reader import final_files
 from selfalign.store.shard_files import recorded_file
 
 ROWS_PER_FILE = 100_000
-# Column statistics (min/max of long texts, per row group) stay in the writer's memory until the
-# file closes, so they would grow with the run; the rows are read whole anyway.
-PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}
 
 
 def _sum_counters(ledger: dict[int, dict], key: str) -> Counter:

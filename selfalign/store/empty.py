@@ -11,7 +11,7 @@ from selfalign.atomic import write_json
 from selfalign.errors import UserError
 from selfalign.reject_tally import RejectTally
 from selfalign.store.assemble import describe_final_files, write_rejects
-from selfalign.store.layout import REJECTS
+from selfalign.store.layout import MANIFEST, REJECTS
 
 
 def empty_run(out: Path, ledger: dict[int, dict], manifest: dict, inputs: list[str]) -> UserError:
@@ -27,7 +27,7 @@ def empty_run(out: Path, ledger: dict[int, dict], manifest: dict, inputs: list[s
     manifest.update(status="empty", finished=time.time(),
                     counts={"prompts": 0, "rejects": dict(tally.counts)},
                     files=describe_final_files(out))
-    write_json(out / "manifest.json", manifest)
+    write_json(out / MANIFEST, manifest)
     return UserError(tally.message(f"no usable prompt in --prompts {' '.join(inputs)}",
                                    str(out / REJECTS))
                      + "\nNothing was generated and no model was loaded for it.")

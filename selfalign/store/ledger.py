@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 from selfalign.errors import UserError
 from selfalign.store.checksums import mismatch, sha256_file
-from selfalign.store.layout import SHARD_KINDS, ledger_path, shard_dir, state_dir
+from selfalign.store.layout import MANIFEST, SHARD_KINDS, ledger_path, shard_dir, state_dir
 from selfalign.store.shard_files import recorded_file
 
 
@@ -57,7 +57,7 @@ def prepare_output_folder(out: Path, resume: bool) -> None:
     if has_content and not resume:
         raise UserError(f"output folder {out} is not empty; pass --resume to continue the run "
                         f"that wrote it, or choose another --out")
-    if resume and not (out / "manifest.json").exists():
+    if resume and not (out / MANIFEST).exists():
         raise UserError(f"--resume: {out} holds no manifest.json, so there is no run to resume; "
                         f"drop --resume to start a new run")
     try:

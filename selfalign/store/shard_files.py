@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selfalign.atomic import atomic_path
-from selfalign.store.columns import SHARD_SCHEMAS
+from selfalign.store.columns import PARQUET_OPTIONS, SHARD_SCHEMAS
 from selfalign.store.layout import SHARD_KINDS, shard_dir, shard_path
 
 
@@ -28,8 +28,7 @@ def write_shard_files(folder: Path, index: int, rows: dict[str, list[dict]],
     files = {}
     for kind, schema in SHARD_SCHEMAS.items():
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(rows[kind], schema=schema), sink,
-                       compression="zstd", write_statistics=False)
+        pq.write_table(pa.Table.from_pylist(rows[kind], schema=schema), sink, **PARQUET_OPTIONS)
         data = sink.getvalue().to_pybytes()
         path = shard_path(folder, index, kind, attempt)
         with atomic_path(path) as tmp:

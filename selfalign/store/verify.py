@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from selfalign.errors import UserError
 from selfalign.store.checksums import mismatch
-from selfalign.store.layout import ledger_path
+from selfalign.store.layout import MANIFEST, ledger_path
 from selfalign.store.ledger import read_ledger, resume_command, shard_problems
 from selfalign.store.lock import describe, holder_alive, read_holder
 from selfalign.store.reader import final_files
@@ -64,7 +64,7 @@ class Verdict:
 
 
 def verify_folder(out: Path) -> Verdict:
-    manifest_path = out / "manifest.json"
+    manifest_path = out / MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{out} holds no manifest.json: it is not a `selfalign generate` output "
                         f"folder, or the manifest was not copied with it; nothing can be checked")

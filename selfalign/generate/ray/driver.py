@@ -133,8 +133,7 @@ class RayExecutor:
         driver = _Driver(run, workers, self.cluster)
         interrupted = False
         try:
-            with SignalFlag().installed() as flag:
-                driver.flag = flag
+            with driver.flag.installed():
                 driver.drive()
         except BaseException as err:
             interrupted = True
@@ -238,12 +237,11 @@ class _Driver:
                 self.resend.append(shard)  # waits for an idle worker
                 continue
             return shard
-        while not self.stream_ended:
-            shard = next(self.stream, None)
-            if shard is None:
-                self.stream_ended = True
-            elif shard.index not in self.done:
+        if not self.stream_ended:
+            shard = next(self.stream, None)  # the run yields only shards not yet recorded
+            if shard is not None:
                 return shard
+            self.stream_ended = True
         return None
 
     # -- what comes back ---------------------------------------------------------------------

@@ -25,7 +25,7 @@ from selfalign.generate.flow import ShardScheduler
 from selfalign.generate.plan import Plan, make_recipe
 from selfalign.generate.progress import RunProgress
 from selfalign.generate.shards import Shard, write_shard
-from selfalign.store.layout import shard_dir
+from selfalign.store.layout import MANIFEST, shard_dir
 
 
 class ShardWorker:
@@ -68,7 +68,7 @@ class ShardWorker:
         """This node must see the driver's `--out` (the same folder, not a local namesake)."""
         out = self.plan.out
         try:
-            started = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["started"]
+            started = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["started"]
         except (OSError, ValueError, KeyError):
             started = None
         if started != self.run_started:
