@@ -1,0 +1,110 @@
+"""The one list of kinds: ids to classes, argument validation, and IFEval's loose verdict.
+
+Everything that names a kind (the principle schema, `checks list`, the docs) reads it from here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import cache
+from typing import Any, Mapping, Sequence
+
+from selfalign.checks.base import Argument, Check, CheckArgumentError, Verdict, spec_arguments
+
+_JSON_TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+}
+
+
+@cache
+def check_kinds() -> dict[str, type[Check]]:
+    """Every kind by id, IFEval's first (in its own group order), then selfalign's own."""
+    from selfalign.checks import own
+    from selfalign.checks import ifeval
+
+    kinds = {cls.kind: cls for cls in (*ifeval.KINDS, *own.KINDS)}
+    return kinds
+
+
+def build_check(spec: Mapping[str, Any]) -> Check:
+    """A check from its mapping (`{"kind": ..., **arguments}`); CheckArgumentError names the key."""
+    kinds = check_kinds()
+    kind = spec.get("kind")
+    if kind is None:
+        raise CheckArgumentError(None, "a check needs `kind:` (see `selfalign checks list`)")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise CheckArgumentError("kind", _unknown(f"check kind '{kind}'", str(kind), list(kinds)))
+    cls = kinds[kind]
+    args = spec_arguments(spec)
+    for name, value in args.items():
+        if name not in cls.arguments:
+            allowed = list(cls.arguments) or ["(none: this kind takes no arguments)"]
+            raise CheckArgumentError(name, _unknown(f"argument '{name}' of {kind}", name, allowed))
+        problem = _argument_problem(cls.arguments[name], value)
+        if problem:
+            raise CheckArgumentError(name, f"{name}: {value!r} {problem}")
+    missing = [name for name, arg in cls.arguments.items() if arg.required and name not in args]
+    if missing:
+        raise CheckArgumentError(missing[0], f"{kind} needs `{missing[0]}` "
+                                             f"({cls.arguments[missing[0]].help})")
+    filled = {name: arg.default for name, arg in cls.arguments.items()
+              if not arg.required and name not in args and arg.default is not None}
+    return cls(**filled, **args)
+
+
+def checks_from_instructions(instruction_ids: Sequence[str],
+                             kwargs: Sequence[Mapping[str, Any]]) -> list[Check]:
+    """The checks of one IFEval-format prompt (`instruction_id_list`, `kwargs`), in its order."""
+    return [build_check({"kind": kind, **{k: v for k, v in args.items() if v is not None}})
+            for kind, args in zip(instruction_ids, kwargs, strict=True)]
+
+
+def _unknown(what: str, name: str, available: list[str]) -> str:
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    hint = f" Did you mean: {close[0]}?" if close else ""
+    return f"Unknown {what}.{hint} Available: {', '.join(available)}"
+
+
+def _argument_problem(arg: Argument, value: Any) -> str | None:
+    """Why `value` does not fit `arg`, or None. bool is not an integer here, as in JSON Schema."""
+    expected = _JSON_TYPES[arg.type]
+    if isinstance(value, bool) and arg.type != "boolean" or not isinstance(value, expected):
+        return f"is not {_A_TYPE[arg.type]}"
+    if arg.type == "array" and arg.items:
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, _JSON_TYPES[arg.items]):
+                return f"holds {item!r}, which is not {_A_TYPE[arg.items]}"
+            if arg.choices and item not in arg.choices:
+                return f"holds {item!r}; each item must be one of {', '.join(map(str, arg.choices))}"
+    elif arg.choices and value not in arg.choices:
+        return f"is not one of: {', '.join(repr(c) for c in arg.choices)}"
+    if arg.minimum is not None and arg.type in ("integer", "number") and value < arg.minimum:
+        return f"is below the minimum {arg.minimum:g}"
+    return None
+
+
+_A_TYPE = {"string": "text", "integer": "a whole number", "number": "a number",
+           "boolean": "true or false", "array": "a list"}
+
+
+# ---------------------------------------------------------------- IFEval's loose verdict
+
+def loose_views(reply: str) -> list[str]:
+    """The reply as IFEval's loose scoring sees it: as is, without its first line, without its
+    last line, without both, and each of those four with every `*` taken out (markdown bold)."""
+    lines = reply.split("\n")
+    trimmed = [reply, "\n".join(lines[1:]).strip(), "\n".join(lines[:-1]).strip(),
+               "\n".join(lines[1:-1]).strip()]
+    return trimmed + [view.replace("*", "") for view in trimmed]
+
+
+def loose_verdict(check: Check, reply: str, prompt: str) -> Verdict:
+    """Passes when any non-blank view passes; otherwise the strict verdict's message."""
+    for view in loose_views(reply):
+        if view.strip() and check.verify(view, prompt).passed:
+            return Verdict(True, "passes once the first or last line or the `*`s are set aside")
+    return check.verify(reply, prompt)
