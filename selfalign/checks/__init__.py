@@ -11,8 +11,8 @@ any file of replies.
 """
 
 from selfalign.checks.base import Argument, Check, CheckArgumentError, Verdict
-from selfalign.checks.registry import (build_check, check_kinds, checks_from_instructions,
-                                      loose_verdict)
+from selfalign.checks.registry import (CONSTITUTION, build_check, check_ids, check_kinds,
+                                      checks_from_instructions, loose_verdict)
 
-__all__ = ["Argument", "Check", "CheckArgumentError", "Verdict", "build_check", "check_kinds",
-           "checks_from_instructions", "loose_verdict"]
+__all__ = ["CONSTITUTION", "Argument", "Check", "CheckArgumentError", "Verdict", "build_check",
+           "check_ids", "check_kinds", "checks_from_instructions", "loose_verdict"]

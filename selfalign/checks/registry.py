@@ -63,6 +63,21 @@ def checks_from_instructions(instruction_ids: Sequence[str],
             for kind, args in zip(instruction_ids, kwargs, strict=True)]
 
 
+CONSTITUTION = "constitution"  # the owner of checks a manifest applies to every principle
+
+
+def check_ids(owner: str, checks: Sequence[Check]) -> list[str]:
+    """Stable names for an owner's checks, as figures and traces report them: `owner/kind`,
+    and `owner/kind#n` for the n-th check of a kind the owner lists more than once."""
+    seen: dict[str, int] = {}
+    ids = []
+    for check in checks:
+        seen[check.kind] = seen.get(check.kind, 0) + 1
+        n = seen[check.kind]
+        ids.append(f"{owner}/{check.kind}" if n == 1 else f"{owner}/{check.kind}#{n}")
+    return ids
+
+
 def _unknown(what: str, name: str, available: list[str]) -> str:
     close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
     hint = f" Did you mean: {close[0]}?" if close else ""
