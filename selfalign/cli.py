@@ -43,6 +43,7 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
+    from selfalign.checks.commands import checks
     from selfalign.constitution.commands import principles, validate
     from selfalign.eval.commands import eval_command
     from selfalign.generate.commands import generate
@@ -51,7 +52,8 @@ def _register() -> None:
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
-    for command in (validate, principles, generate, verify, prompts, train, eval_command, label):
+    for command in (validate, principles, generate, verify, prompts, train, eval_command, label,
+                    checks):
         main.add_command(command)
 
 

