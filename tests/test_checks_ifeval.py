@@ -50,9 +50,9 @@ def test_every_verdict_is_a_row_with_its_check_and_message(scored):
     verdicts = pq.read_table(out / "verdicts.parquet").to_pylist()
     assert len(verdicts) == 832
     first = verdicts[:3]  # line 1: no commas, 3 highlights, at least 300 words
-    assert [v["check_id"] for v in first] == ["ifeval/punctuation:no_comma",
-                                              "ifeval/detectable_format:number_highlighted_sections",
-                                              "ifeval/length_constraints:number_words"]
+    assert [v["check_id"] for v in first] == [
+        "ifeval/punctuation:no_comma", "ifeval/detectable_format:number_highlighted_sections",
+        "ifeval/length_constraints:number_words"]
     assert [(v["strict"], v["loose"]) for v in first] == [(True, True), (True, True),
                                                           (False, False)]
     assert first[2]["message"].startswith("Your reply has ")

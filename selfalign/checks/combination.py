@@ -15,7 +15,7 @@ class TwoResponses(Check):
 
     def verify(self, reply: str, prompt: str) -> Verdict:
         parts = reply.split(SEPARATOR)
-        # Nothing before the first separator or after the last is allowed; nothing between two is not.
+        # Blank text before the first separator or after the last is allowed; between two, not.
         if any(not part.strip() for part in parts[1:-1]):
             return Verdict(False, f"Your reply has an empty response between two {SEPARATOR}; "
                                   f"give exactly two responses separated by {SEPARATOR}.")

@@ -1,4 +1,5 @@
-"""`selfalign checks list` and `selfalign checks score`: thin click commands over plain functions."""
+"""`selfalign checks list` and `selfalign checks score`: thin click commands over plain
+functions."""
 
 from __future__ import annotations
 

@@ -78,7 +78,8 @@ def _first_word(paragraph: str) -> str:
 
 class NthParagraphFirstWord(Check):
     kind = "length_constraints:nth_paragraph_first_word"
-    summary = "exactly this many paragraphs (separated by blank lines), the n-th starting with a word"
+    summary = ("exactly this many paragraphs (separated by blank lines), the n-th starting with "
+               "a word")
     arguments = {"num_paragraphs": count_argument("how many paragraphs, exactly"),
                  "nth_paragraph": count_argument("which paragraph (1 is the first)"),
                  "first_word": Argument("string", "the word that paragraph starts with "

@@ -61,10 +61,12 @@ def figures(scored: Sequence[ScoredReply]) -> dict[str, Any]:
             tally["instructions"] += 1
             tally["strict"] += st.passed
             tally["loose"] += lo.passed
+    all_strict = sum(all(v.passed for v in s.strict) for s in checked)
+    all_loose = sum(all(v.passed for v in s.loose) for s in checked)
     return {
-        "prompt_strict": _share(sum(all(v.passed for v in s.strict) for s in checked), len(checked)),
+        "prompt_strict": _share(all_strict, len(checked)),
         "instruction_strict": _share(sum(strict), len(strict)),
-        "prompt_loose": _share(sum(all(v.passed for v in s.loose) for s in checked), len(checked)),
+        "prompt_loose": _share(all_loose, len(checked)),
         "instruction_loose": _share(sum(loose), len(loose)),
         "replies": len(scored),
         "replies_checked": len(checked),
