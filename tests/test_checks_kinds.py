@@ -296,3 +296,12 @@ def test_loose_fails_with_the_strict_message_when_no_view_passes():
     check = build_check({"kind": "punctuation:no_comma"})
     reply = "One, two.\nThree, four.\nFive, six."
     assert loose_verdict(check, reply, "") == check.verify(reply, "")
+
+
+def test_loose_still_tries_the_views_of_a_reply_with_too_many_words():
+    # Too few words stay too few in every view, and loose skips them; too many may not.
+    check = build_check({"kind": "length_constraints:number_words", "relation": "less than",
+                         "num_words": 3})
+    reply = "Here are my words:\nfew words"  # 6 words; 2 once the first line is set aside
+    assert not check.verify(reply, "").passed
+    assert loose_verdict(check, reply, "").passed

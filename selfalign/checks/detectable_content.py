@@ -28,12 +28,13 @@ class NumberOfPlaceholders(Check):
 
 def _marker_pattern(marker: str) -> re.Pattern[str]:
     """IFEval's reading of a marker, on the lower-cased reply: `P.S.` and `P.P.S` allow a space
-    after each dot; any other marker is taken literally. A marker anywhere in a line counts."""
+    after each dot; any other marker is taken literally. A marker anywhere in a line counts (so
+    IFEval's leading `\s*` and trailing `.*$` change nothing, and are left out: they cost)."""
     if marker == "P.P.S":
-        return re.compile(r"\s*p\.\s?p\.\s?s.*$", re.MULTILINE)
+        return re.compile(r"p\.\s?p\.\s?s")
     if marker == "P.S.":
-        return re.compile(r"\s*p\.\s?s\..*$", re.MULTILINE)
-    return re.compile(r"\s*" + re.escape(marker.lower()) + r".*$", re.MULTILINE)
+        return re.compile(r"p\.\s?s\.")
+    return re.compile(re.escape(marker.lower()))
 
 
 class Postscript(Check):

@@ -64,10 +64,18 @@ class ForbiddenWords(Check):
 
     def __init__(self, **args):
         super().__init__(**args)
+        # One scan for all the words; the words found are told apart only when one is.
+        self._any = re.compile(r"\b(?:" + "|".join(map(re.escape, args["forbidden_words"]))
+                               + r")\b", re.IGNORECASE)
         self._patterns = [re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
                           for word in args["forbidden_words"]]
+        self._folded = [word.casefold() for word in args["forbidden_words"]]
 
     def verify(self, reply: str, prompt: str) -> Verdict:
+        folded = reply.casefold()  # a word absent from the folded text cannot match: skip it
+        if not any(word in folded for word in self._folded) or not self._any.search(reply):
+            return Verdict(True, f"Your reply uses none of "
+                                 f"{_quoted(self.args['forbidden_words'])}.")
         used = [found.group(0) for found in (p.search(reply) for p in self._patterns) if found]
         if used:
             return Verdict(False, f"Your reply uses {_quoted(used)}; it must not use "

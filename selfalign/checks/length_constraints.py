@@ -18,6 +18,11 @@ class NumberOfWords(Check):
     def verify(self, reply: str, prompt: str) -> Verdict:
         return counted(count_words(reply), self.args["relation"], self.args["num_words"], "word")
 
+    def loose_can_pass(self, strict: Verdict) -> bool:
+        # Taking out lines or `*`s never adds a word (`*` is no word character), so too few
+        # words stay too few.
+        return self.args["relation"] == "less than"
+
     def instruction(self) -> str:
         return f"Answer with {bound_phrase(self.args['relation'], self.args['num_words'])} words."
 

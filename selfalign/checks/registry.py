@@ -121,7 +121,7 @@ def loose_verdict(check: Check, reply: str, prompt: str, strict: Verdict | None 
     """Passes when any non-blank view passes; otherwise the strict verdict's message. `strict`,
     when the caller has it already, spares checking the reply itself a second time."""
     strict = strict or check.verify(reply, prompt)
-    if strict.passed:
+    if strict.passed or not check.loose_can_pass(strict):
         return strict
     seen = {reply}
     for view in loose_views(reply)[1:]:
