@@ -305,3 +305,11 @@ def test_loose_still_tries_the_views_of_a_reply_with_too_many_words():
     reply = "Here are my words:\nfew words"  # 6 words; 2 once the first line is set aside
     assert not check.verify(reply, "").passed
     assert loose_verdict(check, reply, "").passed
+
+
+def test_the_guide_lists_every_kind():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "checks.md").read_text()
+    missing = [kind for kind in check_kinds() if f"| `{kind}` |" not in guide]
+    assert not missing, f"docs/guides/checks.md's table of kinds lacks {missing}"
