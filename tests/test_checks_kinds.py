@@ -313,3 +313,9 @@ def test_the_guide_lists_every_kind():
     guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "checks.md").read_text()
     missing = [kind for kind in check_kinds() if f"| `{kind}` |" not in guide]
     assert not missing, f"docs/guides/checks.md's table of kinds lacks {missing}"
+
+
+def test_loose_sets_blank_views_aside():
+    # A one-line reply leaves nothing once a line is taken out; no commas in nothing is no pass.
+    check = build_check({"kind": "punctuation:no_comma"})
+    assert not loose_verdict(check, "One, two.", "").passed

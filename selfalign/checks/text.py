@@ -11,8 +11,6 @@ import re
 from functools import cache, lru_cache
 
 _WORD = re.compile(r"\w+")
-# Edges that NLTK's word tokenizer splits off a word; what remains ("U.S", "WELL-KNOWN") is one.
-_EDGE_PUNCTUATION = "\"'`()[]{}<>.,;:!?*_~«»“”‘’"
 
 
 def count_words(text: str) -> int:
@@ -48,10 +46,10 @@ def count_sentences(text: str) -> int:
 
 
 def capital_words(text: str) -> list[str]:
-    """The words written in capitals ("NASA", "I", "WELL-KNOWN"), punctuation set aside."""
-    # A chunk in lower case stays so once its punctuation is stripped: most are, skip them early.
-    words = (chunk.strip(_EDGE_PUNCTUATION) for chunk in text.split() if not chunk.islower())
-    return [word for word in words if word.isupper()]
+    """The words written in capitals ("NASA", "I", "WELL-KNOWN"): whitespace-separated chunks
+    whose letters are all capitals. Punctuation has no case, so "(NASA)." counts as NLTK's
+    tokens would; NLTK splits "DON'T" in two, counted once here."""
+    return [chunk for chunk in text.split() if chunk.isupper()]
 
 
 @cache
