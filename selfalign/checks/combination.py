@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from selfalign.checks.base import Argument, Check, Verdict
+from selfalign.checks.text import plural
 
 SEPARATOR = "******"
 
@@ -21,8 +22,8 @@ class TwoResponses(Check):
                                   f"give exactly two responses separated by {SEPARATOR}.")
         responses = [part.strip() for part in parts if part.strip()]
         if len(responses) != 2:
-            return Verdict(False, f"Your reply has {len(responses)} response(s) separated by "
-                                  f"{SEPARATOR}; it must have exactly two.")
+            return Verdict(False, f"Your reply has {plural(len(responses), 'response')} "
+                                  f"separated by {SEPARATOR}; it must have exactly two.")
         if responses[0] == responses[1]:
             return Verdict(False, "Your reply's two responses are the same; they must differ.")
         return Verdict(True, f"Your reply has two different responses separated by {SEPARATOR}.")

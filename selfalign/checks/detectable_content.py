@@ -52,8 +52,8 @@ class Postscript(Check):
         marker = self.args["postscript_marker"].strip()
         if self._pattern.search(reply.lower()):
             return Verdict(True, f"Your reply has a postscript starting with {marker}.")
-        return Verdict(False, f"Your reply has no postscript; end it with one starting with "
-                              f"{marker}.")
+        return Verdict(False, f"Your reply has no postscript starting with {marker}; add one at "
+                              f"its end.")
 
     def instruction(self) -> str:
         return (f"At the end of your reply, add a postscript starting with "

@@ -46,7 +46,8 @@ class ConstrainedResponse(Check):
         found = next((option for option in ANSWER_OPTIONS if option in reply), None)
         if found:
             return Verdict(True, f"Your reply gives '{found}'.")
-        return Verdict(False, f"Your reply must give one of {', '.join(ANSWER_OPTIONS)}")
+        options = ", ".join(f"'{option}'" for option in ANSWER_OPTIONS)
+        return Verdict(False, f"Your reply must contain one of {options}.")
 
     def instruction(self) -> str:
         return f"Answer with one of these options: {' '.join(ANSWER_OPTIONS)}"
