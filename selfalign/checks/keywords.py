@@ -28,7 +28,7 @@ class Keywords(Check):
         if missing:
             return Verdict(False, f"Your reply must include {_quoted(self.args['keywords'])}; "
                                   f"it lacks {_quoted(missing)}.")
-        return Verdict(True, f"includes {_quoted(self.args['keywords'])}")
+        return Verdict(True, f"Your reply includes {_quoted(self.args['keywords'])}.")
 
     def instruction(self) -> str:
         return f"Include the keywords {_quoted(self.args['keywords'])} in your reply."
