@@ -165,23 +165,28 @@ def test_a_keyboard_session_undo_reload_and_the_report_agree_with_the_hand_count
     assert between["decided"]["rate"] == pytest.approx(5 / 9, abs=1e-6)
 
 
-def test_a_ranking_and_a_rating_by_keys_alone(tmp_path, browser, served):
+def ranked_run_with_tasks(root, tasks: str):
+    """A real `--feedback rank` run with the task file `tasks`. The run is made in its own
+    process: Playwright's sync API keeps an event loop running here, and the runner needs one
+    of its own (and the main thread, for its signals)."""
     import subprocess
     import sys
     from pathlib import Path
 
-    # The run is made in its own process: Playwright's sync API keeps an event loop running
-    # here, and the runner needs one of its own (and the main thread, for its signals).
     tests = Path(__file__).parent
     subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                     "from pathlib import Path; from label_helpers import ranked_run; "
-                    "ranked_run(Path(sys.argv[2]))", str(tests), str(tmp_path)],
+                    "ranked_run(Path(sys.argv[2]))", str(tests), str(root)],
                    check=True, env={**os.environ, "PYTHONPATH": str(tests.parent)})
-    run = tmp_path / "run"
+    run = root / "run"
     (run / "labels").mkdir()
-    (run / "labels" / "tasks.yaml").write_text(
-        "tasks:\n  - name: rank\n    kind: rank\n    limit: 1\n"
-        "  - name: rate\n    kind: rate\n    limit: 1\n")
+    (run / "labels" / "tasks.yaml").write_text(tasks)
+    return run
+
+
+def test_a_ranking_and_a_rating_by_keys_alone(tmp_path, browser, served):
+    run = ranked_run_with_tasks(tmp_path, "tasks:\n  - name: rank\n    kind: rank\n    limit: 1\n"
+                                          "  - name: rate\n    kind: rate\n    limit: 1\n")
     project = open_project(run, log=lambda m: None)
     token = project.db.add_labeller("pat")
     origin = served(run)
@@ -208,19 +213,7 @@ def test_a_ranking_and_a_rating_by_keys_alone(tmp_path, browser, served):
 
 
 def test_a_ranking_by_dragging_the_replies_into_order(tmp_path, browser, served):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    tests = Path(__file__).parent
-    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                    "from pathlib import Path; from label_helpers import ranked_run; "
-                    "ranked_run(Path(sys.argv[2]))", str(tests), str(tmp_path)],
-                   check=True, env={**os.environ, "PYTHONPATH": str(tests.parent)})
-    run = tmp_path / "run"
-    (run / "labels").mkdir()
-    (run / "labels" / "tasks.yaml").write_text("tasks:\n  - name: rank\n    kind: rank\n"
-                                                "    limit: 1\n")
+    run = ranked_run_with_tasks(tmp_path, "tasks:\n  - name: rank\n    kind: rank\n    limit: 1\n")
     project = open_project(run, log=lambda m: None)
     origin = served(run)
     page = browser.new_page()

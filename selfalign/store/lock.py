@@ -114,8 +114,9 @@ def _held(out: Path, holder: dict, renewing: bool = False) -> UserError:
         return UserError(f"{out} is being written by another run ({describe(holder)}); wait for "
                          f"it to finish, stop it, or choose another --out. (If that process is "
                          f"not a selfalign run, its id was reused: delete {lock_path(out)})")
-    lease = (f"; if that run is gone its lease lapses once the lock stays unchanged for "
-             f"{LEASE_S:.0f}s, and the next run takes it over by itself") if "token" in holder else ""
+    lease = "" if "token" not in holder else (
+        f"; if that run is gone its lease lapses once the lock stays unchanged for "
+        f"{LEASE_S:.0f}s, and the next run takes it over by itself")
     return UserError(f"{out} is locked by {describe(holder)}, which cannot be checked from this "
                      f"host ({socket.gethostname()}){lease}. If that run is gone, delete "
                      f"{lock_path(out)} and run again")
