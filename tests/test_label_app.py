@@ -1,9 +1,11 @@
 """The app in-process: who may do what, what a labeller sees, and how answers are stored."""
 
+import random
 import re
 
 import pytest
 
+import selfalign.label.db as label_db
 from selfalign.errors import UserError
 from selfalign.label.answers import display_order
 from selfalign.label.server import serve_project
@@ -15,7 +17,10 @@ SHOWN_KEYS = {"item", "task", "kind", "question", "conversation", "replies", "fl
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path, monkeypatch):
+    # A secret from a fixed generator: the same display orders on every run of the tests.
+    fixed = random.Random(7)
+    monkeypatch.setattr(label_db.secrets, "token_hex", lambda n: fixed.randbytes(n).hex())
     run = scripted_judged_run(tmp_path)
     write_tasks(run, "    overlap: 1.0\n")  # every item goes to two labellers
     project, client = project_and_client(run)
@@ -97,13 +102,13 @@ def test_answers_are_stored_in_the_runs_terms_whatever_the_order_shown(app):
     for _ in range(6):
         shown = client.get("/api/next", headers=bearer(tokens["pat"])).json()
         item = project.db.item(shown["item"])
-        order = display_order(project.tasks.seed, item.id, "L002", 2)
+        order = display_order(project.db.display_secret, item.id, "L002", 2)
         assert shown["replies"] == [item.payload["replies"][i] for i in order]
         client.post("/api/labels", json={"item": item.id, "answer": "a"},
                     headers=bearer(tokens["pat"]))
     labels = project.db.own_labels(labeller)
     # "a" is whatever was shown first: the revision (reply 0) when the order was not flipped.
-    expected = [display_order(0, l["item"], "L002", 2)[0] for l in labels]
+    expected = [display_order(project.db.display_secret, l["item"], "L002", 2)[0] for l in labels]
     assert [l["answer"]["preferred"] for l in labels] == expected
     assert 0 in expected and 1 in expected  # both orders occurred among six items
 

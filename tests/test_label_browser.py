@@ -165,23 +165,28 @@ def test_a_keyboard_session_undo_reload_and_the_report_agree_with_the_hand_count
     assert between["decided"]["rate"] == pytest.approx(5 / 9, abs=1e-6)
 
 
-def test_a_ranking_and_a_rating_by_keys_alone(tmp_path, browser, served):
+def ranked_run_with_tasks(root, tasks: str):
+    """A real `--feedback rank` run with the task file `tasks`. The run is made in its own
+    process: Playwright's sync API keeps an event loop running here, and the runner needs one
+    of its own (and the main thread, for its signals)."""
     import subprocess
     import sys
     from pathlib import Path
 
-    # The run is made in its own process: Playwright's sync API keeps an event loop running
-    # here, and the runner needs one of its own (and the main thread, for its signals).
     tests = Path(__file__).parent
     subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                     "from pathlib import Path; from label_helpers import ranked_run; "
-                    "ranked_run(Path(sys.argv[2]))", str(tests), str(tmp_path)],
+                    "ranked_run(Path(sys.argv[2]))", str(tests), str(root)],
                    check=True, env={**os.environ, "PYTHONPATH": str(tests.parent)})
-    run = tmp_path / "run"
+    run = root / "run"
     (run / "labels").mkdir()
-    (run / "labels" / "tasks.yaml").write_text(
-        "tasks:\n  - name: rank\n    kind: rank\n    limit: 1\n"
-        "  - name: rate\n    kind: rate\n    limit: 1\n")
+    (run / "labels" / "tasks.yaml").write_text(tasks)
+    return run
+
+
+def test_a_ranking_and_a_rating_by_keys_alone(tmp_path, browser, served):
+    run = ranked_run_with_tasks(tmp_path, "tasks:\n  - name: rank\n    kind: rank\n    limit: 1\n"
+                                          "  - name: rate\n    kind: rate\n    limit: 1\n")
     project = open_project(run, log=lambda m: None)
     token = project.db.add_labeller("pat")
     origin = served(run)
@@ -205,3 +210,67 @@ def test_a_ranking_and_a_rating_by_keys_alone(tmp_path, browser, served):
     assert [replies[i] for i in labels["rank"]["answer"]["order"]] == [shown[1], shown[2],
                                                                        shown[0]]
     assert labels["rate"]["answer"] == {"score": 5, "rewrite": "A better demonstration."}
+
+
+def test_a_ranking_by_dragging_the_replies_into_order(tmp_path, browser, served):
+    run = ranked_run_with_tasks(tmp_path, "tasks:\n  - name: rank\n    kind: rank\n    limit: 1\n")
+    project = open_project(run, log=lambda m: None)
+    origin = served(run)
+    page = browser.new_page()
+    events = watch(page, origin)
+    page.goto(f"{origin}/start?token={project.db.add_labeller('pat')}")
+    shown = page.locator("#rank-list .reply .text").all_text_contents()
+    cards = page.locator("#rank-list .reply")
+    # The third reply is the best: dragged onto the first, it goes before it; then the second
+    # is dragged onto the first, which puts it before that one.
+    cards.nth(2).drag_to(cards.nth(0))
+    assert page.locator("#ranking").text_content() == "3 > 1 > 2"
+    cards = page.locator("#rank-list .reply")
+    cards.nth(2).drag_to(cards.nth(1))
+    assert page.locator("#ranking").text_content() == "3 > 2 > 1"
+    assert page.locator("#rank-list .reply .text").all_text_contents() == [
+        shown[2], shown[1], shown[0]]
+    with page.expect_navigation():
+        page.locator("#send-order").click()
+    assert page.locator("#done").count() == 1 and events == {"dialogs": [], "outside": []}
+    label = project.db.all_labels()[0]
+    replies = label["payload"]["replies"]
+    assert [replies[i] for i in label["answer"]["order"]] == [shown[2], shown[1], shown[0]]
+
+
+def test_the_flags_page_by_keys_and_by_mouse(tmp_path, browser, served):
+    run = synthetic_run(tmp_path / "run", 1)
+    (run / "labels").mkdir()
+    (run / "labels" / "tasks.yaml").write_text(
+        "tasks:\n  - name: prompt-flags\n    kind: flags\n    flags: [harmful, violent, sexual]\n"
+        "  - name: reply-flags\n    kind: flags\n    target: reply\n"
+        "    flags: [harmful, not-english]\n")
+    project = open_project(run, log=lambda m: None)
+    origin = served(run)
+    page = browser.new_page()
+    events = watch(page, origin)
+    page.goto(f"{origin}/start?token={project.db.add_labeller('pat')}")
+    # The prompt's flags: no reply shown; 1 and 2 toggle harmful and violent on, a click takes
+    # harmful off again, Escape leaves the box for the keys, 3 toggles sexual on.
+    assert page.locator(".reply").count() == 0
+    assert page.locator('input[name="flag"]').count() == 3
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    page.get_by_label("harmful").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("3")
+    checked = page.locator('input[name="flag"]:checked')
+    assert [checked.nth(i).get_attribute("value") for i in range(checked.count())] == [
+        "violent", "sexual"]
+    page.locator("#note").fill("asks for details")
+    page.locator("#note").press("Escape")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    # The revision's flags: its text shown; nothing ticked is an answer too, sent by the button.
+    assert page.locator(".reply .text").text_content() == "revision reply 0"
+    with page.expect_navigation():
+        page.locator("#send-flags").click()
+    assert page.locator("#done").count() == 1 and events == {"dialogs": [], "outside": []}
+    stored = {l["task"]: (l["answer"], l["note"]) for l in project.db.all_labels()}
+    assert stored == {"prompt-flags": ({"flags": ["sexual", "violent"]}, "asks for details"),
+                      "reply-flags": ({"flags": []}, None)}

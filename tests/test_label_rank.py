@@ -26,7 +26,7 @@ def test_a_ranking_is_stored_in_the_runs_order_and_exported_as_pairs(tmp_path):
     item = project.db.item(shown["item"])
     replies = item.payload["replies"]
     assert shown["kind"] == "rank" and sorted(shown["replies"]) == sorted(replies)
-    order = display_order(0, item.id, "L001", 3)
+    order = display_order(project.db.display_secret, item.id, "L001", 3)
     assert shown["replies"] == [replies[i] for i in order]
     assert client.post("/api/labels", json={"item": item.id, "answer": [1, 1, 2]},
                        headers=auth).status_code == 400

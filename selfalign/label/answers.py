@@ -1,12 +1,18 @@
-"""What a labeller sees and answers: the replies in their own seeded order, and an answer in
-display terms turned into one in the run's terms (which reply, which order, which score)."""
+"""What a labeller sees and answers: the replies in their own order, an answer in display terms
+turned into one in the run's terms (which reply, which order, which score), and back.
+
+The order is drawn from the database's secret, not from anything a labeller can read (the task
+file's seed, the item id, their pseudonym): otherwise the side of the revision could be worked
+out and the comparison would not be blind. For the same reason a labeller reads their labels
+back in display terms only.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import random
-
-from selfalign.stable_hash import derived_seed
 
 COMPARE_ANSWERS = ("a", "b", "tie", "skip")
 SCORES = range(1, 8)
@@ -16,12 +22,28 @@ class BadAnswer(ValueError):
     """An answer that does not fit the item; the API answers 400 with the message."""
 
 
-def display_order(seed: int, item_id: int, pseudonym: str, replies: int) -> list[int]:
-    """Reply indices in the order this labeller sees them: seeded per item and labeller, so a
-    reload shows the same order and two labellers of one item usually see different ones."""
+def display_order(secret: str, item_id: int, pseudonym: str, replies: int) -> list[int]:
+    """Reply indices in the order this labeller sees them: keyed by the secret per item and
+    labeller, so a reload (or an undo) shows the same order and two labellers of one item
+    usually see different ones."""
+    key = hmac.new(secret.encode(), f"{item_id}\x1f{pseudonym}".encode(), hashlib.sha256)
     order = list(range(replies))
-    random.Random(derived_seed(seed, "display", item_id, pseudonym)).shuffle(order)
+    random.Random(int.from_bytes(key.digest(), "big")).shuffle(order)
     return order
+
+
+def shown_answer(kind: str, stored: dict, display: list[int]) -> dict:
+    """A stored answer as the labeller gave it: `answer` (and `rewrite` for a score) in the
+    terms of the order they saw, never the run's."""
+    if stored.get("skip"):
+        return {"answer": "skip"}
+    if kind == "compare":
+        return {"answer": "tie" if stored.get("tie") else "ab"[display.index(stored["preferred"])]}
+    if kind == "rank":
+        return {"answer": [display.index(reply) + 1 for reply in stored["order"]]}
+    if kind == "rate":
+        return {"answer": stored["score"], "rewrite": stored.get("rewrite")}
+    return {"answer": stored.get("flags", [])}
 
 
 def stored_answer(kind: str, answer, display: list[int], flags: tuple[str, ...] = (),

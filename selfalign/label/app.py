@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from selfalign.label.answers import BadAnswer, display_order, stored_answer
+from selfalign.label.answers import BadAnswer, display_order, shown_answer, stored_answer
 from selfalign.label.auth import COOKIE, Caller, require
 from selfalign.label.db import ItemRow, Labeller
 from selfalign.label.project import Project
@@ -80,7 +80,7 @@ def create_app(project: Project) -> FastAPI:
     @app.get("/api/labels")
     def api_own_labels(request: Request):
         who = require(request, db)
-        return {"labeller": who.labeller.pseudonym, "labels": db.own_labels(who.labeller)}
+        return {"labeller": who.labeller.pseudonym, "labels": labels_read_back(db, who.labeller)}
 
     @app.get("/api/report")
     def api_report(request: Request):
@@ -180,7 +180,7 @@ def item_view(project: Project, labeller: Labeller, item: ItemRow) -> dict:
     task = project.tasks.task(item.task)
     payload = item.payload
     replies = _shown_replies(task, payload)
-    order = display_order(project.tasks.seed, item.id, labeller.pseudonym, len(replies))
+    order = display_order(project.db.display_secret, item.id, labeller.pseudonym, len(replies))
     progress = project.db.progress(labeller)
     return {"item": item.id, "task": task.name, "kind": task.kind,
             "question": task.question or (payload.get("question") if task.kind in
@@ -188,6 +188,19 @@ def item_view(project: Project, labeller: Labeller, item: ItemRow) -> dict:
             "conversation": payload["conversation"],
             "replies": [replies[i] for i in order], "flags": list(task.flags),
             "progress": progress}
+
+
+def labels_read_back(db, labeller: Labeller) -> list[dict]:
+    """The labeller's labels as they answered them: in the order each item was shown to them
+    (an imported label, never shown, in the order it would be shown)."""
+    labels = []
+    for label in db.own_labels(labeller):
+        display = label["display"] or display_order(db.display_secret, label["item"],
+                                                    labeller.pseudonym, label["replies"])
+        labels.append({"label": label["label"], "item": label["item"], "task": label["task"],
+                       **shown_answer(label["kind"], label["answer"], display),
+                       "note": label["note"], "created": label["created"]})
+    return labels
 
 
 def _shown_replies(task, payload: dict) -> list[str]:
@@ -209,7 +222,7 @@ def save_label(project: Project, who: Caller, body: dict) -> dict:
     if item.task not in {t.name for t in project.tasks.tasks}:
         raise HTTPException(409, f"task {item.task!r} is no longer in the task file")
     task = project.tasks.task(item.task)
-    display = display_order(project.tasks.seed, item.id, who.labeller.pseudonym,
+    display = display_order(db.display_secret, item.id, who.labeller.pseudonym,
                             len(_shown_replies(task, item.payload)))
     try:
         answer = stored_answer(task.kind, body.get("answer"), display, task.flags,

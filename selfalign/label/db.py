@@ -4,6 +4,10 @@ Every label is one short transaction, committed before the server answers, so a 
 acknowledged survives the server being killed. Items are handed out through
 claims: a labeller holds at most one claimed item; answering it turns the claim into a label,
 so an item is never handed to the same labeller twice and never to more labellers than it needs.
+
+The file says which schema it has in `PRAGMA user_version`; opening it runs the migration steps
+from that version to this code's, in one transaction, so a file made by an older selfalign keeps
+every label. A file from a newer selfalign is refused rather than half understood.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ GOLD_NEEDED = 1_000_000  # a gold item stays open to every labeller
 BUSY_MS = 10_000
 PROGRESS_CAP = 1000
 
-SCHEMA = """
+# Version 1: the tables as they were before versions were kept (such files say user_version 0;
+# every statement is IF NOT EXISTS, so the step is harmless on them).
+TABLES = """
 CREATE TABLE IF NOT EXISTS labellers (
   id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, pseudonym TEXT UNIQUE NOT NULL,
   token_sha256 TEXT, owner INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0,
@@ -48,6 +54,26 @@ CREATE TABLE IF NOT EXISTS labels (
   source TEXT NOT NULL DEFAULT 'app', created REAL NOT NULL, UNIQUE (item, labeller));
 CREATE INDEX IF NOT EXISTS labels_by_labeller ON labels (labeller, id);
 """
+# Version 2: the secret the display order is drawn from. Made once, here, and never sent: a
+# labeller who knows the item, their pseudonym and the task file still cannot tell the sides.
+SECRETS = "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+DISPLAY_SECRET = "display"
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    for statement in TABLES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _add_display_secret(conn: sqlite3.Connection) -> None:
+    conn.execute(SECRETS)
+    conn.execute("INSERT OR IGNORE INTO secrets VALUES (?, ?)",
+                 (DISPLAY_SECRET, secrets.token_hex(32)))
+
+
+MIGRATIONS = (_create_tables, _add_display_secret)  # step n takes version n to n + 1
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def sha256(text: str) -> str:
@@ -78,7 +104,22 @@ class LabelDB:
         self.path = Path(path)
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn.executescript(SCHEMA)  # executescript commits by itself
+        self._migrate()
+        self.display_secret = self.conn.execute(
+            "SELECT value FROM secrets WHERE name=?", (DISPLAY_SECRET,)).fetchone()[0]
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION, one step per version, all in one transaction (two
+        processes opening an old file at once: the second finds it migrated)."""
+        with self.write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(f"{self.path} has labels schema version {version}; this selfalign "
+                                f"reads up to {SCHEMA_VERSION}: upgrade selfalign to open it")
+            for step in MIGRATIONS[version:]:
+                step(conn)
+            if version < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -336,12 +377,16 @@ class LabelDB:
         return {"done": done, "left": left, "left_capped": left >= cap}
 
     def own_labels(self, labeller: Labeller) -> list[dict]:
+        """The labeller's labels in the run's terms, with the order they were shown in (None
+        for an imported label) and the task's kind: the app turns them into display terms."""
         rows = self.conn.execute(
-            "SELECT labels.id, items.id, items.task, labels.answer, labels.note, labels.created "
-            "FROM labels JOIN items ON items.id=labels.item WHERE labels.labeller=? "
-            "ORDER BY labels.id", (labeller.id,)).fetchall()
-        return [{"label": r[0], "item": r[1], "task": r[2], "answer": json.loads(r[3]),
-                 "note": r[4], "created": r[5]} for r in rows]
+            "SELECT labels.id, items.id, items.task, tasks.kind, labels.answer, labels.display, "
+            "labels.note, labels.created, json_array_length(items.payload, '$.replies') "
+            "FROM labels JOIN items ON items.id=labels.item JOIN tasks ON tasks.name=items.task "
+            "WHERE labels.labeller=? ORDER BY labels.id", (labeller.id,)).fetchall()
+        return [{"label": r[0], "item": r[1], "task": r[2], "kind": r[3],
+                 "answer": json.loads(r[4]), "display": json.loads(r[5]) if r[5] else None,
+                 "note": r[6], "created": r[7], "replies": r[8] or 0} for r in rows]
 
     def all_labels(self) -> list[dict]:
         """Every label with its item and labeller: what the report and the export read."""

@@ -108,24 +108,38 @@ def _init(ray, address: str, init_options: dict, log) -> None:
         # (the failed call's error, Ray's reports of dead workers).
         init_options = {"logging_level": logging.ERROR, "log_to_driver": False, **init_options}
     if address == LOCAL_RAY:
-        options = {"include_dashboard": False, "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
-                   **init_options}
-        ray.init(**options)
+        # Ray's "local" starts a cluster of the run's own, whatever the `ray_current_cluster`
+        # file in Ray's temporary folder names: a head killed without `ray stop` leaves it
+        # behind, and `ray.init()` without an address would try to join that dead head.
+        options = {"address": "local", "include_dashboard": False,
+                   "object_store_memory": LOCAL_OBJECT_STORE_BYTES, **init_options}
+        try:
+            ray.init(**options)
+        except Exception as err:  # noqa: BLE001 - whatever Ray raises, one line that says why
+            raise UserError(f"--ray: could not start a Ray cluster on this machine: "
+                            f"{_first_line(err)}. Check the free memory, and the free space "
+                            f"in Ray's temporary folder (RAY_TMPDIR, /tmp/ray by default); "
+                            f"`ray stop` ends clusters left running here") from None
         return
     head = _check_answers(address)
     if head is not None:
         authenticate(address, *head, log)
     try:
         ray.init(address=address, **init_options)
-    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
+    except Exception as err:  # noqa: BLE001 - whatever Ray raises, one line that says why
         if is_auth_failure(err):
             raise UserError(f"--ray {address}: the Ray cluster there refuses this process's "
                             f"authentication token, or it has none: {WHERE_TOKENS_GO}"
                             ) from None
         raise UserError(f"--ray {address}: cannot connect to a Ray cluster there: "
-                        f"{str(err).splitlines()[0]}. Start one (ray start --head) or give its "
+                        f"{_first_line(err)}. Start one (ray start --head) or give its "
                         f"address: auto on a node of the cluster, ray://HEAD:10001 from outside"
                         ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0].rstrip(".") if lines else type(err).__name__
 
 
 def _check_answers(address: str) -> tuple[str, int] | None:

@@ -17,7 +17,9 @@ Ray's object store stay flat however long the input. It takes whichever call fin
 restarted by Ray (`max_restarts`, which rebuilds its engine), and the shards it held go to live
 workers at once: the driver resends work itself instead of letting Ray retry calls, because a
 shard whose ledger entry is written is never run again. A shard rerun because its first run was
-never recorded writes the same rows (per-request seeds). The driver drives the run through the
+never recorded writes the same rows (per-request seeds); an attempt given up on that answers
+after all is handed to the run like any other, which refuses it (and removes its files) when
+its shard was recorded meanwhile. The driver drives the run through the
 same interface as the local executor (`run.Run`: its shards, `record`); the run assembles the
 final files.
 
@@ -252,6 +254,8 @@ class _Driver:
             self._started(worker, call)
         elif kind == "shard":
             self._shard_done(worker, call)
+        elif kind == "late":
+            self._late_answer(worker, call)
         elif kind == "ping":
             try:
                 ray.get(call)
@@ -310,12 +314,24 @@ class _Driver:
                     raise cause from None
             raise
         if shard is None:
-            return  # an answer from a call given up on (its deadline passed): not recorded
+            return  # cannot be: a call given up on is settled as a late answer
         if not self.run.record(entry, where=f" (worker {worker.index})"):
-            return  # an attempt given up on answered after all: its shard was recorded
+            return  # a resent attempt, after a late answer was recorded: refused, files removed
         self.slowest = max(self.slowest, time.monotonic() - sent)
         worker.recorded(entry)
         self.progress.shard_done(entry)
+
+    def _late_answer(self, worker: _Worker, call) -> None:
+        """A call given up on (its worker was lost, or it passed its deadline) that answered
+        after all: its entry goes to the run like any other, which refuses it and removes its
+        files when the shard was recorded meanwhile, and records it otherwise."""
+        try:
+            entry = ray.get(call)
+        except RayError:
+            return  # the usual end of a given-up call: its worker was killed or lost
+        if self.run.record(entry, where=f" (worker {worker.index}, a late answer)"):
+            worker.recorded(entry)
+            self.progress.shard_done(entry)
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -325,7 +341,8 @@ class _Driver:
         shards = sorted((s for s, _ in worker.in_flight.values() if s.index not in self.done),
                         key=lambda s: s.index)
         for call in worker.in_flight:
-            self.calls.pop(call, None)
+            if call in self.calls:  # still listened to: a late answer is settled, not lost
+                self.calls[call] = ("late", worker)
         worker.in_flight.clear()
         worker.losses += 1
         worker.state, worker.lost_since = "lost", time.monotonic()
