@@ -130,6 +130,7 @@ async def main_async(args) -> dict:
                                "output_tokens": result["output_tokens"],
                                "check_seconds": round(timer.seconds - before_s, 4),
                                "verdicts": timer.verdicts - before_v})
+        print("run:", json.dumps(report["runs"][-1]), file=sys.stderr, flush=True)
     engine.close()
     return summarize(report)
 
@@ -164,13 +165,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant")
     parser.add_argument("--kv-cache-gib", type=float, default=2.0)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--json", default=None, help="Also write the figures to this file.")
-    args = parser.parse_args()
-    report = asyncio.run(main_async(args))
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    print(json.dumps(asyncio.run(main_async(parser.parse_args())), indent=2))
 
 
 if __name__ == "__main__":
