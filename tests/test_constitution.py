@@ -29,7 +29,7 @@ ERROR_SHAPES = [
      "3: critque_request: unknown key `critque_request` — did you mean `critique_request`?"),
     ("unknown_key_far.yaml",
      "4: colour: unknown key `colour`. Valid keys: kind, name, description, critique_request, "
-     "revision_request, comparison, tags, weight, version, examples"),
+     "revision_request, comparison, tags, weight, version, examples, checks"),
     ("empty.yaml",
      ": file is empty: expected a principle (`name`, `critique_request`, `revision_request`), "
      "an exemplar, or a constitution manifest (`principles:`)"),

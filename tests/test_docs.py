@@ -37,11 +37,11 @@ NO_HELP_YET: set = set()  # options allowed to lack help: none
 # the schema and the reference drop a key together, which walking the schema alone cannot see.
 SCHEMA_KEYS = {
     "principle": ["kind", "name", "description", "critique_request", "revision_request",
-                  "comparison", "tags", "weight", "version", "examples"],
+                  "comparison", "tags", "weight", "version", "examples", "checks"],
     "exemplar": ["kind", "name", "description", "principle", "context", "prompt", "response",
                  "critique", "revision"],
     "constitution": ["kind", "name", "description", "principles", "weights", "rounds",
-                     "exemplars", "system_prompt"],
+                     "exemplars", "system_prompt", "checks"],
 }
 
 
@@ -168,7 +168,7 @@ def test_every_schema_key_is_in_the_schema_reference(site):
             assert described and described in text, f"{kind}: `{key}` has no description there"
             checked += 1
         assert schema["description"].split("`")[0] in section
-    assert checked == 27
+    assert checked == 29
 
 
 # -- the README ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from selfalign.constitution.check_specs import build_checks, check_problems
 from selfalign.constitution.model import (
     Constitution, ConstitutionError, Exemplar, Principle, Problem, unknown_name)
 from selfalign.constitution.schema_check import check, field_name, line_of, suggest
@@ -105,7 +106,7 @@ class _Library:
             problems = [Problem(shown, None, None, _EMPTY)]
         kind = _kind(data)
         if data is not None:
-            problems += check(data, kind, shown)
+            problems += check(data, kind, shown) + check_problems(data, shown)
         if not problems:
             problems = _nonfinite(data, shown) + _turn_order(data, shown)
         self.problems += sorted(problems, key=lambda p: p.line or 0)
@@ -176,6 +177,7 @@ class _Library:
             exemplars=exemplars,
             system_prompt=_text_or_none(self._setting(manifests, ["system_prompt"])),
             rounds=self._setting(manifests, ["rounds"]),
+            checks=_manifest_checks(manifests),
             files={doc.shown: doc.sha256 for doc in used},
             manifests=tuple(m.shown for m in manifests))
 
@@ -281,8 +283,18 @@ def _principle(doc: _Doc, weight_override: float | None) -> Principle:
         weight=float(weight_override if weight_override is not None else data.get("weight", 1)),
         version=None if version is None else str(version),
         examples=examples,
+        checks=build_checks(data.get("checks")),
         path=doc.shown,
         sha256=doc.sha256)
+
+
+def _manifest_checks(manifests: list[_Doc]) -> tuple:
+    """Every manifest's checks apply to every principle; one listed by two manifests, once."""
+    unique: list[dict] = []
+    for spec in (entry for manifest in manifests for entry in manifest.data.get("checks", [])):
+        if spec not in unique:
+            unique.append(spec)
+    return build_checks(unique)
 
 
 def _exemplar(data: dict, name: str, principle: str, shown: str) -> Exemplar:

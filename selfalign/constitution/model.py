@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from selfalign.checks import Check
 from selfalign.errors import UserError
 from selfalign.stable_hash import unit_hash
 
@@ -74,6 +75,8 @@ class Principle:
     examples: tuple[Exemplar, ...]
     path: str
     sha256: str
+    # Rules code verifies on every answer and revision under this principle (selfalign.checks).
+    checks: tuple[Check, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Constitution:
     rounds: int | None
     files: dict[str, str]
     manifests: tuple[str, ...] = ()
+    # Checks the manifests apply to every principle, beside each principle's own.
+    checks: tuple[Check, ...] = ()
     # Cumulative weights, computed once so a draw is a binary search.
     _cumulative: tuple[float, ...] = field(init=False, repr=False, compare=False)
 

@@ -40,11 +40,25 @@ def validator(kind: str) -> jsonschema.Draft202012Validator:
 
 
 def check(data: object, kind: str, shown: str) -> list[Problem]:
-    """All schema problems of one document, in line order."""
+    """All schema problems of one document, in line order, but those inside a `checks:` entry
+    (constitution/check_specs.py words them, from the checks registry)."""
     problems = []
     for error in validator(kind).iter_errors(data):
-        problems += _problems(error, data, shown)
+        if not in_check_entry(data, list(error.absolute_path)):
+            problems += _problems(error, data, shown)
     return sorted(dict.fromkeys(problems), key=lambda p: (p.line or 0))
+
+
+CHECKS = "checks"
+
+
+def in_check_entry(data: object, path: list) -> bool:
+    """Whether a path lies inside a mapping listed under `checks:`."""
+    if len(path) < 2 or path[0] != CHECKS or not isinstance(path[1], int):
+        return False
+    entries = data.get(CHECKS) if isinstance(data, dict) else None
+    return (isinstance(entries, list) and path[1] < len(entries)
+            and isinstance(entries[path[1]], dict))
 
 
 def _problems(error: jsonschema.ValidationError, data: object, shown: str) -> list[Problem]:

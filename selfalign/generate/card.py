@@ -15,6 +15,10 @@ def _rate(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _tokens(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def _model(manifest: dict) -> str:
     """The model as it travels: its name, and what pins it down (package version or hashes)."""
     found = manifest.get("model_provenance") or {}
@@ -56,6 +60,34 @@ def _feedback_section(figures: dict | None) -> str:
 """
 
 
+def _checks_section(figures: dict | None, retries: int) -> str:
+    if not figures:
+        return ""
+    header = ("first answers", "passed", "kept revisions", "passed", "retries",
+              "retry output tokens")
+
+    def rows(lines: dict) -> list[tuple]:
+        return [(f"`{name}`", f["first_answers"], _rate(f["first_pass_rate"]),
+                 f["kept_revisions"], _rate(f["kept_pass_rate"]), f["retries"],
+                 f["retry_output_tokens"]) for name, f in lines.items()]
+
+    return f"""## Checks
+
+Code checked every first answer (against the constitution's checks and those of the principle
+drawn for round 1) and every revision (the constitution's and its round's principle's). A
+revision that failed was asked again with the failing checks' messages, at most {retries}
+time(s); a kept revision is the one a round ends with. {figures['check_failed']} sample(s) whose
+final revision still failed went to rejects as `check_failed`. Retries: {figures['retries']},
+costing {figures['retry_output_tokens']} output tokens. Yield: {_rate(figures['pairs_per_prompt'])}
+kept pairs per prompt, {_tokens(figures['output_tokens_per_pair'])} output tokens per kept pair.
+
+{_table(rows(figures["principles"]), ("principle", *header))}
+
+{_table(rows(figures["checks"]), ("check", *header))}
+
+"""
+
+
 def _warning(figures: dict | None) -> str:
     warning = (figures or {}).get("warning")
     return f"> **Warning.** {warning}\n\n" if warning else ""
@@ -69,6 +101,7 @@ def dataset_card(manifest: dict, counts: dict, lengths: dict, constitution: Cons
     split_rows = [(s, counts["pairs"].get(s, 0), counts["sft"].get(s, 0))
                   for s in sorted(set(counts["pairs"]) | set(counts["sft"]))]
     reject_rows = sorted(counts["rejects"].items(), key=lambda kv: -kv[1])
+    checks = _checks_section(counts.get("checks"), settings.get("check_retries", 0))
     return f"""---
 license: other
 task_categories: [text-generation]
@@ -99,7 +132,7 @@ Rows not used, by reason (details in `rejects.parquet`):
 
 {_table(reject_rows, ("reason", "rows")) if reject_rows else "none"}
 
-{_feedback_section(counts.get("feedback"))}## Principle mix (draws over all rounds)
+{_feedback_section(counts.get("feedback"))}{checks}## Principle mix (draws over all rounds)
 
 {_table(principle_rows, ("principle", "draws")) if principle_rows else "none"}
 

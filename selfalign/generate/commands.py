@@ -105,6 +105,11 @@ _D = GenerateSettings()
               help="Another checkpoint (or served model) as judge [default: the run's model].")
 @click.option("--judge-base-url", multiple=True, metavar="URL",
               help="The judge's OpenAI-compatible servers [default: --base-url].")
+@click.option("--check-retries", type=int, default=_D.check_retries, show_default=True,
+              help="A revision that fails one of its principle's or the constitution's checks "
+                   "is asked again, with the failing checks' messages in the revision turn, at "
+                   "most this many times; one that still fails goes to rejects.parquet as "
+                   "check_failed. 0: no retries.")
 @click.option("--ray", "ray", is_flag=False, flag_value=LOCAL_RAY, default=None,
               metavar="[ADDRESS]",
               help="Run on a Ray cluster, one engine per worker: ADDRESS as ray.init takes it "
@@ -197,6 +202,11 @@ def summary(manifest: dict) -> str:
         f"orders disagreed {_figure(judged['order_disagreement_rate'])}, first position won "
         f"{_figure(judged['first_position_win_rate'])} before averaging\n"
         + (f"warning: {judged['warning']}\n" if judged.get("warning") else ""))
+    checked = counts.get("checks")
+    feedback += "" if not checked else (
+        f"checks: {checked['retries']} retries ({checked['retry_output_tokens']} output tokens), "
+        f"{checked['check_failed']} check_failed; "
+        f"{_figure(checked['pairs_per_prompt'])} pairs per prompt\n")
     return (f"done: {counts['prompts']} prompts, {counts['samples']} samples → "
             f"{sum(counts['pairs'].values())} preference pairs {counts['pairs']}, "
             f"{sum(counts['sft'].values())} SFT rows\n"

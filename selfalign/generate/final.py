@@ -8,6 +8,7 @@ import time
 
 from selfalign.atomic import write_json, write_text
 from selfalign.generate.card import dataset_card
+from selfalign.generate.check_figures import run_check_figures
 from selfalign.generate.feedback import run_figures
 from selfalign.generate.plan import Plan
 from selfalign.stages.judge_figures import write_preference_histogram
@@ -32,6 +33,9 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
             figures, preferences = run_figures(judgments, settings["min_preference"])
             counts["feedback"] = {"mode": settings["feedback"], **figures}
             write_preference_histogram(preferences, out / HISTOGRAM)
+        if uses_checks(plan):
+            counts["checks"] = run_check_figures((e.get("checks") for e in ledger.values()),
+                                                 counts)
         write_text(out / CARD, dataset_card(manifest, counts, lengths(out / "prefs"),
                                             plan.constitution))
         manifest.update(status="complete", finished=time.time(), counts=counts,
@@ -39,3 +43,8 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
         write_json(out / MANIFEST, manifest)
     drop_shard_files(out)
     return manifest
+
+
+def uses_checks(plan: Plan) -> bool:
+    constitution = plan.constitution
+    return bool(constitution.checks) or any(p.checks for p in constitution.principles)

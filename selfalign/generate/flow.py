@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
-from selfalign.constitution import Constitution
+from selfalign.checks import CONSTITUTION, check_ids
+from selfalign.constitution import Constitution, Principle
 from selfalign.engine.base import Completion, Message, Request, SamplingSettings
 from selfalign.generate import feedback as ai_feedback
 from selfalign.generate.feedback import Feedback
@@ -27,6 +28,8 @@ from selfalign.generate.shards import Shard
 from selfalign.records import PromptRecord
 from selfalign.stages import (Sample, answer_request, critique_request, revise_request,
                               take_answer, take_critique, take_revision)
+from selfalign.stages.check import (FIRST_ANSWER, NamedCheck, check_text, retry_request,
+                                    take_retry)
 
 Ask = Callable[[Request], Awaitable[Completion]]
 ShardDone = Callable[[Shard, list[Sample], float], None]
@@ -42,22 +45,40 @@ class Recipe:
     rounds: int
     samples: int
     feedback: Feedback | None = None
+    check_retries: int = 0  # asks again of a revision that fails a check
     system: list[Message] = field(init=False)
     prefix: list[Message] = field(init=False)  # system prompt + few-shot exemplars
+    _checks: dict[str | None, list[NamedCheck]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         text = self.constitution.system_prompt
         self.system = [{"role": "system", "content": text}] if text else []
         self.prefix = self.system + self.constitution.fewshot_messages()
+        shared = self.constitution.checks
+        everywhere = [NamedCheck(i, c) for i, c in zip(check_ids(CONSTITUTION, shared), shared)]
+        self._checks = {None: everywhere}
+        for p in self.constitution.principles:
+            own = [NamedCheck(i, c) for i, c in zip(check_ids(p.name, p.checks), p.checks)]
+            self._checks[p.name] = everywhere + own
+
+    def checks_for(self, principle: Principle | None) -> list[NamedCheck]:
+        """The constitution's checks and `principle`'s own (None: the constitution's only)."""
+        return self._checks[principle.name if principle else None]
 
 
 async def constitutional_ai(sample: Sample, recipe: Recipe, ask: Ask) -> Sample:
-    """Answer, then `rounds` × (critique, revise); stops at the first request that fails."""
+    """Answer, then `rounds` × (critique, revise, and revise again while a check fails, at most
+    `check_retries` times); stops at the first request that fails. The first answer is checked
+    against round 1's principle's checks, each revision against its round's (with the
+    constitution's, always)."""
     request = answer_request(sample, recipe.system, recipe.sampling, recipe.seed)
     if not take_answer(sample, await ask(request)):
         return sample
+    constitution, prompt_id = recipe.constitution, sample.record.id
+    first = constitution.draw(recipe.seed, prompt_id, 1) if recipe.rounds else None
+    check_text(sample, recipe.checks_for(first), sample.initial, FIRST_ANSWER, 0)
     for r in range(1, recipe.rounds + 1):
-        principle = recipe.constitution.draw(recipe.seed, sample.record.id, r)
+        principle = constitution.draw(recipe.seed, prompt_id, r)
         request = critique_request(sample, principle, r, recipe.prefix, recipe.sampling,
                                    recipe.seed)
         if not take_critique(sample, await ask(request), r):
@@ -65,7 +86,25 @@ async def constitutional_ai(sample: Sample, recipe: Recipe, ask: Ask) -> Sample:
         request = revise_request(sample, r, recipe.prefix, recipe.sampling, recipe.seed)
         if not take_revision(sample, await ask(request), r):
             return sample
+        if not await _revise_until_checked(sample, recipe, ask, r, recipe.checks_for(principle)):
+            return sample
     return sample
+
+
+async def _revise_until_checked(sample: Sample, recipe: Recipe, ask: Ask, r: int,
+                                checks: list[NamedCheck]) -> bool:
+    """Check round r's revision; ask it again while a check fails and retries are left.
+    False if a retry's request failed (the sample has failed)."""
+    failing = check_text(sample, checks, sample.rounds[-1].revision, r, 0)
+    for attempt in range(1, recipe.check_retries + 1):
+        if not failing:
+            break
+        request = retry_request(sample, r, attempt, failing, recipe.prefix, recipe.sampling,
+                                recipe.seed)
+        if not take_retry(sample, await ask(request), r, attempt):
+            return False
+        failing = check_text(sample, checks, sample.rounds[-1].revision, r, attempt)
+    return True
 
 
 async def run_prompt(record: PromptRecord, recipe: Recipe, ask: Ask,

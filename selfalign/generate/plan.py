@@ -100,4 +100,4 @@ def make_recipe(plan: Plan) -> Recipe:
     return Recipe(plan.constitution, SamplingSettings(settings.max_tokens,
                                                       settings.temperature, settings.top_p),
                   seed=settings.seed, rounds=plan.rounds, samples=settings.samples,
-                  feedback=feedback)
+                  feedback=feedback, check_retries=settings.check_retries)

@@ -14,6 +14,9 @@ from selfalign.stages.cleaning import same_text
 from selfalign.stages.sample import RankedPair, Sample
 
 
+CHECK_FAILED = "check_failed"
+
+
 def _assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
@@ -29,6 +32,8 @@ def sample_status(sample: Sample, ranked: bool = False) -> str:
         return "empty_revision"
     if ranked:
         return "ranked"
+    if sample.final_check_failures:
+        return CHECK_FAILED
     if same_text(sample.final, sample.initial):
         return "chosen_equals_rejected"
     if sample.judge_reject:
@@ -100,7 +105,10 @@ def trace_row(sample: Sample, model: str, status: str) -> dict:
             **_judged(sample.judgment),
             "first_position_probs": (list(sample.judgment.first_position_probs)
                                      if sample.judgment else None),
-            "rank": sample.rank, "score": sample.score}
+            "rank": sample.rank, "score": sample.score,
+            "check_verdicts": [vars(v) for v in sample.verdicts],
+            "check_retries": [vars(r) for r in sample.retries],
+            "check_retry_output_tokens": sum(r.output_tokens for r in sample.retries)}
 
 
 def sample_reject(sample: Sample, status: str) -> Reject:
@@ -110,10 +118,19 @@ def sample_reject(sample: Sample, status: str) -> Reject:
               "empty_revision": "the revision was empty after cleaning"}.get(status)
     if sample.judge_reject and status == sample.judge_reject[0]:
         stage, detail = "judge", sample.judge_reject[1]
+    if status == CHECK_FAILED:
+        stage, detail = "checks", check_failed_detail(sample)
     detail = detail or f"the engine could not answer at stage {stage}"
     return Reject(reason=status, detail=detail, source=sample.record.source,
                   line=sample.record.line, id=sample.record.id, stage=stage,
                   sample_index=sample.index)
+
+
+def check_failed_detail(sample: Sample) -> str:
+    """Which checks the final text failed, and what each said."""
+    failed = "; ".join(f"{v.check}: {v.message}" for v in sample.final_check_failures)
+    what = "the final revision" if sample.rounds else "the answer"
+    return f"{what} fails {failed}"
 
 
 def unpaired_rejects(sample: Sample) -> list[Reject]:

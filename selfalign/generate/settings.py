@@ -63,6 +63,7 @@ class GenerateSettings:
     judge_principles: int = 1  # comparison principles drawn per pair, labels averaged
     judge_cot: bool = False  # the judge reasons first; labels clamped to [0.4, 0.6]
     min_preference: float = 0.5  # verify: pairs the judge prefers less go to rejects
+    check_retries: int = 1  # a revision failing a check is asked again, at most this many times
     judge_model: str | None = None  # None: the run's own model and engine
     judge_base_url: list[str] = field(default_factory=list)  # openai: the judge's servers
     prompt_format: str = "auto"  # how a row holds its prompt; see selfalign.prompts.sources.FieldMap
@@ -103,6 +104,8 @@ class GenerateSettings:
             problems.append(f"request_timeout: must be > 0 seconds, got {self.request_timeout}")
         if self.max_retries < 0:
             problems.append(f"max_retries: must be >= 0, got {self.max_retries}")
+        if self.check_retries < 0:
+            problems.append(f"check_retries: must be >= 0, got {self.check_retries}")
         if self.backend == "openai" and not self.base_url:
             problems.append("base_url: the openai backend needs at least one --base-url")
         if self.backend != "openai" and self.base_url:

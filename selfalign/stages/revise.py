@@ -20,8 +20,13 @@ def take_revision(sample: Sample, completion: Completion, round_index: int) -> b
     """Keep the revision as written and cleaned of its lead-in ("Sure, here is ...:")."""
     if not sample.account(completion, f"revise_r{round_index}"):
         return False
+    keep_revision(sample, completion)
+    return True
+
+
+def keep_revision(sample: Sample, completion: Completion) -> None:
+    """The completion becomes the latest round's revision (a check retry's replaces the last)."""
     round_ = sample.rounds[-1]
     round_.raw_revision = completion.text
     round_.revision = clean_revision(completion.text)
     round_.revision_finish = completion.finish_reason
-    return True

@@ -23,6 +23,29 @@ class Round:
     revision_finish: str = ""
 
 
+@dataclass(frozen=True)
+class CheckVerdict:
+    """One check's verdict on one text: the first answer (round 0) or try `attempt` of round
+    `round`'s revision (0: as first asked; n: the n-th check retry)."""
+
+    round: int
+    attempt: int
+    check: str  # the check's id: `owner/kind` (selfalign.checks.check_ids)
+    passed: bool
+    message: str
+
+
+@dataclass
+class CheckRetry:
+    """Round `round`'s revision asked again (try `attempt`) because these checks failed."""
+
+    round: int
+    attempt: int
+    failed: list[str]  # ids of the checks the replaced revision failed
+    replaced: str  # that revision
+    output_tokens: int = 0  # what the new try cost
+
+
 @dataclass
 class RankedPair:
     """One judged comparison this sample won (rank mode): the loser and P(this ≻ loser)."""
@@ -55,6 +78,9 @@ class Sample:
     score: float | None = None
     rank: int | None = None
     unpaired: list[tuple[str, str]] = field(default_factory=list)
+    # Checks: every verdict on the first answer and on each try of each revision, and the retries.
+    verdicts: list[CheckVerdict] = field(default_factory=list)
+    retries: list[CheckRetry] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -64,6 +90,14 @@ class Sample:
     def final(self) -> str:
         """The last revision, or the first answer when no round has finished."""
         return self.rounds[-1].revision if self.rounds else self.initial
+
+    @property
+    def final_check_failures(self) -> list[CheckVerdict]:
+        """The failing verdicts on the final text (the last try of the last round's revision,
+        or the first answer when no round ran)."""
+        on_final = [v for v in self.verdicts if v.round == len(self.rounds)]
+        attempt = max((v.attempt for v in on_final), default=0)
+        return [v for v in on_final if v.attempt == attempt and not v.passed]
 
     def turns(self) -> Conversation:
         """The conversation so far, without the shared few-shot prefix or system prompt."""

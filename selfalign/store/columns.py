@@ -14,6 +14,14 @@ ROUND = pa.struct([
     ("critique_finish", pa.string()), ("revision_request", pa.string()),
     ("raw_revision", pa.string()), ("revision", pa.string()), ("revision_finish", pa.string()),
 ])
+# A check's verdict on the first answer (round 0) or on try `attempt` of a round's revision
+# (0 as first asked, n the n-th check retry); `check` is its id, `owner/kind`.
+CHECK_VERDICT = pa.struct([("round", pa.int32()), ("attempt", pa.int32()), ("check", pa.string()),
+                           ("passed", pa.bool_()), ("message", pa.string())])
+# A revision asked again: the checks it failed, the revision replaced, the new try's tokens.
+CHECK_RETRY = pa.struct([("round", pa.int32()), ("attempt", pa.int32()),
+                         ("failed", pa.list_(pa.string())), ("replaced", pa.string()),
+                         ("output_tokens", pa.int64())])
 _PROVENANCE = [
     ("prompt_id", pa.string()), ("sample_index", pa.int32()), ("split", pa.string()),
     ("user_id", pa.string()), ("source", pa.string()), ("principle_ids", pa.list_(pa.string())),
@@ -36,6 +44,8 @@ TRACES_SCHEMA = pa.schema([
     ("cached_prompt_tokens", pa.int64()), *_JUDGED,
     ("first_position_probs", pa.list_(pa.float64())),  # raw P(option A) of every question
     ("rank", pa.int32()), ("score", pa.float64()),  # rank: among the prompt's samples, 1 = best
+    ("check_verdicts", pa.list_(CHECK_VERDICT)), ("check_retries", pa.list_(CHECK_RETRY)),
+    ("check_retry_output_tokens", pa.int64()),  # the retries' output tokens (in output_tokens too)
 ])
 REJECTS_SCHEMA = pa.schema([
     ("reason", pa.string()), ("detail", pa.string()), ("stage", pa.string()),

@@ -1,0 +1,71 @@
+"""Checks in the conversation: verdicts on the first answer and on each revision, and the retry
+that asks a failing revision again with the failing checks' own messages.
+
+Which checks apply: to the first answer, the constitution's and those of the principle drawn for
+round 1 (the principle the answer is about to be critiqued under); to the revision of round r,
+the constitution's and those of round r's principle. Checks are pure Python on strings, run
+beside the engine in the same event loop: microseconds against a model turn's milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from selfalign.checks import Check
+from selfalign.engine.base import Completion, Message, Request, SamplingSettings
+from selfalign.stages.revise import keep_revision
+from selfalign.stages.sample import CheckRetry, CheckVerdict, Sample
+
+FIRST_ANSWER = 0  # the round number of the first answer's verdicts
+
+
+@dataclass(frozen=True)
+class NamedCheck:
+    """A check with its stable id (`owner/kind`, selfalign.checks.check_ids)."""
+
+    id: str
+    check: Check
+
+
+def check_text(sample: Sample, checks: Sequence[NamedCheck], text: str, round_index: int,
+               attempt: int) -> list[CheckVerdict]:
+    """Record every check's verdict on `text`; return the failing ones."""
+    prompt = sample.record.prompt
+    verdicts = []
+    for named in checks:
+        verdict = named.check.verify(text, prompt)
+        verdicts.append(CheckVerdict(round_index, attempt, named.id, verdict.passed,
+                                     verdict.message))
+    sample.verdicts += verdicts
+    return [v for v in verdicts if not v.passed]
+
+
+def retry_turn(revision_request: str, failing: Sequence[CheckVerdict]) -> str:
+    """The revision request again, followed by what each failing check said of the last try
+    ("Your reply has 57 words; it must have fewer than 40.")."""
+    return revision_request + "\n\n" + "\n".join(v.message for v in failing)
+
+
+def retry_request(sample: Sample, round_index: int, attempt: int,
+                  failing: Sequence[CheckVerdict], prefix: list[Message],
+                  sampling: SamplingSettings, seed: int) -> Request:
+    """Ask round `round_index`'s revision again, in place of the one that failed: the
+    conversation up to the critique, then the revision turn with the checks' messages."""
+    round_ = sample.rounds[-1]
+    sample.retries.append(CheckRetry(round_index, attempt, [v.check for v in failing],
+                                     round_.revision))
+    round_.revision_finish = ""  # the failed revision leaves the conversation
+    turn = {"role": "user", "content": retry_turn(round_.revision_request, failing)}
+    return Request(prefix + sample.turns() + [turn], sampling,
+                   seed=sample.seed(seed, "revise", round_index, "retry", attempt),
+                   stage=f"retry r{round_index}")
+
+
+def take_retry(sample: Sample, completion: Completion, round_index: int, attempt: int) -> bool:
+    """The new revision replaces the failed one; its output tokens are the retry's cost."""
+    sample.retries[-1].output_tokens = completion.output_tokens
+    if not sample.account(completion, f"revise_r{round_index}_retry{attempt}"):
+        return False
+    keep_revision(sample, completion)
+    return True
