@@ -90,11 +90,11 @@ def test_a_retry_carries_the_check_message_and_replaces_the_revision(setup, tmp_
     a = traces["a"]
     assert a["check_verdicts"] == [
         verdict(0, 0, REGEX, True, "the pattern does not match"),
-        verdict(0, 0, WORDS, True, "4 words; fewer than 10 asked"),
+        verdict(0, 0, WORDS, True, "Your reply has 4 words, fewer than 10 as asked."),
         verdict(1, 0, REGEX, True, "the pattern does not match"),
         verdict(1, 0, WORDS, False, TOO_LONG),
         verdict(1, 1, REGEX, True, "the pattern does not match"),
-        verdict(1, 1, WORDS, True, "2 words; fewer than 10 asked"),
+        verdict(1, 1, WORDS, True, "Your reply has 2 words, fewer than 10 as asked."),
     ]
     assert a["check_retries"] == [{"round": 1, "attempt": 1, "failed": [WORDS],
                                    "replaced": LONG, "output_tokens": 2}]

@@ -8,12 +8,14 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from selfalign.checks import build_check
+from selfalign.checks import build_check, check_kinds
 from selfalign.checks.schema import SCHEMA_DIR, SCHEMA_FILES, check_schema, with_checks
 from selfalign.cli import main
 from selfalign.constitution import ConstitutionError, load_constitution
 
 REPO = Path(__file__).resolve().parent.parent
+# The registry's kinds in its own order: every "Unknown check kind" message lists them.
+ALL_KINDS = ", ".join(check_kinds())
 PRINCIPLE = """name: brief
 critique_request: Too long?
 revision_request: Shorter, please.
@@ -65,7 +67,7 @@ def test_the_same_manifest_check_twice_applies_once(tmp_path):
 WRONG = [
     ("  - kind: length_constraints:number_word\n    relation: less than\n    num_words: 40\n",
      "5: checks[0].kind: Unknown check kind 'length_constraints:number_word'. Did you mean: "
-     "length_constraints:number_words? Available: length_constraints:number_words, regex"),
+     "length_constraints:number_words? Available: " + ALL_KINDS),
     ("  - kind: length_constraints:number_words\n    relation: less than\n    num_wrds: 40\n",
      "7: checks[0].num_wrds: Unknown argument 'num_wrds' of length_constraints:number_words. "
      "Did you mean: num_words? Available: relation, num_words"),
@@ -103,7 +105,7 @@ def test_a_wrong_manifest_check_names_the_manifest(tmp_path):
 def test_validate_and_generate_refuse_a_typo_before_any_model_loads(tmp_path):
     path = write(tmp_path, "  - kind: regx\n    pattern: x\n")
     expected = (f"{path}:5: checks[0].kind: Unknown check kind 'regx'. Did you mean: regex? "
-                f"Available: length_constraints:number_words, regex")
+                f"Available: {ALL_KINDS}")
     validated = CliRunner().invoke(main, ["validate", str(path)])
     assert validated.exit_code == 1 and validated.stdout == expected + "\n"
     prompts = tmp_path / "p.jsonl"

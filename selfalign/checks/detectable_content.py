@@ -27,7 +27,7 @@ class NumberOfPlaceholders(Check):
 
 
 def _marker_pattern(marker: str) -> re.Pattern[str]:
-    """IFEval's reading of a marker, on the lower-cased reply: `P.S.` and `P.P.S` allow a space
+    r"""IFEval's reading of a marker, on the lower-cased reply: `P.S.` and `P.P.S` allow a space
     after each dot; any other marker is taken literally. A marker anywhere in a line counts (so
     IFEval's leading `\s*` and trailing `.*$` change nothing, and are left out: they cost)."""
     if marker == "P.P.S":
