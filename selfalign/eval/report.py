@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from selfalign.atomic import atomic_path, write_json, write_parquet, write_text
+from selfalign.eval.checks_report import (CHECKS_PLOT, checks_section, ifeval_section,
+                                          write_checks_plot)
 from selfalign.eval.outcomes import OUTCOMES
 from selfalign.eval.refusal import is_refusal
 from selfalign.eval.results import MODEL_ROLES, PromptResult
@@ -37,6 +39,9 @@ ANSWERS_SCHEMA = pa.schema([
     ("outcome", pa.string()), ("skipped", pa.string()), ("judge_error", pa.string()),
     ("candidate_reward", pa.float64()), ("baseline_reward", pa.float64()),
     ("metadata", pa.string()),
+    ("check_ids", pa.list_(pa.string())),  # the checks that apply to the prompt
+    ("candidate_checks_failed", pa.list_(pa.string())),  # None when the model gave no answer
+    ("baseline_checks_failed", pa.list_(pa.string())),
 ])
 
 
@@ -65,6 +70,10 @@ def answer_row(result: PromptResult) -> dict:
                                  if completion else None)
         row[f"{role}_refusal"] = is_refusal(completion.text) if answered else None
         row[f"{role}_reward"] = getattr(result, f"{role}_reward")
+        passes = result.check_passes.get(role)
+        row[f"{role}_checks_failed"] = (None if passes is None else
+                                        [i for i, ok in zip(result.check_ids, passes) if not ok])
+    row["check_ids"] = list(result.check_ids)
     judgment = result.judgment
     row.update({"preference": result.preference, "outcome": result.outcome,
                 "skipped": result.skipped})
@@ -98,6 +107,8 @@ def write_plots(out: Path, evaluation: dict, results: list[PromptResult]) -> lis
         _outcome_bars(out / CATEGORY_PLOT, "Candidate against baseline, by prompt category",
                       [("all prompts", overall), *evaluation["by_category"].items()])
         written.append(CATEGORY_PLOT)
+    if write_checks_plot(out / CHECKS_PLOT, evaluation):
+        written.append(CHECKS_PLOT)
     if any(r.answered(role) for r in results for role in MODEL_ROLES):
         _length_histograms(out / LENGTH_PLOT, results)
         written.append(LENGTH_PLOT)
@@ -168,7 +179,8 @@ def save_png(figure, path: Path) -> None:
 
 def report_markdown(evaluation: dict, results: list[PromptResult], plots: list[str]) -> str:
     by_id = {r.record.id: r for r in results}
-    parts = [_headline(evaluation), _settings_table(evaluation),
+    parts = [_headline(evaluation), checks_section(evaluation, plots),
+             ifeval_section(evaluation), _settings_table(evaluation),
              _tables_section("Win rate by principle tag", evaluation["by_tag"],
                              TAG_PLOT if TAG_PLOT in plots else None),
              _tables_section("Win rate by prompt category", evaluation["by_category"],
@@ -181,7 +193,9 @@ def report_markdown(evaluation: dict, results: list[PromptResult], plots: list[s
 
 def _headline(ev: dict) -> str:
     lines = [f"# Eval: {_short(ev['candidate'])} against {_short(ev['baseline'])}", ""]
-    if ev["judged"]:
+    if ev.get("checks_only"):
+        lines.append("**No judge** (--checks-only): the answers are scored with checks only.")
+    elif ev["judged"]:
         low, high = ev["win_rate_ci"]
         lines.append(f"**The candidate's win rate is {pct(ev['win_rate'])} "
                      f"(95% CI {pct(low)} to {pct(high)}) over {ev['judged']} judged prompts: "
@@ -197,7 +211,7 @@ def _headline(ev: dict) -> str:
         lines += ["", "> **Same model.** The candidate and the baseline are the same model, so "
                       "this is a null test: the win rate should be near 50% and its interval "
                       "should contain 50%; anything else measures the judge's bias or noise."]
-    if ev["skipped"]:
+    if ev["skipped"] and not ev.get("checks_only"):
         skipped = ", ".join(f"{reason} {n}" for reason, n in ev["skipped"].items())
         lines += ["", f"{ev['prompts'] - ev['judged']} of {ev['prompts']} prompts have no "
                       f"outcome ({skipped})."]
@@ -225,7 +239,7 @@ def _verdict(low: float, high: float) -> str:
 
 def _settings_table(ev: dict) -> str:
     s = ev["settings"]
-    rows = [("candidate", ev["candidate"]), ("baseline", ev["baseline"]), ("judge", ev["judge"]),
+    rows = [("candidate", ev["candidate"]), ("baseline", ev["baseline"]), ("judge", ev["judge"] or "none (--checks-only)"),
             ("prompts", f"{', '.join(s['prompts'])} "
                         f"(split: {s['split'] or 'test of a prepared folder, else every row'})"),
             ("principles", ", ".join(s["principles"])),
