@@ -310,3 +310,19 @@ def test_the_shipped_ifeval_file_reads_or_names_its_first_unknown_kind():
                                         rf"instruction_id_list: Unknown check kind "
                                         rf"'{unknown[0][1]}'"):
         load_ifeval(path)
+
+
+@pytest.mark.parametrize("row, expected", [
+    ({"key": 1, "prompt": "Hi."}, ":1: no `instruction_id_list`; --ifeval reads IFEval's format"),
+    ({"key": 1, "prompt": "Hi.", "instruction_id_list": ["regex", "regex"],
+      "kwargs": [{"pattern": "x"}]},
+     ":1: `kwargs` must be a list of 2 mapping(s), one per id of `instruction_id_list`"),
+    ({"key": 1, "prompt": "Hi.", "instruction_id_list": "regex", "kwargs": [{}]},
+     ":1: `instruction_id_list` must be a list of instruction ids, got 'regex'"),
+])
+def test_a_row_not_in_ifevals_format_names_file_and_line(inputs, tmp_path, row, expected):
+    file = write_ifeval(tmp_path / "ifeval.jsonl", [row])
+    with pytest.raises(UserError) as err:
+        plan_eval(EvalSettings(model="cand", baseline="base", ifeval=file, **inputs),
+                  lambda m: m, judge_of_table().as_judge())
+    assert str(err.value).startswith(f"--ifeval {file}{expected}"), str(err.value)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from selfalign.eval.ifeval import FIGURES
 from selfalign.eval.outcomes import wilson_interval
+from selfalign.eval.report_format import COLOURS, cell, md_table, save_png
 from selfalign.eval.results import MODEL_ROLES
 
 CHECKS_PLOT = "checks.png"
@@ -47,8 +48,6 @@ def checks_lines(ev: dict) -> list[str]:
 # ---------------------------------------------------------------- report.md
 
 def checks_section(ev: dict, plots: list[str]) -> str:
-    from selfalign.eval.report import cell, md_table
-
     checks = ev.get("checks")
     if not checks:
         return ""
@@ -74,8 +73,6 @@ def checks_section(ev: dict, plots: list[str]) -> str:
 
 
 def ifeval_section(ev: dict) -> str:
-    from selfalign.eval.report import md_table
-
     ifeval = ev.get("ifeval")
     if not ifeval:
         return ""
@@ -120,8 +117,6 @@ def plot_rows(ev: dict) -> list[tuple[str, dict[str, tuple[float, float, float]]
 def write_checks_plot(path: Path, ev: dict) -> bool:
     """Pass rates of both models with 95% intervals beside the win rate and over-refusal."""
     import matplotlib.pyplot as plt
-
-    from selfalign.eval.report import COLOURS, save_png
 
     if not ev.get("checks"):
         return False

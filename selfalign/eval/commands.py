@@ -77,7 +77,9 @@ _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --he
 @click.pass_context
 def eval_command(ctx: click.Context, harmful_categories: str, **flags) -> None:
     """Compare a trained model with its base: both answer, a judge compares under the
-    constitution in both orders; write the win rate with its interval and a report.
+    constitution in both orders; write the win rate with its interval and a report. Both
+    answers are also scored with the principles' checks (pass rates, McNemar's test), with no
+    judge at all under --checks-only.
 
     `selfalign eval judge` measures the judge itself against human-labelled pairs."""
     if ctx.invoked_subcommand is not None:

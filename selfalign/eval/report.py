@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from selfalign.atomic import atomic_path, write_json, write_parquet, write_text
+from selfalign.atomic import write_json, write_parquet, write_text
 from selfalign.eval.checks_report import (CHECKS_PLOT, checks_section, ifeval_section,
                                           write_checks_plot)
 from selfalign.eval.outcomes import OUTCOMES
 from selfalign.eval.refusal import is_refusal
+from selfalign.eval.report_format import COLOURS, cell, md_table, pct, save_png
 from selfalign.eval.results import MODEL_ROLES, PromptResult
 
 TAG_PLOT = "outcomes_by_tag.png"
 CATEGORY_PLOT = "outcomes_by_category.png"
 LENGTH_PLOT = "lengths.png"
 SHOWN_CHARS = 1500  # of an answer in report.md; answers.parquet has every character
-COLOURS = {"win": "#2e7d32", "tie": "#9e9e9e", "loss": "#c62828",
-           "candidate": "#1565c0", "baseline": "#ef6c00"}
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 ANSWERS_SCHEMA = pa.schema([
@@ -163,15 +162,6 @@ def _length_histograms(path: Path, results: list[PromptResult]) -> None:
     axes.set_title("Answer lengths")
     axes.legend()
     save_png(figure, path)
-
-
-def save_png(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
 
 
 # ---------------------------------------------------------------- report.md
@@ -359,18 +349,6 @@ def counts_text(figures: dict) -> str:
                                                ("losses", "loss", "losses")))
 
 
-def md_table(headers: list[str], rows: list[list]) -> str:
-    """A markdown table, its first column left-aligned and the others right-aligned."""
-    lines = ["| " + " | ".join(headers) + " |",
-             "|---|" + "---:|" * (len(headers) - 1)]
-    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
@@ -387,8 +365,3 @@ def _short(model: str) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " […]"
-
-
-def cell(value: object) -> str:
-    return html.escape(str(value)).replace("|", "\\|").replace("\n", " ")
-
