@@ -38,7 +38,7 @@ def checks_lines(ev: dict) -> list[str]:
     ifeval = ev.get("ifeval")
     if ifeval:
         for role in MODEL_ROLES:
-            figures = ", ".join(f"{_IFEVAL_NAMES[name].replace('-level', '')} "
+            figures = ", ".join(f"{name.replace('_', ' ')} "
                                 f"{100 * ifeval[role][name]['rate']:.1f}%"
                                 for name in FIGURES if ifeval[role][name]["total"])
             lines.append(f"IFEval ({ifeval['prompts']} prompts), {role}: {figures}")
