@@ -121,7 +121,7 @@ def write_checks_plot(path: Path, ev: dict) -> bool:
     if not ev.get("checks"):
         return False
     rows = plot_rows(ev)
-    figure, axes = plt.subplots(figsize=(8, 1.4 + 0.7 * len(rows)))
+    figure, axes = plt.subplots(figsize=(10, 1.8 + 0.7 * len(rows)))
     height = 0.35
     for offset, role in ((height / 2, "candidate"), (-height / 2, "baseline")):
         placed = [(len(rows) - 1 - i, values[role]) for i, (_, values) in enumerate(rows)
@@ -134,7 +134,8 @@ def write_checks_plot(path: Path, ev: dict) -> bool:
     axes.set_yticks(range(len(rows))[::-1], [label for label, _ in rows])
     axes.set_xlim(0, 1)
     axes.set_xlabel("share, with 95% interval")
-    axes.set_title("Checks passed, beside the win rate and over-refusal")
-    axes.legend(loc="lower right")
+    axes.set_title("Checks passed, the win rate and over-refusal")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(rows)), ncol=2,
+                frameon=False)
     save_png(figure, path)
     return True

@@ -238,6 +238,8 @@ def _settings_table(ev: dict) -> str:
             ("answers", f"max {s['max_tokens']} tokens, temperature {s['temperature']}, "
                         f"top-p {s['top_p']}, seed {s['seed']}, backend {s['backend']}"),
             ("interval", ev["interval"])]
+    if ev.get("checks_only"):
+        rows = [row for row in rows if row[0] not in ("judging", "interval")]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {cell(v)} |" for k, v in rows)
 
 
