@@ -102,11 +102,13 @@ demo-summary:
 # 135M judge's ranked labels are mostly its lean to the first position, which RL would only
 # chase); RL (RLOO) against the reward model on a KL leash;
 # finally eval of the RL model and of the DPO model against the SFT model on the held-out test
-# split, with the reward model scoring every answer. The sample has only six users, so its split
+# split, with the reward model scoring every answer. The recipe's constitution is 3h's plus
+# brief, a principle with a check (fewer than 40 words), so each eval also reports
+# both models' pass rates with no judge involved. The sample has only six users, so its split
 # is by prompt (--user-field id); keep the default split by user on real data. A previous
 # $(RECIPE_OUT) is replaced.
 RECIPE_OUT        ?= outputs/recipe
-RECIPE_PRINCIPLES ?= constitution/3h.yaml
+RECIPE_PRINCIPLES ?= constitution/recipe.yaml
 RECIPE_TOKENS     ?= --max-tokens 64
 RECIPE_SEED       ?= 0
 RECIPE_TRAIN      ?= --max-steps 10 --batch-size 4 --max-length 256 --seed $(RECIPE_SEED)

@@ -19,11 +19,12 @@ def test_shipped_library_is_valid():
     result = CliRunner().invoke(main, ["validate", "principles/", "constitution/"])
     assert result.exit_code == 0, result.output
     assert result.stdout == ("ok: 28 principles (harmless 19, helpful 5, honest 4), 4 exemplars, "
-                             "2 manifests, 34 files\n")
+                             "3 manifests, 35 files\n")
 
 
 def test_each_shipped_manifest_loads_alone():
-    for manifest in ("constitution/harmless.yaml", "constitution/3h.yaml"):
+    for manifest in ("constitution/harmless.yaml", "constitution/3h.yaml",
+                     "constitution/recipe.yaml"):
         result = CliRunner().invoke(main, ["validate", manifest])
         assert result.exit_code == 0, result.output
 

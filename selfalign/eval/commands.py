@@ -37,6 +37,14 @@ _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --he
 @click.option("--judge-cot", is_flag=True, help="Let the judge reason before it answers.")
 @click.option("--reward-model", type=click.Path(), default=None, metavar="DIR",
               help="A reward model (sequence classifier, one label) that also scores every answer.")
+@click.option("--checks-only", is_flag=True,
+              help="Score both models' answers with the principles' `checks:` only (and the "
+                   "--ifeval file's instructions); no judge model is loaded or asked.")
+@click.option("--ifeval", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also have both models answer this prompt file in IFEval's format (key, "
+                   "prompt, instruction_id_list, kwargs; IFEval's own is "
+                   "selfalign/data/ifeval/input_data.jsonl) and report IFEval's four figures "
+                   "for each, prompt and instruction level, strict and loose.")
 @click.option("--harmful-categories", default=",".join(HARMFUL_CATEGORIES), show_default=True,
               help="`category` values of harmful prompts; any other category is benign, so a "
                    "refusal there is an over-refusal.")
@@ -69,7 +77,9 @@ _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --he
 @click.pass_context
 def eval_command(ctx: click.Context, harmful_categories: str, **flags) -> None:
     """Compare a trained model with its base: both answer, a judge compares under the
-    constitution in both orders; write the win rate with its interval and a report.
+    constitution in both orders; write the win rate with its interval and a report. Both
+    answers are also scored with the principles' checks (pass rates, McNemar's test), with no
+    judge at all under --checks-only.
 
     `selfalign eval judge` measures the judge itself against human-labelled pairs."""
     if ctx.invoked_subcommand is not None:
@@ -86,20 +96,26 @@ def eval_command(ctx: click.Context, harmful_categories: str, **flags) -> None:
     categories = tuple(c.strip() for c in harmful_categories.split(",") if c.strip())
     settings = EvalSettings(harmful_categories=categories, **flags)
     judge = constitution_judge(cot=settings.judge_cot, max_tokens=settings.max_tokens)
-    plan = plan_eval(settings, resolve_model, judge,
-                     check_judge=judge_checker(settings.for_role("judge"), OPTIONS))
+    check_judge = (None if settings.checks_only
+                   else judge_checker(settings.for_role("judge"), OPTIONS))
+    plan = plan_eval(settings, resolve_model, judge, check_judge=check_judge)
     log = lambda message: click.echo(message, err=True)  # noqa: E731
     log(f"eval: {len(plan.records)} prompts; candidate {plan.models['candidate']}, baseline "
-        f"{plan.models['baseline']}, judge {plan.models['judge']}"
+        f"{plan.models['baseline']}, "
+        + ("no judge (--checks-only)" if settings.checks_only else
+           f"judge {plan.models['judge']}")
         + (" (same model: a null test)" if plan.same_model else ""))
     evaluation = run_eval(plan, make_engine, judge, log=log)
     click.echo(summary(evaluation, plan.out))
 
 
 def summary(evaluation: dict, out: Path) -> str:
+    from selfalign.eval.checks_report import checks_lines
     from selfalign.eval.report import counts_text
 
-    if evaluation["judged"]:
+    if evaluation.get("checks_only"):
+        headline = "no judge (--checks-only)"
+    elif evaluation["judged"]:
         low, high = evaluation["win_rate_ci"]
         soft = evaluation["preference_win_rate"]
         headline = (f"win rate {evaluation['win_rate']:.3f} (95% CI {low:.3f}-{high:.3f}) over "
@@ -108,6 +124,7 @@ def summary(evaluation: dict, out: Path) -> str:
                     f"{soft['ci'][0]:.3f}-{soft['ci'][1]:.3f}): mean P(candidate better)")
     else:
         headline = f"no prompt could be judged ({evaluation['skipped']})"
+    headline += "".join(f"\n{line}" for line in checks_lines(evaluation))
     plots = sorted(p.name for p in out.glob("*.png"))
     return (f"{headline}\nwritten to {out}/: eval.json, answers.parquet, report.md, "
             f"{', '.join(plots) or 'no plots'}")

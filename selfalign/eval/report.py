@@ -10,17 +10,18 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from selfalign.atomic import atomic_path, write_json, write_parquet, write_text
+from selfalign.atomic import write_json, write_parquet, write_text
+from selfalign.eval.checks_report import (CHECKS_PLOT, checks_section, ifeval_section,
+                                          write_checks_plot)
 from selfalign.eval.outcomes import OUTCOMES
 from selfalign.eval.refusal import is_refusal
+from selfalign.eval.report_format import COLOURS, cell, md_table, pct, save_png
 from selfalign.eval.results import MODEL_ROLES, PromptResult
 
 TAG_PLOT = "outcomes_by_tag.png"
 CATEGORY_PLOT = "outcomes_by_category.png"
 LENGTH_PLOT = "lengths.png"
 SHOWN_CHARS = 1500  # of an answer in report.md; answers.parquet has every character
-COLOURS = {"win": "#2e7d32", "tie": "#9e9e9e", "loss": "#c62828",
-           "candidate": "#1565c0", "baseline": "#ef6c00"}
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 ANSWERS_SCHEMA = pa.schema([
@@ -37,6 +38,9 @@ ANSWERS_SCHEMA = pa.schema([
     ("outcome", pa.string()), ("skipped", pa.string()), ("judge_error", pa.string()),
     ("candidate_reward", pa.float64()), ("baseline_reward", pa.float64()),
     ("metadata", pa.string()),
+    ("check_ids", pa.list_(pa.string())),  # the checks that apply to the prompt
+    ("candidate_checks_failed", pa.list_(pa.string())),  # None when the model gave no answer
+    ("baseline_checks_failed", pa.list_(pa.string())),
 ])
 
 
@@ -65,6 +69,10 @@ def answer_row(result: PromptResult) -> dict:
                                  if completion else None)
         row[f"{role}_refusal"] = is_refusal(completion.text) if answered else None
         row[f"{role}_reward"] = getattr(result, f"{role}_reward")
+        passes = result.check_passes.get(role)
+        row[f"{role}_checks_failed"] = (None if passes is None else
+                                        [i for i, ok in zip(result.check_ids, passes) if not ok])
+    row["check_ids"] = list(result.check_ids)
     judgment = result.judgment
     row.update({"preference": result.preference, "outcome": result.outcome,
                 "skipped": result.skipped})
@@ -98,6 +106,8 @@ def write_plots(out: Path, evaluation: dict, results: list[PromptResult]) -> lis
         _outcome_bars(out / CATEGORY_PLOT, "Candidate against baseline, by prompt category",
                       [("all prompts", overall), *evaluation["by_category"].items()])
         written.append(CATEGORY_PLOT)
+    if write_checks_plot(out / CHECKS_PLOT, evaluation):
+        written.append(CHECKS_PLOT)
     if any(r.answered(role) for r in results for role in MODEL_ROLES):
         _length_histograms(out / LENGTH_PLOT, results)
         written.append(LENGTH_PLOT)
@@ -154,21 +164,13 @@ def _length_histograms(path: Path, results: list[PromptResult]) -> None:
     save_png(figure, path)
 
 
-def save_png(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
-
-
 # ---------------------------------------------------------------- report.md
 
 
 def report_markdown(evaluation: dict, results: list[PromptResult], plots: list[str]) -> str:
     by_id = {r.record.id: r for r in results}
-    parts = [_headline(evaluation), _settings_table(evaluation),
+    parts = [_headline(evaluation), checks_section(evaluation, plots),
+             ifeval_section(evaluation), _settings_table(evaluation),
              _tables_section("Win rate by principle tag", evaluation["by_tag"],
                              TAG_PLOT if TAG_PLOT in plots else None),
              _tables_section("Win rate by prompt category", evaluation["by_category"],
@@ -181,7 +183,9 @@ def report_markdown(evaluation: dict, results: list[PromptResult], plots: list[s
 
 def _headline(ev: dict) -> str:
     lines = [f"# Eval: {_short(ev['candidate'])} against {_short(ev['baseline'])}", ""]
-    if ev["judged"]:
+    if ev.get("checks_only"):
+        lines.append("**No judge** (--checks-only): the answers are scored with checks only.")
+    elif ev["judged"]:
         low, high = ev["win_rate_ci"]
         lines.append(f"**The candidate's win rate is {pct(ev['win_rate'])} "
                      f"(95% CI {pct(low)} to {pct(high)}) over {ev['judged']} judged prompts: "
@@ -197,7 +201,7 @@ def _headline(ev: dict) -> str:
         lines += ["", "> **Same model.** The candidate and the baseline are the same model, so "
                       "this is a null test: the win rate should be near 50% and its interval "
                       "should contain 50%; anything else measures the judge's bias or noise."]
-    if ev["skipped"]:
+    if ev["skipped"] and not ev.get("checks_only"):
         skipped = ", ".join(f"{reason} {n}" for reason, n in ev["skipped"].items())
         lines += ["", f"{ev['prompts'] - ev['judged']} of {ev['prompts']} prompts have no "
                       f"outcome ({skipped})."]
@@ -225,7 +229,7 @@ def _verdict(low: float, high: float) -> str:
 
 def _settings_table(ev: dict) -> str:
     s = ev["settings"]
-    rows = [("candidate", ev["candidate"]), ("baseline", ev["baseline"]), ("judge", ev["judge"]),
+    rows = [("candidate", ev["candidate"]), ("baseline", ev["baseline"]), ("judge", ev["judge"] or "none (--checks-only)"),
             ("prompts", f"{', '.join(s['prompts'])} "
                         f"(split: {s['split'] or 'test of a prepared folder, else every row'})"),
             ("principles", ", ".join(s["principles"])),
@@ -234,6 +238,8 @@ def _settings_table(ev: dict) -> str:
             ("answers", f"max {s['max_tokens']} tokens, temperature {s['temperature']}, "
                         f"top-p {s['top_p']}, seed {s['seed']}, backend {s['backend']}"),
             ("interval", ev["interval"])]
+    if ev.get("checks_only"):
+        rows = [row for row in rows if row[0] not in ("judging", "interval")]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {cell(v)} |" for k, v in rows)
 
 
@@ -345,18 +351,6 @@ def counts_text(figures: dict) -> str:
                                                ("losses", "loss", "losses")))
 
 
-def md_table(headers: list[str], rows: list[list]) -> str:
-    """A markdown table, its first column left-aligned and the others right-aligned."""
-    lines = ["| " + " | ".join(headers) + " |",
-             "|---|" + "---:|" * (len(headers) - 1)]
-    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
@@ -373,8 +367,3 @@ def _short(model: str) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " […]"
-
-
-def cell(value: object) -> str:
-    return html.escape(str(value)).replace("|", "\\|").replace("\n", " ")
-

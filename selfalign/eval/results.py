@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any, Iterable
 
@@ -34,6 +34,8 @@ class PromptResult:
     skipped: str | None = None  # why there is no outcome, e.g. "baseline:too_long", "judge:..."
     candidate_reward: float | None = None
     baseline_reward: float | None = None
+    check_ids: tuple[str, ...] = ()  # the checks that apply to this prompt (selfalign.eval.checks)
+    check_passes: dict[str, tuple[bool, ...]] = field(default_factory=dict)  # role → per check
 
     def answer(self, role: str) -> Completion | None:
         return getattr(self, role)

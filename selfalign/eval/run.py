@@ -1,5 +1,9 @@
 """The eval run: checks, both models' answers (one engine at a time), judgments, the report.
 
+With `--checks-only` no judge is built: both models answer and their answers are scored with the
+principles' checks only. With `--ifeval FILE` both models also answer that file's prompts, which
+are scored with their own instructions and never judged.
+
 Every check that can fail on bad input runs in `plan_eval`, before any model loads. Then each
 model answers every prompt with all requests in flight at once (the engine batches them); the
 engine is closed before the next model's is built, and the judge reuses the engine of the model
@@ -23,6 +27,8 @@ from selfalign import __version__
 from selfalign.constitution import Constitution, Principle, load_constitution
 from selfalign.engine.base import Completion, Engine, Request, SamplingSettings
 from selfalign.errors import UserError
+from selfalign.eval.checks import checks_block, has_checks, score_checks
+from selfalign.eval.ifeval import InstructedPrompt, ifeval_figures, load_ifeval
 from selfalign.eval.outcomes import outcome_of
 from selfalign.eval.results import MODEL_ROLES, PromptResult, figures
 from selfalign.eval.settings import EvalSettings
@@ -87,9 +93,11 @@ class EvalPlan:
     out: Path
     constitution: Constitution
     records: list[PromptRecord]
-    models: dict[str, str]  # candidate, baseline, judge → resolved model
+    models: dict[str, str | None]  # candidate, baseline, judge → resolved model (judge: None
+    # with --checks-only)
     read_rejects: dict[str, int] = field(default_factory=dict)
     reward_model: str | None = None
+    ifeval: list[InstructedPrompt] = field(default_factory=list)
 
     @property
     def same_model(self) -> bool:
@@ -105,9 +113,14 @@ def plan_eval(settings: EvalSettings, resolve_model: Callable[[str | None], str]
     """
     constitution = load_constitution(settings.principles)
     judge.check(constitution)
+    if settings.checks_only and not (has_checks(constitution) or settings.ifeval):
+        raise UserError(f"--checks-only: no principle of --principles "
+                        f"{', '.join(settings.principles)} lists `checks:`, and no --ifeval file "
+                        f"was given, so there is nothing to score without a judge")
     records, rejects = load_eval_prompts(settings)
+    ifeval = load_ifeval(settings.ifeval) if settings.ifeval else []
     models = resolve_models(settings, resolve_model)
-    if check_judge is not None:
+    if check_judge is not None and not settings.checks_only:
         check_judge(models["judge"])
     reward_model = None
     if settings.reward_model is not None:
@@ -120,13 +133,14 @@ def plan_eval(settings: EvalSettings, resolve_model: Callable[[str | None], str]
     if (out / "eval.json").exists():
         raise UserError(f"--out {out} already holds an eval (eval.json); choose another folder "
                         f"or remove that one")
-    return EvalPlan(settings, out, constitution, records, models, rejects, reward_model)
+    return EvalPlan(settings, out, constitution, records, models, rejects, reward_model, ifeval)
 
 
 def resolve_models(settings: EvalSettings,
-                   resolve_model: Callable[[str | None], str]) -> dict[str, str]:
+                   resolve_model: Callable[[str | None], str]) -> dict[str, str | None]:
     """Local folders and ids checked as generate checks them; behind --backend openai, each
-    model's servers must answer and serve it (checked as generate checks its servers)."""
+    model's servers must answer and serve it (checked as generate checks its servers). With
+    --checks-only there is no judge to resolve."""
     if settings.backend == "openai":
         if settings.baseline is None:
             raise UserError("--backend openai: pass --baseline with the name the server gives the "
@@ -140,11 +154,11 @@ def resolve_models(settings: EvalSettings,
 
         return {"candidate": _resolved(served_by("candidate"), "--model", settings.model),
                 "baseline": _resolved(served_by("baseline"), "--baseline", settings.baseline),
-                "judge": _resolved(served_by("judge"), "--judge-model",
-                                   settings.judge_model or settings.baseline)}
+                "judge": None if settings.checks_only else _resolved(
+                    served_by("judge"), "--judge-model", settings.judge_model or settings.baseline)}
     candidate = _resolved(resolve_model, "--model", settings.model)
     baseline = _resolved(resolve_model, "--baseline", settings.baseline)
-    judge = (baseline if settings.judge_model is None
+    judge = (None if settings.checks_only else baseline if settings.judge_model is None
              else _resolved(resolve_model, "--judge-model", settings.judge_model))
     return {"candidate": candidate, "baseline": baseline, "judge": judge}
 
@@ -215,7 +229,12 @@ def run_eval(plan: EvalPlan, make_engine: EngineFactory, judge: Judge,
 
     started = time.time()
     results = [PromptResult(record) for record in plan.records]
-    engines = asyncio.run(_answer_and_judge(plan, results, make_engine, judge, log))
+    ifeval_answers: dict[str, list[Completion]] = {}
+    engines = asyncio.run(_answer_and_judge(plan, results, make_engine, judge, log,
+                                            ifeval_answers))
+    settings = plan.settings
+    score_checks(results, plan.constitution, judge.draw, settings.seed, PAIR_KEY,
+                 settings.judge_principles)
     if plan.reward_model is not None:
         if score_rewards is None:
             from selfalign.eval.reward import score_answers as score_rewards
@@ -224,7 +243,10 @@ def run_eval(plan: EvalPlan, make_engine: EngineFactory, judge: Judge,
     evaluation = {"format": FORMAT, "version": __version__,
                   "candidate": plan.models["candidate"], "baseline": plan.models["baseline"],
                   "judge": plan.models["judge"], "same_model": plan.same_model,
+                  "checks_only": settings.checks_only,
                   **figures(results, plan.settings.harmful_categories),
+                  "checks": checks_block(results),
+                  "ifeval": _ifeval_block(plan, ifeval_answers),
                   "tie_band": plan.settings.tie_band,
                   "interval": "Wilson score, 95%, over judged prompts; a tie counts as half a win",
                   "read_rejects": plan.read_rejects,
@@ -239,20 +261,27 @@ def run_eval(plan: EvalPlan, make_engine: EngineFactory, judge: Judge,
 
 async def _answer_and_judge(plan: EvalPlan, results: list[PromptResult],
                             make_engine: EngineFactory, judge: Judge,
-                            log: Callable[[str], None]) -> dict[str, dict]:
-    """Engines are built here, inside the running loop, one at a time."""
+                            log: Callable[[str], None],
+                            ifeval_answers: dict[str, list[Completion]]) -> dict[str, dict]:
+    """Engines are built here, inside the running loop, one at a time; the judge's not at all
+    with --checks-only. Each model's answers to the --ifeval prompts go to `ifeval_answers`."""
     engines = _EngineSlot(make_engine, plan.settings)
+    asked = plan.records + [p.record for p in plan.ifeval]
     try:
         for role in answer_order(plan):
             engine = await engines.get(role, plan.models[role])
             began = time.perf_counter()
-            completions = await collect_answers(engine, plan.records, role, plan.settings)
+            completions = await collect_answers(engine, asked, role, plan.settings)
             for result, completion in zip(results, completions):
                 setattr(result, role, completion)
-            log(f"{role} {plan.models[role]}: {len(completions)} answers, "
-                f"{sum(c.output_tokens for c in completions)} tokens, "
+            ifeval_answers[role] = completions[len(results):]
+            log(f"{role} {plan.models[role]}: {len(completions)} answers"
+                + (f" ({len(plan.ifeval)} of them to --ifeval prompts)" if plan.ifeval else "")
+                + f", {sum(c.output_tokens for c in completions)} tokens, "
                 f"{sum(1 for c in completions if c.error)} failed, "
                 f"{time.perf_counter() - began:.1f} s")
+        if plan.settings.checks_only:
+            return engines.described
         engine = await engines.get("judge", plan.models["judge"])
         began = time.perf_counter()
         await judge_all(engine, results, plan, judge)
@@ -262,6 +291,15 @@ async def _answer_and_judge(plan: EvalPlan, results: list[PromptResult],
     finally:
         await engines.close()
     return engines.described
+
+
+def _ifeval_block(plan: EvalPlan, answers: dict[str, list[Completion]]) -> dict | None:
+    if not plan.ifeval:
+        return None
+    return {"file": plan.settings.ifeval, "prompts": len(plan.ifeval),
+            "instructions": sum(len(p.checks) for p in plan.ifeval),
+            "interval": "Wilson score, 95%",
+            **{role: ifeval_figures(plan.ifeval, answers[role]) for role in MODEL_ROLES}}
 
 
 def answer_order(plan: EvalPlan) -> list[str]:

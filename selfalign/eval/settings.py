@@ -69,6 +69,8 @@ class EvalSettings(EngineFields):
     judge_principles: int = 1  # principles drawn per comparison
     judge_cot: bool = False
     reward_model: str | None = None
+    checks_only: bool = False  # score the principles' checks only: build no judge
+    ifeval: str | None = None  # a prompt file in IFEval's format, answered and checked as well
     harmful_categories: tuple[str, ...] = HARMFUL_CATEGORIES
     # sampling of the answers
     max_tokens: int = 256

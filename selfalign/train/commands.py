@@ -117,12 +117,18 @@ def _weights(ctx, param, value):
               help="Folder for the policy, tokenizer, selfalign-train.json, metrics.jsonl, "
                    "report.md, reward_kl.png and samples/.")
 @click.option("--reward-model", default=None, metavar="DIR",
-              help="The --out folder of `selfalign train rm` (needed by --reward rm and rm+judge).")
+              help="The --out folder of `selfalign train rm` (needed by --reward rm, rm+judge and "
+                   "rm+checks).")
 @click.option("--algo", type=click.Choice(["rloo", "grpo"]), default="rloo", show_default=True,
               help="TRL's RLOOTrainer (PPO's documented successor) or GRPOTrainer.")
-@click.option("--reward", type=click.Choice(["rm", "judge", "rm+judge"]), default="rm",
-              show_default=True, help="Reward source(s): the reward model, the live judge "
-                                      "(P(completion ≻ the SFT model's answer)), or both.")
+@click.option("--reward", type=click.Choice(["rm", "judge", "rm+judge", "checks", "rm+checks"]),
+              default="rm", show_default=True,
+              help="Reward source(s): the reward model, the live judge (P(completion ≻ the SFT "
+                   "model's answer)), the checks (the share of its prompt's checks a completion "
+                   "passes: the --principles' `checks:`, or an IFEval-format row's own "
+                   "instructions), or a sum of two.")
+@click.option("--checks-weight", type=float, default=None, metavar="W",
+              help="With --reward rm+checks: the checks' weight beside the reward model's 1.")
 @click.option("--reward-weights", callback=_weights, default=None, metavar="W1,W2",
               help="Weight of each source of --reward, in its order (default: 1 each).")
 @click.option("--beta", type=float, default=0.05, show_default=True,
@@ -149,7 +155,8 @@ def _weights(ctx, param, value):
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="YAML of any TRL RLOOConfig/GRPOConfig field (plus `lora:`); options win.")
 @click.option("--principles", multiple=True, metavar="PATH",
-              help="The judge's comparison principles (file, folder or constitution).")
+              help="The judge's comparison principles (file, folder or constitution); with "
+                   "--reward checks, whose `checks:` score every prompt without its own.")
 @click.option("--judge-model", default=None, help="The judge [default: the SFT model].")
 @click.option("--judge-base-url", multiple=True, metavar="URL",
               help="OpenAI-compatible servers of --judge-model (repeat for several).")
@@ -165,11 +172,14 @@ def _weights(ctx, param, value):
 @click.option("--held-out", type=int, default=32, show_default=True,
               help="Validation prompts answered and scored at the start and the end.")
 def rl(**options) -> None:
-    """RL on the reward model (or the live judge): RLOO or GRPO from the SFT model, on a KL leash.
+    """RL on the reward model, the live judge or the checks: RLOO or GRPO from the SFT model, on
+    a KL leash.
 
-    The reward model scores each conversation exactly as `train rm` saw it in training. Before
-    and after training the policy answers held-out prompts; report.md says plainly when the RM
-    reward rose while the judge's win rate or the answers' length tell another story.
+    The reward model scores each conversation exactly as `train rm` saw it in training; the
+    checks reward a completion with the share of its prompt's checks it passes. Before and after
+    training the policy answers held-out prompts; report.md says plainly when the RM reward rose
+    while the judge's win rate or the answers' length tell another story, and gives the share of
+    answers that pass their checks.
     """
     from selfalign.train.rl.run import train_rl
     from selfalign.train.rl.settings import RLSettings

@@ -2,7 +2,7 @@
 
 Order: prompts → TRL config (batch checks) → policy tokenizer → reward model folder (one label,
 tokenizer, chat template) → principles (every one with a `comparison`) and the judge's option
-tokens; only then do models load. Then: reference answers (judge), the held-out figures at the
+tokens → every prompt's checks (`--reward checks`); only then do models load. Then: reference answers (judge), the held-out figures at the
 start, training, the held-out figures at the end, the policy saved with its tokenizer,
 `selfalign-train.json`, `report.md`, `reward_kl.png`.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from selfalign.checks.instructions import carries_instructions
 from selfalign.engine import resolve_model
 from selfalign.engine.base import SamplingSettings
 from selfalign.errors import UserError
@@ -41,6 +42,7 @@ class RLPlan:
     reward_model: tuple[str, Any] | None = None  # (folder, its tokenizer)
     constitution: Any = None
     judge_model: str | None = None
+    checks: Any = None  # a ChecksReward, with --reward checks or rm+checks
     started: float = field(default_factory=time.time)
 
 
@@ -59,6 +61,10 @@ def plan_rl(settings: RLSettings) -> RLPlan:
         plan.reward_model = check_reward_folder(settings.reward_model, tokenizer)
     if settings.uses_judge:
         plan.constitution, plan.judge_model = check_judge(settings, model)
+    if settings.uses_checks:
+        from selfalign.train.rl.checks_reward import checks_reward
+
+        plan.checks = checks_reward(prompts.train + prompts.held_out, settings.principles)
     return plan
 
 
@@ -158,13 +164,15 @@ def run_plan(plan: RLPlan, make_engine: Callable | None = None) -> dict:
             from selfalign.engine import make_engine
         judge = start_judge(plan, make_engine)
     try:
-        rewards = [f for f in (rm, judge.reward if judge else None) if f is not None]
+        by_source = {"rm": rm, "judge": judge.reward if judge else None, "checks": plan.checks}
+        rewards = [by_source[source] for source in settings.sources]  # --reward-weights' order
         trainer = build_trainer(plan, rewards, RunRecorder(out, settings.sample_every))
         held_out = dataset_rows(plan.prompts.held_out)
 
         def watch():
             return watch_point(trainer.model, plan.tokenizer, held_out,
-                               settings.max_completion_length, rm, judge.score if judge else None)
+                               settings.max_completion_length, rm, judge.score if judge else None,
+                               plan.checks.pass_rate if plan.checks else None)
 
         start = watch()  # the policy is still the SFT model
         metrics = dict(trainer.train().metrics)
@@ -209,6 +217,11 @@ def rl_record(plan: RLPlan, trainer, metrics: dict, watch: dict) -> dict:
                        "principles_per_pair": settings.judge_principles,
                        "reference_run": str(settings.reference_run) if settings.reference_run
                        else None} if settings.uses_judge else None),
+            "checks": ({"principles": list(settings.principles),
+                        "prompts_with_own_instructions": sum(
+                            1 for r in plan.prompts.train + plan.prompts.held_out
+                            if carries_instructions(r.metadata))}
+                       if settings.uses_checks else None),
             "weights": list(plan.config.reward_weights or [1.0] * len(settings.sources)),
         },
         "prompts": {"sources": [str(Path(p).resolve()) for p in settings.prompts],

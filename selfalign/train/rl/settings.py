@@ -19,7 +19,7 @@ from selfalign.errors import UserError
 from selfalign.train.config import check_keys, device_defaults, read_yaml, split_lora
 
 ALGOS = ("rloo", "grpo")
-REWARDS = ("rm", "judge", "rm+judge")
+REWARDS = ("rm", "judge", "rm+judge", "checks", "rm+checks")
 DEFAULT_BETA = 0.05
 DEFAULT_SAMPLES = 4
 DEFAULT_BATCH = 8  # completions per device per step (TRL's per_device_train_batch_size)
@@ -38,6 +38,7 @@ class RLSettings:
     algo: str = "rloo"
     reward: str = "rm"
     reward_weights: list[float] | None = None  # one per source, in the order of `reward`
+    checks_weight: float | None = None  # the checks' weight beside a reward model's 1
     beta: float = DEFAULT_BETA
     samples: int = DEFAULT_SAMPLES
     max_completion_length: int = DEFAULT_COMPLETION_TOKENS
@@ -79,6 +80,11 @@ class RLSettings:
                             "the others of its prompt, so they need at least 2")
         if self.beta < 0:
             raise UserError(f"--beta must be >= 0 (0 turns the KL penalty off), got {self.beta}")
+        if self.checks_weight is not None and not self.uses_checks:
+            raise UserError(f"--checks-weight weighs the checks' reward, but --reward "
+                            f"{self.reward} has none; use --reward rm+checks")
+        if self.checks_weight is not None and self.reward_weights is not None:
+            raise UserError("--checks-weight and --reward-weights both set the weights; give one")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.sources):
             raise UserError(f"--reward-weights has {len(self.reward_weights)} weight(s) for "
                             f"{len(self.sources)} reward source(s) ({', '.join(self.sources)}); "
@@ -101,11 +107,22 @@ class RLSettings:
     def uses_judge(self) -> bool:
         return "judge" in self.sources
 
+    @property
+    def uses_checks(self) -> bool:
+        return "checks" in self.sources
+
+    @property
+    def weights(self) -> list[float] | None:
+        """--reward-weights, or 1 for each source but the checks, which get --checks-weight."""
+        if self.checks_weight is None:
+            return self.reward_weights
+        return [self.checks_weight if s == "checks" else 1.0 for s in self.sources]
+
     def cli_fields(self) -> dict[str, Any]:
         """Command-line options as TRL config fields, only those that were given."""
         names = {"max_steps": self.max_steps, "num_train_epochs": self.epochs,
                  "learning_rate": self.learning_rate, "per_device_train_batch_size": self.batch_size,
-                 "reward_weights": self.reward_weights, "temperature": self.temperature}
+                 "reward_weights": self.weights, "temperature": self.temperature}
         fields = {k: v for k, v in names.items() if v is not None}
         fields.update(beta=self.beta, num_generations=self.samples, seed=self.seed,
                       max_completion_length=self.max_completion_length)

@@ -4,7 +4,8 @@ A policy can raise the reward model's score without getting better: by writing l
 or by finding what the reward model likes and the judge does not. So the same held-out prompts
 are answered (greedy) by the policy before and after training, and three figures are compared:
 the mean RM reward, the judge's win rate against the reference answers (when a judge is set),
-and the answers' length in tokens. The report says plainly when they disagree.
+and the answers' length in tokens. The report says plainly when they disagree. With the checks
+as a reward, the share of held-out answers that pass all their checks is measured too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class WatchPoint:
     rm_reward: float | None  # mean reward-model score
     judge_win_rate: float | None  # mean P(answer ≻ reference)
     mean_length: float  # tokens per answer
+    checks_pass_rate: float | None = None  # share of answers passing every check of their prompt
 
 
 def policy_answers(model, tokenizer, conversations: list[list[dict]],
@@ -56,8 +58,10 @@ def policy_answers(model, tokenizer, conversations: list[list[dict]],
 
 
 def watch_point(model, tokenizer, rows: list[dict], max_new_tokens: int,
-                rm: Callable | None, judge: Callable | None) -> WatchPoint | None:
-    """Answer the held-out `rows` ({"prompt", "prompt_id"}) and score the answers."""
+                rm: Callable | None, judge: Callable | None,
+                checks: Callable | None = None) -> WatchPoint | None:
+    """Answer the held-out `rows` ({"prompt", "prompt_id"}) and score the answers; `checks`
+    (prompt ids, answers) gives the share that pass all their checks."""
     if not rows:
         return None
     conversations = [r["prompt"] for r in rows]
@@ -68,7 +72,8 @@ def watch_point(model, tokenizer, rows: list[dict], max_new_tokens: int,
         rm_reward = _mean(rm(conversations, completions))
     if judge is not None:
         judge_rate = _mean(judge(conversations, answers, [r["prompt_id"] for r in rows]))
-    return WatchPoint(len(rows), rm_reward, judge_rate, sum(lengths) / len(lengths))
+    passing = checks([r["prompt_id"] for r in rows], answers) if checks is not None else None
+    return WatchPoint(len(rows), rm_reward, judge_rate, sum(lengths) / len(lengths), passing)
 
 
 def _mean(values) -> float | None:
@@ -119,6 +124,12 @@ def findings(start: WatchPoint | None, end: WatchPoint | None) -> list[str]:
     if start.judge_win_rate is not None and end.judge_win_rate is not None:
         notes.append(f"Judge win rate against the reference: {start.judge_win_rate:.3f} → "
                      f"{end.judge_win_rate:.3f}.")
+    if start.checks_pass_rate is not None and end.checks_pass_rate is not None:
+        verb = "rose" if end.checks_pass_rate > start.checks_pass_rate else "did not rise"
+        notes.append(f"Held-out answers passing all their checks {verb}: "
+                     f"{start.checks_pass_rate:.3f} → {end.checks_pass_rate:.3f} "
+                     f"({start.prompts} prompts; answers {start.mean_length:.1f} → "
+                     f"{end.mean_length:.1f} tokens).")
     return notes
 
 
@@ -139,12 +150,14 @@ def report_markdown(record: dict[str, Any]) -> str:
              f"{_fmt(record['curve']['last_kl'])}", "",
              "## Held-out prompts: start and end", ""]
     if watch["start"] and watch["end"]:
-        lines += ["| | prompts | RM reward | judge win rate | mean length (tokens) |",
-                  "|---|---|---|---|---|"]
+        lines += ["| | prompts | RM reward | judge win rate | checks pass rate | "
+                  "mean length (tokens) |",
+                  "|---|---|---|---|---|---|"]
         for moment in ("start", "end"):
             p = watch[moment]
             lines.append(f"| {moment} | {p['prompts']} | {_fmt(p['rm_reward'])} | "
-                         f"{_fmt(p['judge_win_rate'])} | {p['mean_length']:.1f} |")
+                         f"{_fmt(p['judge_win_rate'])} | {_fmt(p.get('checks_pass_rate'))} | "
+                         f"{p['mean_length']:.1f} |")
         lines.append("")
     lines += [f"- {note}" for note in watch["findings"]]
     return "\n".join(lines) + "\n"
