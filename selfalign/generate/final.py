@@ -32,7 +32,7 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
             figures, preferences = run_figures(judgments, settings["min_preference"])
             counts["feedback"] = {"mode": settings["feedback"], **figures}
             write_preference_histogram(preferences, out / HISTOGRAM)
-        write_text(out / CARD, dataset_card(manifest, counts, lengths(out / "prefs"),
+        write_text(out / CARD, dataset_card(out, manifest, counts, lengths(out / "prefs"),
                                             plan.constitution))
         manifest.update(status="complete", finished=time.time(), counts=counts,
                         files=describe_final_files(out))

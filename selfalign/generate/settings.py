@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from selfalign.errors import UserError
+from selfalign.hub_card import DEFAULT_LICENSE, license_problem
 
 BACKENDS = ("vllm", "openai", "transformers")
 # Where the run's engines live (generate/ray/cluster.py). A resumed run may change them, and
@@ -77,6 +78,7 @@ class GenerateSettings:
     shard_timeout: float | None = None  # None: from the shard times seen so far, with a floor
     shard_attempts: int = 3  # then the shard's prompts go to rejects as shard_failed
     ray_start_timeout: float = 120.0  # workers not placed on a node by then: an error
+    license: str = DEFAULT_LICENSE  # the dataset card's; `other` asks the publisher to choose
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +101,8 @@ class GenerateSettings:
                             f"{self.gpu_memory_utilization}")
         problems += self._feedback_problems()
         problems += self._ray_problems()
+        if why := license_problem(self.license):
+            problems.append(why)
         if self.request_timeout <= 0:
             problems.append(f"request_timeout: must be > 0 seconds, got {self.request_timeout}")
         if self.max_retries < 0:
@@ -170,7 +174,8 @@ class GenerateSettings:
     def fingerprint_config(self) -> dict[str, Any]:
         """The settings a resumed run must share with the original one."""
         data = asdict(self)
-        for where_not_what in ("out", "resume", "principles", "prompts", *OPERATIONAL):
+        # The license is the card's only, and runs from before it was a setting have none.
+        for where_not_what in ("out", "resume", "principles", "prompts", "license", *OPERATIONAL):
             data.pop(where_not_what)
         return data
 

@@ -56,3 +56,10 @@ def shard_path(folder: Path, index: int, kind: str, attempt: str | None = None) 
 
 def split_file_name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+def written_splits(folder: Path) -> list[str]:
+    """The splits whose files are in `folder`, in the order train, validation, test, others."""
+    found = {m["split"] for f in folder.glob("*.parquet") if (m := SPLIT_FILE.match(f.name))}
+    order = {name: index for index, name in enumerate(("train", "validation", "test"))}
+    return sorted(found, key=lambda split: (order.get(split, len(order)), split))
