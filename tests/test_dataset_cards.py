@@ -135,3 +135,20 @@ def test_a_label_export_loads_through_its_card(tmp_path):
     assert not set(found["train"]["prompt_id"]) & set(found["test"]["prompt_id"])
     data = card_of(human).data.to_dict()
     assert [c["config_name"] for c in data["configs"]] == ["prefs"]  # no rewrites: no sft files
+
+
+def test_verify_passes_a_label_export_and_finds_a_file_cut_short(tmp_path):
+    from selfalign.store.verify import verify_folder
+
+    run = synthetic_run(tmp_path / "run", 2)
+    write_tasks(run, "    overlap: 1.0\n")
+    project = open_project(run, log=lambda m: None)
+    put_answers(project, {"pat": {"p0": 0, "p1": 1}})
+    human = tmp_path / "human"
+    export_labels(project, human)
+    verdict = verify_folder(human)
+    assert verdict.problems == [] and verdict.unchecked == []
+    assert verdict.checked[-1] == "row counts equal the manifest's counts (prefs/train 2)"
+    shard = human / "prefs" / "train-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:-5])
+    assert any("truncated" in p for p in verify_folder(human).problems)

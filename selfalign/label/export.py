@@ -21,7 +21,9 @@ from selfalign.hub_card import card_data, card_text, license_note, split_paths
 from selfalign.errors import UserError
 from selfalign.label.project import Project
 from selfalign.label.report import TIE, comparisons
-from selfalign.store.layout import CARD, MANIFEST, split_file_name, written_splits
+from selfalign.store.assemble import describe_final_files
+from selfalign.store.layout import (CARD, LABEL_EXPORT_FORMAT, MANIFEST, split_file_name,
+                                    written_splits)
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 PREFS_SCHEMA = pa.schema([
@@ -46,7 +48,7 @@ def export_labels(project: Project, out: Path, drop_ties: bool = False) -> dict:
         raise UserError(f"{project.labels_dir}: no labels to export yet")
     counts = {"prefs": _write_splits(out / "prefs", prefs, PREFS_SCHEMA),
               "sft": _write_splits(out / "sft", sft, SFT_SCHEMA)}
-    manifest = {"status": "complete", "format": "selfalign.labels/1",
+    manifest = {"status": "complete", "format": LABEL_EXPORT_FORMAT,
                 "selfalign_version": __version__, "created": time.time(),
                 "source_run": str(project.run.out.resolve()),
                 "source_manifest_sha256": project.run.manifest_sha256,
@@ -54,6 +56,8 @@ def export_labels(project: Project, out: Path, drop_ties: bool = False) -> dict:
                 "labels": len(labels),
                 "labellers": sorted({l["pseudonym"] for l in labels})}
     write_text(out / CARD, export_card(out, manifest))
+    # What `selfalign verify` checks before the folder is trained on or uploaded.
+    manifest["files"] = describe_final_files(out)
     write_json(out / MANIFEST, manifest)
     return manifest
 

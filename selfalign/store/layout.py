@@ -22,6 +22,7 @@ STATE_DIR = ".selfalign"  # inside the output folder: shards and ledger, hidden 
 LEDGER = "ledger.jsonl"
 LOCK = "lock"
 LABELS_DIR = "labels"
+LABEL_EXPORT_FORMAT = "selfalign.labels/1"  # the `format` of a `label export` folder's manifest
 
 FINAL_FOLDERS = ("prefs", "sft", "traces")
 FINAL_FILES = (REJECTS, CARD, HISTOGRAM)
