@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from selfalign.errors import UserError
 from selfalign.hub_card import DEFAULT_LICENSE, license_problem
+from selfalign.settings_schema import read_settings_file
 
 BACKENDS = ("vllm", "openai", "transformers")
 # Where the run's engines live (generate/ray/cluster.py). A resumed run may change them, and
@@ -184,30 +182,13 @@ FIELD_NAMES = [f.name for f in fields(GenerateSettings)]
 
 
 def load_run_config(path: str) -> dict[str, Any]:
-    """Read run.yaml: keys are GenerateSettings fields (dashes or underscores)."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {err}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of settings, found {type(data).__name__}")
-    config = {}
-    for key, value in data.items():
-        name = str(key).replace("-", "_")
-        if name not in FIELD_NAMES:
-            near = difflib.get_close_matches(name, FIELD_NAMES, n=1)
-            hint = f" Did you mean: {near[0]}?" if near else ""
-            raise UserError(f"{path}: unknown setting '{key}'.{hint} "
-                            f"Available: {', '.join(FIELD_NAMES)}")
-        if name in ("principles", "prompts", "base_url", "judge_base_url") \
-                and isinstance(value, str):
-            value = [value]
-        config[name] = value
+    """Read run.yaml, checked against selfalign/schemas/run.schema.json (made from the fields
+    above and the flags' help by scripts/build_schemas.py): keys are GenerateSettings fields,
+    with dashes or underscores."""
+    config = read_settings_file(Path(path), "run", key_names=lambda key: key.replace("-", "_"))
+    for name in ("principles", "prompts", "base_url", "judge_base_url"):
+        if isinstance(config.get(name), str):
+            config[name] = [config[name]]
     return config
 
 
