@@ -27,26 +27,43 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CHUNK = 100_000  # rows per file, as a run writes them
 
+# Pages of a memory-mapped file count in the resident set while they are cached, but the kernel
+# drops them under pressure; anonymous memory (RssAnon) is what must fit. Its peak is sampled.
+WATCH = """
+import threading
+def status(key):
+    return int(open("/proc/self/status").read().split(key + ":")[1].split()[0])
+peak_anon = [0]
+def watch():
+    while True:
+        peak_anon[0] = max(peak_anon[0], status("RssAnon"))
+        time.sleep(0.02)
+threading.Thread(target=watch, daemon=True).start()
+"""
+
 LOAD = """
-import json, resource, sys, time, types
+import json, sys, time, types
 from pathlib import Path
 import datasets, numpy, pyarrow
 from selfalign.train.data import DataSource, load_folder, mix_folders
 from selfalign.train.run import datasets_of
 datasets.disable_progress_bars()
-kb = lambda: int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
-before = kb()
+""" + WATCH + """
+kb = lambda: status("VmRSS")
+before, anon_before = kb(), status("RssAnon")
 started = time.perf_counter()
 kind, folder = sys.argv[1], Path(sys.argv[2])
 mixed = mix_folders(kind, [load_folder(kind, DataSource(folder, 1.5))], seed=42)
 train, validation = datasets_of(types.SimpleNamespace(data=mixed))
 print(json.dumps({"rows": len(train), "seconds": round(time.perf_counter() - started, 1),
                   "rss_after_imports_mib": round(before / 1024, 1),
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                  "peak_rss_mib": round(status("VmHWM") / 1024, 1),
+                  "anon_after_imports_mib": round(anon_before / 1024, 1),
+                  "peak_anon_mib": round(peak_anon[0] / 1024, 1)}))
 """
 
 EVAL = """
-import json, resource, sys, time
+import json, sys, time
 import numpy
 from selfalign.eval.outcomes import soft_win_rate
 kb = lambda: int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
@@ -56,7 +73,7 @@ started = time.perf_counter()
 result = soft_win_rate(preferences)
 print(json.dumps({"ci": result["ci"], "seconds": round(time.perf_counter() - started, 2),
                   "rss_before_mib": round(before / 1024, 1),
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                  "peak_rss_mib": round(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024, 1)}))
 """
 
 
@@ -95,9 +112,12 @@ def write_run(out: Path, pairs: int) -> Path:
 
 
 def measure(script: str, args: list[str], code: Path) -> dict:
+    """`script` in a fresh process on the package in `code` (run from there: `python -c` puts
+    the working folder first on the path). Peaks are VmHWM, which starts afresh in a new
+    program; getrusage's ru_maxrss would carry this process's peak over the exec."""
     env = {**os.environ, "PYTHONPATH": str(code), "HF_DATASETS_CACHE": str(CACHE)}
     done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
-                          text=True)
+                          text=True, cwd=code)
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
