@@ -152,3 +152,16 @@ def test_verify_passes_a_label_export_and_finds_a_file_cut_short(tmp_path):
     shard = human / "prefs" / "train-00000-of-00001.parquet"
     shard.write_bytes(shard.read_bytes()[:-5])
     assert any("truncated" in p for p in verify_folder(human).problems)
+
+
+def test_a_prepared_folder_of_hub_prompts_names_the_dataset(tmp_path):
+    from selfalign.generate.card import prompt_inputs
+    from selfalign.prompts.prepare import PrepareSettings, prepare
+
+    cache = tmp_path / "hub" / "datasets--HuggingFaceH4--prompts" / "snapshots" / "abc123"
+    cache.mkdir(parents=True)
+    source = write_prompts(cache / "train.jsonl", [{"id": "a", "prompt": "Hello there?"}])
+    prepare([str(source)], tmp_path / "prepared", PrepareSettings())
+    inputs = list(prompt_inputs([str(tmp_path / "prepared")]))
+    assert inputs == [str(tmp_path / "prepared"), str(source)]
+    assert source_datasets(inputs) == ["extended|HuggingFaceH4/prompts"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from selfalign.constitution import Constitution
 from selfalign.hub_card import (DEFAULT_LICENSE, card_data, card_text, license_note,
                                 source_datasets, split_paths)
+from selfalign.prompts.sources import PREPARED_REPORT
 from selfalign.store.layout import FINAL_FOLDERS, written_splits
 
 TAGS = ("constitutional-ai", "dpo", "sft", "preference")
@@ -75,7 +77,16 @@ def run_card_data(out: Path, manifest: dict, pairs: int):
     configs = {folder: split_paths(folder, written_splits(out / folder))
                for folder in FINAL_FOLDERS}
     return card_data(configs, pairs, settings.get("license", DEFAULT_LICENSE), TAGS,
-                     source_datasets(settings.get("prompts", [])))
+                     source_datasets(list(prompt_inputs(settings.get("prompts", [])))))
+
+
+def prompt_inputs(paths: list[str]):
+    """The prompt inputs, and for a prepared folder the inputs its report names."""
+    for path in paths:
+        yield path
+        report = Path(path) / PREPARED_REPORT
+        if report.is_file():
+            yield from json.loads(report.read_text(encoding="utf-8")).get("inputs", [])
 
 
 def dataset_card(out: Path, manifest: dict, counts: dict, lengths: dict,
