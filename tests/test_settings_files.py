@@ -127,3 +127,15 @@ def test_yaml_language_server_reads_the_same_schema_file():
     schema = json.loads((SCHEMAS / "run.schema.json").read_text())
     assert schema["$schema"].endswith("2020-12/schema")
     assert yaml.safe_load((REPO / "run.example.yaml").read_text())["out"] == "outputs/example"
+
+
+def test_the_cli_refuses_a_bad_run_yaml_with_status_2_and_no_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from selfalign.cli import main
+
+    path = tmp_path / "run.yaml"
+    path.write_text(RUN_YAML + "samples: 2.5\n")
+    result = CliRunner().invoke(main, ["generate", "--config", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == f"error: {path}:4: samples: expected a whole number, found a number (2.5)\n"
