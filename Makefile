@@ -178,6 +178,7 @@ bench: setup
 	$(PY) benchmarks/bench_throughput.py --prompts 1024 --max-tokens 16 --kv-cache-gib 12 \
 	    --shard-size 64 --no-replay --design barrier
 	$(PY) benchmarks/bench_openai_backend.py --prompts 256 --max-tokens 32
+	$(PY) benchmarks/bench_million.py --pairs 1000000 --answers 100000
 	$(PY) benchmarks/dpo_smollm2.py
 
 # Generated data outside outputs/demo is yours: clean leaves it alone.

@@ -13,6 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+# How every parquet file selfalign writes is written (shards, final files, prepared prompts,
+# exports, eval and RL outputs): zstd, with column statistics (min, max, nulls per row group) so
+# readers can skip row groups; Arrow leaves out a statistic longer than 4 KiB, so long texts add
+# nothing that grows with their length.
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -62,4 +68,4 @@ def write_json(target: Path, data: dict) -> None:
 def write_parquet(target: Path, rows: list[dict], schema: pa.Schema) -> None:
     table = pa.Table.from_pylist(rows, schema=schema)
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)

@@ -136,7 +136,8 @@ def test_figures_per_subset_and_principle_and_the_files(tmp_path):
 
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "judge.json", "pairs.parquet", "rejects.parquet", "reliability.png", "report.md"]
+        "README.md", "judge.json", "pairs.parquet", "rejects.parquet", "reliability.png",
+        "report.md"]
     saved = json.loads((out / "judge.json").read_text())
     assert saved["overall"]["accuracy"] == ev["overall"]["accuracy"]
     pairs = pq.read_table(out / "pairs.parquet").to_pylist()

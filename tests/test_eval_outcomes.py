@@ -109,3 +109,19 @@ def test_soft_win_rate_keeps_a_lean_that_the_tie_band_erases():
     # Half the values are 0.52 and half 0.54: standard error 0.01 / sqrt(40) ≈ 0.0016.
     assert 0.5 < soft["ci"][0] < 0.53 < soft["ci"][1] < 0.535
     assert soft_win_rate([]) == {"prompts": 0, "rate": None, "ci": None, "resamples": 2000}
+
+
+def test_the_bootstrap_in_chunks_gives_the_interval_of_one_draw(monkeypatch):
+    """Worked out with the draw in one piece (as before chunking): the same seed, the same
+    interval, whatever the chunk size, including chunks that do not divide the resamples."""
+    import numpy as np
+
+    from selfalign.eval import outcomes
+
+    values = [float(v) for v in np.random.default_rng(7).random(333)]
+    data = np.asarray(values)
+    picks = np.random.default_rng(5).integers(0, len(data), size=(500, len(data)))
+    expected = tuple(float(q) for q in np.quantile(data[picks].mean(axis=1), [0.025, 0.975]))
+    for chunk in (333 * 7, 1000, 1, 10**9):  # 7 resamples a chunk, 3, 1, all at once
+        monkeypatch.setattr(outcomes, "BOOTSTRAP_CHUNK", chunk)
+        assert bootstrap_mean_interval(values, resamples=500, seed=5) == expected

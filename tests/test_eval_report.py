@@ -99,8 +99,13 @@ def test_write_report(tmp_path):
     write_report(tmp_path, ev, rows)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "answers.parquet", "eval.json", "lengths.png", "outcomes_by_category.png",
+        "README.md", "answers.parquet", "eval.json", "lengths.png", "outcomes_by_category.png",
         "outcomes_by_tag.png", "report.md"]
+    # The folder loads through its card like a run: answers.parquet as the `test` split.
+    import datasets
+
+    assert {s: d.num_rows for s, d in datasets.load_dataset(str(tmp_path), "answers").items()} \
+        == {"test": len(rows)}
     saved = json.loads((tmp_path / "eval.json").read_text())
     for key in ("wins", "ties", "losses"):
         assert type(saved[key]) is int

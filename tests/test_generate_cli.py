@@ -24,8 +24,10 @@ def test_flags_win_over_run_yaml_and_defaults_fill_the_rest(tmp_path):
 def test_unknown_run_yaml_key_names_the_nearest(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("temprature: 0.2\n")
-    with pytest.raises(UserError, match="unknown setting 'temprature'. Did you mean: temperature"):
+    with pytest.raises(UserError) as err:
         load_run_config(str(config))
+    assert str(err.value) == (f"{config}:1: temprature: unknown key `temprature` — did you mean "
+                              "`temperature`?")
 
 
 def test_invalid_values_are_listed_together():

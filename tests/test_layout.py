@@ -11,7 +11,8 @@ import selfalign
 
 ROOT = Path(selfalign.__file__).parent
 DOCS_MAP = ROOT.parent / "docs" / "development" / "setup.md"
-BASICS = "selfalign"  # errors, records, atomic, stable_hash, quiet, reject_tally
+BASICS = "selfalign"  # errors, records, atomic, stable_hash, quiet, reject_tally, hub_card,
+# yaml_lines, schema_check, settings_schema
 CLI = "cli"  # cli.py and every package's commands.py: the thin click layer on top
 
 # package → the packages its modules may import (besides its own modules and the basics).

@@ -194,3 +194,26 @@ def test_manifest_is_hashed_as_bytes(run_dir):
     expected = hashlib.sha256((run_dir / "manifest.json").read_bytes()).hexdigest()
     assert data.folders[0]["manifest_sha256"] == expected
     assert data.folders[0]["generator_model"] == json.loads((run_dir / "manifest.json").read_text())["model"]
+
+
+# ---------------------------------------------------------------- rows stay on disk
+
+def test_training_rows_are_memory_mapped_not_copied(run_dir):
+    """The mixed rows are Datasets over Arrow files (the trainer reads them from disk)."""
+    for kind in ("dpo", "sft"):
+        data = load_training_data(kind, [DataSource(run_dir, 1.5)])
+        assert data.train.cache_files and len(data.train) == 15  # 10 rows once, then 5 again
+        assert data.validation.cache_files and len(data.validation) == 4
+
+
+def test_multi_turn_sft_rows_split_before_the_last_answer(tmp_path):
+    folder = write_run_dir(tmp_path / "run", {"train": 2})
+    turns = [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"},
+             {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"},
+             {"role": "assistant", "content": "A2"}]
+    rows = [{"messages": turns}, {"messages": turns[1:3]}]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "sft" / "train-00000-of-00001.parquet")
+    data = load_training_data("sft", [DataSource(folder)])
+    assert [data.train[0], data.train[1]] == [
+        {"prompt": turns[:4], "completion": turns[4:]},
+        {"prompt": turns[1:2], "completion": turns[2:3]}]

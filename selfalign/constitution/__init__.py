@@ -1,7 +1,8 @@
 """Principles and constitutions: YAML files in, typed frozen objects out, with kind error messages.
 
-Loading has three layers: `yaml_lines` (safe YAML with line numbers) → `schema_check` (the JSON
-Schemas in selfalign/schemas/) → `loader` (paths, globs, manifests → dataclasses in `model`).
+Loading has three layers: `selfalign.yaml_lines` (safe YAML with line numbers) →
+`selfalign.schema_check` (the JSON Schemas in selfalign/schemas/; both shared with every settings
+file) → `loader` (paths, globs, manifests → dataclasses in `model`).
 """
 
 from selfalign.constitution.loader import check_paths, load_constitution

@@ -12,7 +12,7 @@ import re
 
 from selfalign.checks import Check, CheckArgumentError, build_check
 from selfalign.constitution.model import Problem
-from selfalign.constitution.schema_check import CHECKS, field_name, line_of
+from selfalign.schema_check import CHECKS, field_name, line_of
 
 
 def check_problems(data: object, shown: str) -> list[Problem]:

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from selfalign.constitution.schema_check import kebab_case
+from selfalign.schema_check import kebab_case
 from selfalign.errors import UserError
 from selfalign.prompts.conversations import TRANSCRIPT_ROLES, split_transcript
 

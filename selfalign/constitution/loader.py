@@ -19,8 +19,8 @@ from pathlib import Path
 from selfalign.constitution.check_specs import build_checks, check_problems
 from selfalign.constitution.model import (
     Constitution, ConstitutionError, Exemplar, Principle, Problem, unknown_name)
-from selfalign.constitution.schema_check import check, field_name, line_of, suggest
-from selfalign.constitution.yaml_lines import parse_yaml
+from selfalign.schema_check import check, field_name, line_of, suggest
+from selfalign.yaml_lines import parse_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 _MAGIC = re.compile(r"[*?[]")

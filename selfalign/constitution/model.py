@@ -11,22 +11,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from selfalign.checks import Check
-from selfalign.errors import UserError
+from selfalign.errors import Problem, UserError
 from selfalign.stable_hash import unit_hash
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file; `str()` gives `file:line: field: message`."""
-
-    file: str
-    line: int | None
-    field: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
 class ConstitutionError(UserError):

@@ -44,6 +44,8 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
 
 
 BOOTSTRAP_RESAMPLES = 2000
+# Resampled positions drawn at once: 32 MiB of them, whatever the number of prompts.
+BOOTSTRAP_CHUNK = 1 << 22
 
 
 def bootstrap_mean_interval(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
@@ -55,8 +57,12 @@ def bootstrap_mean_interval(values: Sequence[float], resamples: int = BOOTSTRAP_
     if not values:
         return (0.0, 1.0)
     data = np.asarray(values, dtype=float)
-    picks = np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))
-    means = data[picks].mean(axis=1)
+    # Resamples in chunks, so memory does not grow with prompts × resamples; one generator
+    # drawing chunk after chunk gives the very numbers one draw of them all would.
+    rng, rows = np.random.default_rng(seed), max(1, BOOTSTRAP_CHUNK // len(data))
+    means = np.concatenate([
+        data[rng.integers(0, len(data), size=(min(rows, resamples - start), len(data)))].mean(axis=1)
+        for start in range(0, resamples, rows)])
     low, high = np.quantile(means, [0.025, 0.975])
     return (float(low), float(high))
 

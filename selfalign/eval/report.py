@@ -17,6 +17,7 @@ from selfalign.eval.outcomes import OUTCOMES
 from selfalign.eval.refusal import is_refusal
 from selfalign.eval.report_format import COLOURS, cell, md_table, pct, save_png
 from selfalign.eval.results import MODEL_ROLES, PromptResult
+from selfalign.hub_card import card_data, card_text, license_note
 
 TAG_PLOT = "outcomes_by_tag.png"
 CATEGORY_PLOT = "outcomes_by_category.png"
@@ -50,7 +51,21 @@ def write_report(out: Path, evaluation: dict, results: list[PromptResult]) -> No
     write_parquet(out / "answers.parquet", [answer_row(r) for r in results], ANSWERS_SCHEMA)
     plots = write_plots(out, evaluation, results)
     write_text(out / "report.md", report_markdown(evaluation, results, plots))
+    write_eval_card(out, "answers", len(results),
+                    "one row per prompt: both models' answers and the judge's verdict")
     write_json(out / "eval.json", evaluation)
+
+
+def write_eval_card(out: Path, config: str, rows: int, what: str) -> None:
+    """README.md, so the folder loads and publishes like a run: `<config>.parquet` as the config's
+    one split, `test` (an eval's prompts are held out from training)."""
+    data = card_data({config: {"test": f"{config}.parquet"}}, rows, tags=("evaluation",))
+    write_text(out / "README.md", card_text(data, f"""# selfalign evaluation
+
+`{config}.parquet`: {what}. The figures are in `report.md`, every one of them in JSON beside it.
+
+{license_note("other")}
+"""))
 
 
 # ---------------------------------------------------------------- answers.parquet

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from selfalign.constitution import Constitution
+from selfalign.hub_card import (DEFAULT_LICENSE, card_data, card_text, license_note,
+                                source_datasets, split_paths)
+from selfalign.prompts.sources import PREPARED_REPORT
+from selfalign.store.layout import FINAL_FOLDERS, written_splits
+
+TAGS = ("constitutional-ai", "dpo", "sft", "preference")
 
 
 def _table(rows: list[tuple], header: tuple) -> str:
@@ -93,7 +102,33 @@ def _warning(figures: dict | None) -> str:
     return f"> **Warning.** {warning}\n\n" if warning else ""
 
 
-def dataset_card(manifest: dict, counts: dict, lengths: dict, constitution: Constitution) -> str:
+def run_card_data(out: Path, manifest: dict, pairs: int):
+    """The card's YAML: one config per final folder (prefs first, the default), one data_files
+    entry per split written, so `load_dataset(out, "prefs")` keeps train, validation and test."""
+    settings = manifest["settings"]
+    configs = {folder: split_paths(folder, written_splits(out / folder))
+               for folder in FINAL_FOLDERS}
+    return card_data(configs, pairs, settings.get("license", DEFAULT_LICENSE), TAGS,
+                     source_datasets(list(prompt_inputs(settings.get("prompts", [])))))
+
+
+def prompt_inputs(paths: list[str]):
+    """The prompt inputs, and for a prepared folder the inputs its report names."""
+    for path in paths:
+        yield path
+        report = Path(path) / PREPARED_REPORT
+        if report.is_file():
+            yield from json.loads(report.read_text(encoding="utf-8")).get("inputs", [])
+
+
+def dataset_card(out: Path, manifest: dict, counts: dict, lengths: dict,
+                 constitution: Constitution) -> str:
+    pairs = sum(counts["pairs"].values())
+    return card_text(run_card_data(out, manifest, pairs),
+                     _body(manifest, counts, lengths, constitution))
+
+
+def _body(manifest: dict, counts: dict, lengths: dict, constitution: Constitution) -> str:
     settings = manifest["settings"]
     pairs = sum(counts["pairs"].values())
     principle_rows = sorted(counts["principles"].items(), key=lambda kv: -kv[1])
@@ -102,23 +137,15 @@ def dataset_card(manifest: dict, counts: dict, lengths: dict, constitution: Cons
                   for s in sorted(set(counts["pairs"]) | set(counts["sft"]))]
     reject_rows = sorted(counts["rejects"].items(), key=lambda kv: -kv[1])
     checks = _checks_section(counts.get("checks"), settings.get("check_retries", 0))
-    return f"""---
-license: other
-task_categories: [text-generation]
-tags: [selfalign, constitutional-ai, dpo, sft, preference]
-configs:
-  - config_name: prefs
-    data_files: "prefs/*.parquet"
-  - config_name: sft
-    data_files: "sft/*.parquet"
----
-# Constitutional self-critique data (selfalign {manifest['selfalign_version']})
+    return f"""# Constitutional self-critique data (selfalign {manifest['selfalign_version']})
 
 {_warning(counts.get("feedback"))}Made by `selfalign generate`: the model {_model(manifest)} answered each prompt, critiqued
 its answer under a principle drawn from the constitution, and revised it
 ({manifest['rounds']} round(s), a fresh principle each round). `prefs/` holds preference pairs
 in TRL's conversational format (chosen = final revision, rejected = first answer); `sft/` holds
-the prompt with its final revision as `messages`; `traces/` holds every turn.
+the prompt with its final revision as `messages`; `traces/` holds every turn. Each is a config
+of this card with its splits: `datasets.load_dataset(FOLDER, "prefs")` gives train, validation
+and test as they were written.
 
 ## Counts
 
@@ -147,6 +174,8 @@ temperature {settings['temperature']}, top_p {settings['top_p']}, max_tokens
 {constitution.system_prompt or "(none)"}; few-shot exemplars: {len(constitution.exemplars)}.
 
 ## License and use
+
+{license_note(settings.get("license", DEFAULT_LICENSE))}
 
 The texts were written by the model named above; its license governs their use. The prompts
 come from the inputs listed in `manifest.json` (with their sha256). The data is meant to train

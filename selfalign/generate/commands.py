@@ -135,6 +135,9 @@ _D = GenerateSettings()
               show_default=True, metavar="SECONDS",
               help="With --ray: workers not placed on a node by then stop the run, naming what "
                    "each node has free.")
+@click.option("--license", default=_D.license, show_default=True, metavar="ID",
+              help="The dataset card's license (a Hub id: apache-2.0, cc-by-4.0, ...); other "
+                   "leaves the choice to whoever publishes the data.")
 @click.pass_context
 def generate(ctx: click.Context, config_path: str | None, **flags) -> None:
     """Answer, critique and revise prompts under principles; write TRL-ready parquet."""

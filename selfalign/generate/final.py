@@ -36,7 +36,7 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
         if uses_checks(plan):
             counts["checks"] = run_check_figures((e.get("checks") for e in ledger.values()),
                                                  counts)
-        write_text(out / CARD, dataset_card(manifest, counts, lengths(out / "prefs"),
+        write_text(out / CARD, dataset_card(out, manifest, counts, lengths(out / "prefs"),
                                             plan.constitution))
         manifest.update(status="complete", finished=time.time(), counts=counts,
                         files=describe_final_files(out))

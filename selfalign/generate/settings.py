@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from selfalign.errors import UserError
+from selfalign.hub_card import DEFAULT_LICENSE, license_problem
+from selfalign.settings_schema import read_settings_file
 
 BACKENDS = ("vllm", "openai", "transformers")
 # Where the run's engines live (generate/ray/cluster.py). A resumed run may change them, and
@@ -78,6 +77,7 @@ class GenerateSettings:
     shard_timeout: float | None = None  # None: from the shard times seen so far, with a floor
     shard_attempts: int = 3  # then the shard's prompts go to rejects as shard_failed
     ray_start_timeout: float = 120.0  # workers not placed on a node by then: an error
+    license: str = DEFAULT_LICENSE  # the dataset card's; `other` asks the publisher to choose
 
     def __post_init__(self) -> None:
         problems = []
@@ -100,6 +100,8 @@ class GenerateSettings:
                             f"{self.gpu_memory_utilization}")
         problems += self._feedback_problems()
         problems += self._ray_problems()
+        if why := license_problem(self.license):
+            problems.append(why)
         if self.request_timeout <= 0:
             problems.append(f"request_timeout: must be > 0 seconds, got {self.request_timeout}")
         if self.max_retries < 0:
@@ -173,7 +175,8 @@ class GenerateSettings:
     def fingerprint_config(self) -> dict[str, Any]:
         """The settings a resumed run must share with the original one."""
         data = asdict(self)
-        for where_not_what in ("out", "resume", "principles", "prompts", *OPERATIONAL):
+        # The license is the card's only, and runs from before it was a setting have none.
+        for where_not_what in ("out", "resume", "principles", "prompts", "license", *OPERATIONAL):
             data.pop(where_not_what)
         return data
 
@@ -182,30 +185,13 @@ FIELD_NAMES = [f.name for f in fields(GenerateSettings)]
 
 
 def load_run_config(path: str) -> dict[str, Any]:
-    """Read run.yaml: keys are GenerateSettings fields (dashes or underscores)."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {err}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of settings, found {type(data).__name__}")
-    config = {}
-    for key, value in data.items():
-        name = str(key).replace("-", "_")
-        if name not in FIELD_NAMES:
-            near = difflib.get_close_matches(name, FIELD_NAMES, n=1)
-            hint = f" Did you mean: {near[0]}?" if near else ""
-            raise UserError(f"{path}: unknown setting '{key}'.{hint} "
-                            f"Available: {', '.join(FIELD_NAMES)}")
-        if name in ("principles", "prompts", "base_url", "judge_base_url") \
-                and isinstance(value, str):
-            value = [value]
-        config[name] = value
+    """Read run.yaml, checked against selfalign/schemas/run.schema.json (made from the fields
+    above and the flags' help by scripts/build_schemas.py): keys are GenerateSettings fields,
+    with dashes or underscores."""
+    config = read_settings_file(Path(path), "run", key_names=lambda key: key.replace("-", "_"))
+    for name in ("principles", "prompts", "base_url", "judge_base_url"):
+        if isinstance(config.get(name), str):
+            config[name] = [config[name]]
     return config
 
 

@@ -16,11 +16,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from selfalign import __version__
-from selfalign.atomic import write_json, write_parquet
+from selfalign.atomic import write_json, write_parquet, write_text
+from selfalign.hub_card import card_data, card_text, license_note, split_paths
 from selfalign.errors import UserError
 from selfalign.label.project import Project
 from selfalign.label.report import TIE, comparisons
-from selfalign.store.layout import MANIFEST, split_file_name
+from selfalign.store.assemble import describe_final_files
+from selfalign.store.layout import (CARD, LABEL_EXPORT_FORMAT, MANIFEST, split_file_name,
+                                    written_splits)
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 PREFS_SCHEMA = pa.schema([
@@ -45,15 +48,46 @@ def export_labels(project: Project, out: Path, drop_ties: bool = False) -> dict:
         raise UserError(f"{project.labels_dir}: no labels to export yet")
     counts = {"prefs": _write_splits(out / "prefs", prefs, PREFS_SCHEMA),
               "sft": _write_splits(out / "sft", sft, SFT_SCHEMA)}
-    manifest = {"status": "complete", "format": "selfalign.labels/1",
+    manifest = {"status": "complete", "format": LABEL_EXPORT_FORMAT,
                 "selfalign_version": __version__, "created": time.time(),
                 "source_run": str(project.run.out.resolve()),
                 "source_manifest_sha256": project.run.manifest_sha256,
                 "ties": "dropped" if drop_ties else "half", "counts": counts,
                 "labels": len(labels),
                 "labellers": sorted({l["pseudonym"] for l in labels})}
+    write_text(out / CARD, export_card(out, manifest))
+    # What `selfalign verify` checks before the folder is trained on or uploaded.
+    manifest["files"] = describe_final_files(out)
     write_json(out / MANIFEST, manifest)
     return manifest
+
+
+def export_card(out: Path, manifest: dict) -> str:
+    """README.md: `prefs` and `sft` as configs with the splits written (a folder with no rows of
+    a kind has no files, and no config)."""
+    configs = {folder: split_paths(folder, splits) for folder in ("prefs", "sft")
+               if (splits := written_splits(out / folder))}
+    counts = manifest["counts"]
+    data = card_data(configs, sum(counts["prefs"].values()),
+                     tags=("human-feedback", "preference", "dpo", "reward-modeling"))
+    rows = "\n".join(f"| {kind} | {split} | {n} |" for kind in ("prefs", "sft")
+                     for split, n in counts[kind].items())
+    return card_text(data, f"""# People's labels (selfalign {manifest['selfalign_version']})
+
+Made by `selfalign label export` from {manifest['labels']} labels by {len(manifest['labellers'])}
+labeller(s) on the run recorded in `manifest.json`. `prefs/` holds one preference pair per
+comparison in TRL's conversational format (`preference`: the share of labellers who preferred
+`chosen`, ties {manifest['ties']}); `sft/` holds the answers labellers wrote themselves.
+`datasets.load_dataset(FOLDER, "prefs")` gives the splits as written.
+
+| config | split | rows |
+|---|---|---|
+{rows}
+
+## License and use
+
+{license_note("other")}
+""")
 
 
 def pair_rows(labels: list[dict], drop_ties: bool = False) -> list[dict]:

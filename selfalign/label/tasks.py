@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfalign.constitution.schema_check import check
-from selfalign.constitution.yaml_lines import parse_yaml
+from selfalign.schema_check import check
+from selfalign.yaml_lines import parse_yaml
 from selfalign.errors import UserError
 from selfalign.store.layout import LABELS_DIR
 

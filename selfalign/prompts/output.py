@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selfalign.atomic import fsync_dir, write_json
+from selfalign.atomic import PARQUET_OPTIONS, fsync_dir, write_json
 from selfalign.prompts.sources import PREPARED_REPORT
 from selfalign.records import PromptRecord, Reject
 
@@ -67,7 +67,7 @@ class _BatchedParquet:
         self.temp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         self.schema = schema
         self.rows: list[dict[str, Any]] = []
-        self.writer = pq.ParquetWriter(self.temp, schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.temp, schema, **PARQUET_OPTIONS)
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from selfalign.atomic import atomic_path, fsync_dir
+from selfalign.atomic import PARQUET_OPTIONS, atomic_path, fsync_dir
 from selfalign.errors import UserError
 from selfalign.store.checksums import bytes_mismatch, file_record
-from selfalign.store.columns import PARQUET_OPTIONS, SHARD_SCHEMAS
+from selfalign.store.columns import SHARD_SCHEMAS
 from selfalign.store.layout import REJECTS, split_file_name, state_dir
 from selfalign.store.ledger import resume_command, shard_problems
 from selfalign.store.reader import final_files

@@ -56,7 +56,3 @@ REJECTS_SCHEMA = pa.schema([
 # The schema of each file a shard writes (store/layout.py: SHARD_KINDS).
 SHARD_SCHEMAS = {"traces": TRACES_SCHEMA, "prefs": PREFS_SCHEMA, "sft": SFT_SCHEMA,
                  "rejects": REJECTS_SCHEMA}
-
-# How every shard and final file is written. Column statistics (min/max of long texts, per row
-# group) stay in a writer's memory until the file closes, and the rows are read whole anyway.
-PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}

@@ -22,6 +22,7 @@ STATE_DIR = ".selfalign"  # inside the output folder: shards and ledger, hidden 
 LEDGER = "ledger.jsonl"
 LOCK = "lock"
 LABELS_DIR = "labels"
+LABEL_EXPORT_FORMAT = "selfalign.labels/1"  # the `format` of a `label export` folder's manifest
 
 FINAL_FOLDERS = ("prefs", "sft", "traces")
 FINAL_FILES = (REJECTS, CARD, HISTOGRAM)
@@ -56,3 +57,10 @@ def shard_path(folder: Path, index: int, kind: str, attempt: str | None = None) 
 
 def split_file_name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+def written_splits(folder: Path) -> list[str]:
+    """The splits whose files are in `folder`, in the order train, validation, test, others."""
+    found = {m["split"] for f in folder.glob("*.parquet") if (m := SPLIT_FILE.match(f.name))}
+    order = {name: index for index, name in enumerate(("train", "validation", "test"))}
+    return sorted(found, key=lambda split: (order.get(split, len(order)), split))

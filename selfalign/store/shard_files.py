@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selfalign.atomic import atomic_path
-from selfalign.store.columns import PARQUET_OPTIONS, SHARD_SCHEMAS
+from selfalign.atomic import PARQUET_OPTIONS, atomic_path
+from selfalign.store.columns import SHARD_SCHEMAS
 from selfalign.store.layout import SHARD_KINDS, shard_dir, shard_path
 
 

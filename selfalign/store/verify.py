@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from selfalign.errors import UserError
 from selfalign.store.checksums import mismatch
-from selfalign.store.layout import MANIFEST, ledger_path
+from selfalign.store.layout import LABEL_EXPORT_FORMAT, MANIFEST, ledger_path
 from selfalign.store.ledger import read_ledger, resume_command, shard_problems
 from selfalign.store.lock import describe, holder_alive, read_holder
 from selfalign.store.reader import final_files
@@ -75,7 +75,7 @@ def verify_folder(out: Path) -> Verdict:
                         f"against it") from None
     verdict = Verdict(manifest.get("status", "unknown"))
     ledger = read_ledger(out) if ledger_path(out).is_file() else None
-    if ledger is None:
+    if ledger is None and manifest.get("format") != LABEL_EXPORT_FORMAT:  # exports have none
         verdict.unchecked.append(
             ".selfalign/ (the run's ledger of shards) is absent, as when a folder is copied "
             "without hidden files: shards and row counts against the ledger are not checked; "
@@ -162,7 +162,8 @@ def _rows_from_ledger(ledger: dict[int, dict]) -> Counter:
 
 def _rows_from_counts(counts: dict) -> Counter:
     rows: Counter = Counter()
-    for split, n in counts.get("pairs", {}).items():
+    # A run counts its pairs as `pairs`, a label export by its folder's name.
+    for split, n in (counts.get("pairs") or counts.get("prefs") or {}).items():
         rows[f"prefs/{split}"] += n
     for split, n in counts.get("sft", {}).items():
         rows[f"sft/{split}"] += n

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from selfalign.errors import UserError
+from selfalign.settings_schema import read_settings_file
 from selfalign.train.data import DataSource
 
 KINDS = ("sft", "dpo", "rm")
@@ -93,18 +94,10 @@ def check_keys(values: dict, valid: list[str], kind: str, where: str) -> None:
             raise unknown_key_error(str(key), valid, kind, where)
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise UserError(f"--config {path}: file does not exist")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(values, dict):
-        raise UserError(f"{path}: expected a mapping of config fields, got {type(values).__name__}")
-    return values
+def read_yaml(path: Path, schema: str = "train") -> dict[str, Any]:
+    """The YAML file, its values typed by selfalign/schemas/<schema>.schema.json (made from
+    TRL's config classes by scripts/build_schemas.py); a bad value names file:line: key."""
+    return read_settings_file(path, schema)
 
 
 def split_lora(values: dict[str, Any], cli_lora: bool, where: str,

@@ -16,6 +16,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from selfalign.errors import UserError
 from selfalign.store.reader import read_manifest, split_files
@@ -57,12 +58,13 @@ class DataSource:
 
 @dataclass
 class FolderData:
-    """Rows of one run folder, per split, with what is needed to trace them."""
+    """Rows of one run folder, per split, as memory-mapped `datasets.Dataset`s (the parquet files
+    converted once into Arrow files in the `datasets` cache), with what is needed to trace them."""
 
     source: DataSource
     manifest_sha256: str
     manifest: dict
-    splits: dict[str, list[dict]] = field(default_factory=dict)
+    splits: dict[str, Any] = field(default_factory=dict)  # split → datasets.Dataset
     files: dict[str, list[str]] = field(default_factory=dict)
     below_min_preference: dict[str, int] = field(default_factory=dict)  # pairs left out, per split
 
@@ -83,35 +85,66 @@ class FolderData:
 
 @dataclass
 class TrainingData:
-    """Mixed rows ready for a TRL trainer, plus provenance of every folder."""
+    """Mixed rows ready for a TRL trainer (`datasets.Dataset`s over memory-mapped Arrow files,
+    the validation one empty as []), the number of prompt groups (rm), and every folder's
+    provenance."""
 
-    train: list[dict]
-    validation: list[dict]
+    train: Any
+    validation: Any
     folders: list[dict]
+    groups: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- folders and shards
 
 def read_rows(files: list[Path], columns: tuple[str, ...],
               optional: tuple[str, ...] = ()) -> list[dict]:
-    """The rows of `files` with `columns`, and `optional` ones where a file has them (else None)."""
+    """The rows of `files` with `columns`, and `optional` ones where a file has them (else None).
+    For small files (reference answers); training data is read by `read_split`."""
     import pyarrow.parquet as pq
 
     rows: list[dict] = []
     for f in files:
-        try:
-            names = pq.read_schema(f).names
-        except Exception as err:  # pyarrow raises several types for a broken file
-            raise UserError(f"{f}: cannot read parquet ({err})") from None
-        missing = [c for c in columns if c not in names]
-        if missing:
-            hints = "".join(f"; {COLUMN_HINTS[c]}" for c in missing if c in COLUMN_HINTS)
-            raise UserError(f"{f}: missing column(s) {missing}; expected {list(columns)} "
-                            f"(found {names}){hints}")
-        present = list(columns) + [c for c in optional if c in names]
+        present = _present_columns(f, columns, optional)
         table = pq.read_table(f, columns=present).to_pylist()
         rows.extend({**dict.fromkeys(optional), **row} for row in table)
     return rows
+
+
+def _present_columns(f: Path, columns: tuple[str, ...], optional: tuple[str, ...]) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(f).names
+    except Exception as err:  # pyarrow raises several types for a broken file
+        raise UserError(f"{f}: cannot read parquet ({err})") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        hints = "".join(f"; {COLUMN_HINTS[c]}" for c in missing if c in COLUMN_HINTS)
+        raise UserError(f"{f}: missing column(s) {missing}; expected {list(columns)} "
+                        f"(found {names}){hints}")
+    return list(columns) + [c for c in optional if c in names]
+
+
+def read_split(files: list[Path], columns: tuple[str, ...], optional: tuple[str, ...] = ()):
+    """One split's files as a memory-mapped Dataset of `columns` (+ `optional`, null where a
+    file lacks one). Nothing holds every row in memory: `datasets` converts the parquet files
+    batch by batch into Arrow files on disk (once; later runs find them in its cache)."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    parts = []
+    for f in files:
+        present = _present_columns(f, columns, optional)
+        if pq.read_metadata(f).num_rows:
+            part = datasets.Dataset.from_parquet(str(f), columns=present)
+        else:  # `datasets` cannot read a file of no rows; nothing to map either
+            part = datasets.Dataset(pq.read_table(f, columns=present))
+        for name in optional:
+            if name not in present:
+                part = part.add_column(name, [None] * len(part), feature=datasets.Value("float64"))
+        parts.append(part.select_columns([*columns, *optional]))
+    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
 
 # ---------------------------------------------------------------- row format
@@ -158,11 +191,34 @@ def row_problem(kind: str, row: dict) -> str | None:
     return None
 
 
-def check_rows(kind: str, rows: list[dict], where: str) -> None:
-    for i, row in enumerate(rows):
-        problem = row_problem(kind, row)
-        if problem:
-            raise UserError(f"{where} row {i}: {problem}")
+CHECK_BATCH_ROWS = 8192
+
+
+def check_rows(kind: str, rows, where: str) -> None:
+    """Every row in TRL's format for `kind`; `rows` is a Dataset (read batch by batch) or a list."""
+    offset = 0
+    for batch in _row_batches(rows):
+        for i, row in enumerate(batch):
+            problem = row_problem(kind, row)
+            if problem:
+                raise UserError(f"{where} row {offset + i}: {problem}")
+        offset += len(batch)
+
+
+def _row_batches(rows):
+    if isinstance(rows, list):
+        yield rows
+        return
+    for batch in rows.data.to_batches(max_chunksize=CHECK_BATCH_ROWS):
+        yield batch.to_pylist()
+
+
+def preference_at_least(rows, min_preference: float):
+    """The rows whose judged preference is at least `min_preference` (a selection, no copy)."""
+    import numpy as np
+
+    values = rows.data.column(PREFERENCE).to_numpy(zero_copy_only=False).astype(float)
+    return rows.select(np.flatnonzero(values >= min_preference))  # NaN (unjudged) is never kept
 
 
 def load_folder(kind: str, source: DataSource, min_preference: float | None = None) -> FolderData:
@@ -181,15 +237,15 @@ def load_folder(kind: str, source: DataSource, min_preference: float | None = No
         columns, optional = columns + optional, ()
     data = FolderData(source, digest, manifest)
     for split, files in sorted(split_files(folder, sub).items()):
-        rows = read_rows(files, columns, optional)
+        rows = read_split(files, columns, optional)
         check_rows(kind, rows, f"{folder / sub} split '{split}'")
         if min_preference is not None:
-            kept = [r for r in rows if r[PREFERENCE] is not None and r[PREFERENCE] >= min_preference]
+            kept = preference_at_least(rows, min_preference)
             data.below_min_preference[split] = len(rows) - len(kept)
             rows = kept
         data.splits[split] = rows
         data.files[split] = [f.name for f in files]
-    if not data.splits["train"]:
+    if not len(data.splits["train"]):
         dropped = data.below_min_preference.get("train")
         why = f" ({dropped} below --min-preference {min_preference})" if dropped else ""
         raise UserError(f"{folder / sub}: the train split has no rows{why}")
@@ -197,12 +253,54 @@ def load_folder(kind: str, source: DataSource, min_preference: float | None = No
 
 
 # ---------------------------------------------------------------- mixing
+# Weights and groups work on row numbers (numpy arrays); rows are taken from the memory-mapped
+# Datasets by `select` and converted to the trainer's columns by Arrow batches written to disk.
 
-def weighted(rows: list[dict], weight: float, seed: int) -> list[dict]:
-    """`rows` scaled by `weight`: whole copies, then a seeded sample for the fraction."""
+def weighted_indices(count: int, weight: float, seed: int):
+    """Positions 0..count-1 scaled by `weight`: whole copies, then a seeded sample for the
+    fraction (the sample `random.Random(seed).sample` draws from a list of that length)."""
+    import numpy as np
+
     whole, fraction = divmod(weight, 1.0)
-    extra = round(fraction * len(rows))
-    return rows * int(whole) + random.Random(seed).sample(rows, extra)
+    extra = random.Random(seed).sample(range(count), round(fraction * count))
+    return np.concatenate([np.tile(np.arange(count, dtype=np.int64), int(whole)),
+                           np.asarray(extra, dtype=np.int64)])
+
+
+def weighted(rows: list, weight: float, seed: int) -> list:
+    """`rows` scaled by `weight`, as `weighted_indices` picks them."""
+    return [rows[i] for i in weighted_indices(len(rows), weight, seed)]
+
+
+def prompt_groups(rows):
+    """Where each prompt's rows are: (row positions ordered by group, each group's first place
+    in that order, each group's size), groups numbered in order of first appearance."""
+    import numpy as np
+    import pyarrow as pa
+
+    ids = pa.chunked_array([rows.with_format("arrow")["prompt_id"]]).cast(pa.string())
+    codes = ids.combine_chunks().dictionary_encode().indices.to_numpy()
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes) if len(codes) else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return order, starts, sizes
+
+
+def group_rows(order, starts, sizes, groups):
+    """The row positions of `groups` (in that order, each group's rows together)."""
+    import numpy as np
+
+    lengths = sizes[groups]
+    first = np.repeat(starts[groups] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return order[first + np.arange(lengths.sum(), dtype=np.int64)], lengths
+
+
+def _units(kind: str, rows, weight: float, seed: int):
+    """Row positions of `rows` scaled by weight, and (rm) the size of each drawn prompt group."""
+    if kind != "rm":
+        return weighted_indices(len(rows), weight, seed), None
+    order, starts, sizes = prompt_groups(rows)
+    return group_rows(order, starts, sizes, weighted_indices(len(sizes), weight, seed))
 
 
 def sft_as_prompt_completion(row: dict) -> dict:
@@ -210,45 +308,86 @@ def sft_as_prompt_completion(row: dict) -> dict:
     return {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
 
 
-def units_of(kind: str, rows: list[dict]) -> list[list[dict]]:
-    """What a weight samples and a batch holds whole: a prompt's pairs for `rm`, else one row."""
-    if kind != "rm":
-        return [[row] for row in rows]
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(str(row["prompt_id"]), []).append(row)
-    return list(groups.values())
+def _prompt_completion_batch(batch):
+    """An Arrow batch of `messages` → `prompt` (all but the last message) and `completion`."""
+    import numpy as np
+    import pyarrow as pa
+
+    messages = batch.column("messages").combine_chunks()
+    offsets = messages.offsets.to_numpy().astype(np.int64)
+    offsets, values = offsets - offsets[0], messages.flatten()  # values: this batch's messages
+    last = offsets[1:] - 1
+    keep = np.ones(len(values), dtype=bool)
+    keep[last] = False
+    rows = np.arange(len(offsets), dtype=np.int64)
+    prompt = pa.ListArray.from_arrays(pa.array((offsets - rows).astype(np.int32)),
+                                      values.filter(pa.array(keep)))
+    completion = pa.ListArray.from_arrays(pa.array(rows.astype(np.int32)),
+                                          values.take(pa.array(last)))
+    return pa.table({"prompt": prompt, "completion": completion})
 
 
-def trainer_rows(kind: str, units: list[list[dict]]) -> list[dict]:
-    """Rows in the format TRL's trainer for `kind` reads.
+def _trainer_dataset(kind: str, parts: list, groups):
+    """The selected rows of every folder as one Dataset in the format TRL's trainer for `kind`
+    reads. `rm` rows keep their group's number (`group`) and a float `preference`; a pair
+    without a judged preference counts as preferred for sure (1.0), as an unjudged revision
+    pair is."""
+    import datasets
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    `rm` rows keep their group's number (`group`) and a float `preference`; a pair without a
-    judged preference counts as preferred for sure (1.0), as an unjudged revision pair is.
-    """
-    if kind == "sft":
-        return [sft_as_prompt_completion(row) for unit in units for row in unit]
+    if not parts:
+        return []
+    mixed = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     if kind == "dpo":
-        return [{c: row[c] for c in PAIR_COLUMNS} for unit in units for row in unit]
-    return [{**{c: row[c] for c in PAIR_COLUMNS},
-             PREFERENCE: 1.0 if row[PREFERENCE] is None else float(row[PREFERENCE]),
-             "group": number}
-            for number, unit in enumerate(units) for row in unit]
+        return mixed.select_columns(list(PAIR_COLUMNS))
+    if kind == "sft":
+        return mixed.with_format("arrow").map(
+            _prompt_completion_batch, batched=True, remove_columns=mixed.column_names,
+            desc="prompt/completion").with_format(None)
+    group_of_row = np.repeat(np.arange(len(groups), dtype=np.int64), groups)
+
+    def rm_batch(batch, indices):
+        preference = pc.fill_null(batch.column(PREFERENCE).cast(pa.float64()), 1.0)
+        return pa.table({**{c: batch.column(c) for c in PAIR_COLUMNS}, PREFERENCE: preference,
+                         "group": pa.array(group_of_row[indices])})
+
+    return mixed.with_format("arrow").map(
+        rm_batch, batched=True, with_indices=True, remove_columns=mixed.column_names,
+        desc="reward-model pairs").with_format(None)
 
 
 def mix_folders(kind: str, folders: list[FolderData], seed: int) -> TrainingData:
     """Train rows (or, for `rm`, prompts) of every folder scaled by its weight; validation as is."""
     train, validation, provenance = [], [], []
+    train_groups, validation_groups = [], []
     for index, data in enumerate(folders):
         source = data.source
-        units = weighted(units_of(kind, data.splits["train"]), source.weight, seed + index)
-        if not units:
+        picked, sizes = _units(kind, data.splits["train"], source.weight, seed + index)
+        if not len(picked):
             raise UserError(f"--data {source.path}:{source.weight}: the weight leaves no train rows "
                             f"(the folder has {len(data.splits['train'])})")
-        train.extend(units)
-        validation.extend(units_of(kind, data.splits.get("validation", [])))
-        provenance.append(data.provenance(sum(len(unit) for unit in units)))
-    return TrainingData(trainer_rows(kind, train), trainer_rows(kind, validation), provenance)
+        train.append(data.splits["train"].select(picked))
+        train_groups.append(sizes)
+        if len(data.splits.get("validation", [])):
+            kept, sizes = _units(kind, data.splits["validation"], 1.0, 0)
+            validation.append(data.splits["validation"].select(kept))
+            validation_groups.append(sizes)
+        provenance.append(data.provenance(len(picked)))
+    if kind != "rm":
+        return TrainingData(_trainer_dataset(kind, train, None),
+                            _trainer_dataset(kind, validation, None), provenance)
+    train_sizes, validation_sizes = _joined(train_groups), _joined(validation_groups)
+    return TrainingData(_trainer_dataset(kind, train, train_sizes),
+                        _trainer_dataset(kind, validation, validation_sizes), provenance,
+                        {"train": len(train_sizes), "validation": len(validation_sizes)})
+
+
+def _joined(sizes: list):
+    import numpy as np
+
+    return np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
 
 
 def load_training_data(kind: str, sources: list[DataSource], seed: int = 42) -> TrainingData:

@@ -69,10 +69,9 @@ def load_tokenizer(model: str):
 
 
 def datasets_of(prepared: Prepared) -> tuple[Any, Any]:
-    from datasets import Dataset
-
-    train = Dataset.from_list(prepared.data.train)
-    validation = Dataset.from_list(prepared.data.validation) if prepared.data.validation else None
+    """The trainer's datasets: memory-mapped, as `train/data.py` mixed them."""
+    train = prepared.data.train
+    validation = prepared.data.validation if len(prepared.data.validation) else None
     return train, validation
 
 
@@ -204,8 +203,7 @@ def package_versions() -> dict[str, str | None]:
 
 def reward_data_record(prepared: Prepared, trainer) -> dict:
     """How many prompts the pairs came from, and how many pairs TRL left out for length."""
-    return {"prompts": {"train": len({r["group"] for r in prepared.data.train}),
-                        "validation": len({r["group"] for r in prepared.data.validation})},
+    return {"prompts": dict(prepared.data.groups),
             "pairs_too_long": trainer.pairs_too_long}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from selfalign.atomic import write_json, write_parquet, write_text
-from selfalign.eval.report import cell, md_table, pct, save_png
+from selfalign.eval.report import cell, md_table, pct, save_png, write_eval_card
 from selfalign.records import Reject
 
 RELIABILITY_PLOT = "reliability.png"
@@ -40,6 +40,8 @@ def write_judge_report(out: Path, evaluation: dict, rows: list, rejects: list[Re
                     "detail": r.detail} for r in rejects], REJECTS_SCHEMA)
     plots = write_plots(out, evaluation, rows)
     write_text(out / "report.md", report_markdown(evaluation, plots))
+    write_eval_card(out, "pairs", len(rows),
+                    "each labelled pair with the judge's probabilities in both orders")
     write_json(out / "judge.json", evaluation)
 
 

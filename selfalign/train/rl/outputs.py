@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selfalign.atomic import PARQUET_OPTIONS
+
 METRICS_NAME = "metrics.jsonl"
 SAMPLES_DIR = "samples"
 PLOT_NAME = "reward_kl.png"
@@ -53,7 +55,8 @@ class RunRecorder:
                          "advantage": advantages[index]})
         folder = self.out / SAMPLES_DIR
         folder.mkdir(exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows), folder / f"step-{step:06d}.parquet")
+        pq.write_table(pa.Table.from_pylist(rows), folder / f"step-{step:06d}.parquet",
+                       **PARQUET_OPTIONS)
 
 
 def _number(value: float) -> float | None:

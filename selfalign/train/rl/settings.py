@@ -174,7 +174,7 @@ def resolve_config(settings: RLSettings, prompts: int):
     """The TRL config object for `settings`, and the LoRA kwargs (None without LoRA)."""
     cls = config_class(settings.algo)
     where = str(settings.config_file) if settings.config_file else "config"
-    values = read_yaml(settings.config_file) if settings.config_file else {}
+    values = read_yaml(settings.config_file, "rl") if settings.config_file else {}
     values = {**values, **settings.overrides}
     values, lora = split_lora(values, settings.lora, where, "sft")
     check_keys(values, [f.name for f in dataclasses.fields(cls)], cls.__name__, where)

@@ -1,4 +1,4 @@
-"""Layer 1: YAML text to plain data, safely, remembering the line of every key and list item.
+"""YAML text to plain data, safely, remembering the line of every key and list item.
 
 Built on yaml.SafeLoader, so a tag such as `!!python/object/apply:os.system` can never build an
 object: it fails to parse and becomes a problem that names the file and the line.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import yaml
 
-from selfalign.constitution.model import Problem
+from selfalign.errors import Problem
 
 
 class LineDict(dict):

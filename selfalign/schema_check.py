@@ -1,4 +1,4 @@
-"""Layer 2: JSON Schema validation, every error turned into a Problem a principle author can act on.
+"""JSON Schema validation, every error turned into a Problem the file's author can act on.
 
 The schemas in selfalign/schemas/ are the single source of truth: editors read the same files
 through `# yaml-language-server: $schema=...`. This module only words their errors.
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import jsonschema
 
-from selfalign.constitution.model import Problem
-from selfalign.constitution.yaml_lines import LineDict, LineList
+from selfalign.errors import Problem
+from selfalign.yaml_lines import LineDict, LineList
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 KEBAB = "^[a-z0-9]+(-[a-z0-9]+)*$"
 NON_BLANK = "\\S"
 
@@ -138,7 +138,19 @@ def _type_message(expected, value, at_top: bool) -> str:
     message = f"expected {wanted}{where}, found {_describe(value)}"
     if "string" in expected and isinstance(value, (int, float, bool, datetime.date)):
         message += f"; put it in quotes to keep it as text: \"{value}\""
+    elif "number" in expected and isinstance(value, str) and _number_text(value):
+        message += f" (YAML reads a number without a dot before its exponent as text: write {_number_text(value)})"
     return message
+
+
+def _number_text(text: str) -> str | None:
+    """`1e-5` as YAML reads it as a number (`1.0e-5`), or None when the text is not one."""
+    try:
+        float(text)
+    except ValueError:
+        return None
+    mantissa, _, exponent = text.lower().partition("e")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}" if exponent else None
 
 
 def _describe(value: object) -> str:
