@@ -326,3 +326,15 @@ def test_a_row_not_in_ifevals_format_names_file_and_line(inputs, tmp_path, row, 
         plan_eval(EvalSettings(model="cand", baseline="base", ifeval=file, **inputs),
                   lambda m: m, judge_of_table().as_judge())
     assert str(err.value).startswith(f"--ifeval {file}{expected}"), str(err.value)
+
+
+def test_a_tiny_mcnemar_p_is_kept_not_rounded_to_zero():
+    # The proof's held-out figure: 117 prompts passed by the candidate alone, none by the
+    # baseline alone, 6 by both, 27 by neither. Exact two-sided p = 2 * 0.5**117.
+    from selfalign.eval.checks import paired_figures
+
+    pairs = [(False, True)] * 117 + [(True, True)] * 6 + [(False, False)] * 27
+    figures = paired_figures(pairs)
+    assert figures["mcnemar_p"] > 0
+    assert figures["mcnemar_p"] == pytest.approx(2 * 0.5 ** 117, rel=1e-5)
+    assert (figures["candidate"]["passed"], figures["baseline"]["passed"]) == (123, 6)

@@ -91,7 +91,7 @@ def paired_figures(pairs: Sequence[tuple[bool, bool]]) -> dict:
     return {"baseline": baseline, "candidate": candidate,
             "difference": round(candidate["rate"] - baseline["rate"], 6),
             "candidate_only": candidate_only, "baseline_only": baseline_only,
-            "mcnemar_p": round(mcnemar_p(candidate_only, baseline_only), 6)}
+            "mcnemar_p": significant(mcnemar_p(candidate_only, baseline_only))}
 
 
 def pass_rate(passed: int, total: int) -> dict:
@@ -106,3 +106,9 @@ def mcnemar_p(candidate_only: int, baseline_only: int) -> float:
     """McNemar's exact test: under no difference each discordant prompt is a fair coin, so it is
     the two-sided binomial (sign) test of one count against the other."""
     return sign_test_p(candidate_only, baseline_only)
+
+
+def significant(p: float) -> float:
+    """A p-value kept to six significant digits: rounding to decimals would print a p of 1e-35
+    (117 discordant prompts one way, none the other) as 0."""
+    return float(f"{p:.6g}")
