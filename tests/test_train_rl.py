@@ -436,7 +436,7 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
 
 TRAIT_STEPS = 12
 TRAIT_TOKENS = 4
-SMALL_BETA, LARGE_BETA = 0.001, 10.0
+SMALL_BETA, LARGE_BETA = 0.001, 100.0
 
 
 @pytest.fixture(scope="session")
@@ -453,7 +453,7 @@ def trait_models(tiny_model_dir, tmp_path_factory):
     for kind, steps in (("sft", 40), ("rm", 20)):
         train(TrainSettings(kind=kind, data=[DataSource(data)], out=root / kind,
                             model=str(tiny_model_dir), max_steps=steps, batch_size=8,
-                            learning_rate=1e-2 if kind == "sft" else 1e-3, max_length=96,
+                            learning_rate=3e-3 if kind == "sft" else 1e-3, max_length=96,
                             overrides=fast))
     return root / "sft", root / "rm"
 
