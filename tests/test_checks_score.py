@@ -150,7 +150,7 @@ def test_a_typo_in_the_ifeval_input_names_its_line_and_the_nearest_kind(tmp_path
     replies = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "a", "response": "b"}])
     result = score(replies, "--ifeval-input", bad, "--out", tmp_path / "out")
     assert result.exit_code == 2
-    assert f"error: {bad}:2: Unknown check kind 'punctuation:no_commas'. Did you mean: " \
+    assert f"error: {bad}:2: instruction_id_list: Unknown check kind 'punctuation:no_commas'. Did you mean: " \
            f"punctuation:no_comma?" in result.output
 
 

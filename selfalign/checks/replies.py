@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from selfalign.checks.base import Check, CheckArgumentError
-from selfalign.checks.registry import CONSTITUTION, check_ids, checks_from_instructions
+from selfalign.checks.base import Check
+from selfalign.checks.instructions import instruction_checks
+from selfalign.checks.registry import CONSTITUTION, check_ids
 from selfalign.checks.score import ReplyToScore
 from selfalign.errors import UserError
 
@@ -122,15 +123,7 @@ def _ifeval_line(raw: bytes, where: str) -> tuple[str, list[Check]]:
     if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
         raise UserError(f"{where}: no `prompt`; IFEval's input lines hold `prompt`, "
                         f"`instruction_id_list` and `kwargs`")
-    ids, kwargs = row.get("instruction_id_list"), row.get("kwargs")
-    if not isinstance(ids, list) or not isinstance(kwargs, list) or len(ids) != len(kwargs):
-        raise UserError(f"{where}: `instruction_id_list` and `kwargs` must be lists of the same "
-                        f"length (one mapping of arguments per instruction)")
-    try:
-        return row["prompt"], checks_from_instructions(ids, kwargs)
-    except CheckArgumentError as err:
-        raise UserError(f"{where}: {err}") from None
-
+    return row["prompt"], instruction_checks(row, where)
 
 def with_ifeval_checks(replies: Sequence[Reply], table: Mapping[str, Sequence[Check]]
                        ) -> tuple[list[ReplyToScore], list[Reply]]:
