@@ -6,33 +6,25 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from selfalign.checks.refusal import HEAD_CHARS, is_refusal
+from selfalign.prompts.behavior import (COMPLY, HARMFUL_CATEGORIES, BehaviorError, BehaviorRule,
+                                        expected_behavior)
 
 __all__ = ["HARMFUL_CATEGORIES", "HEAD_CHARS", "is_benign", "is_refusal", "refusal_figures"]
 
 
 # ---------------------------------------------------------------- benign prompts
 
-HARMFUL_CATEGORIES = ("red_team", "red-team", "harmful", "unsafe", "jailbreak", "adversarial")
-_TRUE = {"true", "yes", "1", "y", "benign"}
-_FALSE = {"false", "no", "0", "n", "harmful"}
-
 
 def is_benign(metadata: dict[str, Any],
               harmful_categories: Iterable[str] = HARMFUL_CATEGORIES) -> bool | None:
-    """Whether a prompt is marked benign: a `benign` column wins, else its `category` decides
-    (any category but the harmful ones is benign); None when the prompt carries neither."""
-    flag = metadata.get("benign")
-    if isinstance(flag, bool):
-        return flag
-    if isinstance(flag, (int, float)):
-        return bool(flag)
-    if isinstance(flag, str) and flag.strip().lower() in _TRUE | _FALSE:
-        return flag.strip().lower() in _TRUE
-    category = metadata.get("category")
-    if isinstance(category, str) and category.strip():
-        harmful = {c.strip().lower() for c in harmful_categories}
-        return category.strip().lower() not in harmful
-    return None
+    """Whether a prompt should be answered, through the one reader of a prompt's expected
+    behaviour (selfalign.prompts.behavior); None when the prompt does not say. An unreadable mark
+    counts as none here: the readers have already sent such rows to rejects."""
+    try:
+        behavior = expected_behavior(metadata, BehaviorRule(harmful_categories=tuple(harmful_categories)))
+    except BehaviorError:
+        return None
+    return None if behavior is None else behavior == COMPLY
 
 
 def refusal_figures(refused: list[bool], benign: list[bool | None]) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from selfalign.errors import UserError
+from selfalign.prompts.behavior import BEHAVIOR, BehaviorError, BehaviorRule, expected_behavior
 from selfalign.prompts.conversations import (
     CONVERSATION_MODES, LAST_USER, PromptTurns, messages_prompt, text_prompt, transcript_prompt,
     turns_prompt)
@@ -68,6 +69,7 @@ class FieldMap:
     prompt_format: str = "auto"
     prompt_template: str | None = None  # e.g. "{ContextString}\n\n{Behavior}"
     conversation: str = LAST_USER  # or first-user
+    behavior: BehaviorRule = BehaviorRule()  # how a row's expected behaviour is read
 
     def __post_init__(self) -> None:
         for name in ("text", "id", "user"):
@@ -96,6 +98,7 @@ class FieldMap:
             prompt_format=getattr(settings, "prompt_format", default.prompt_format),
             prompt_template=getattr(settings, "prompt_template", default.prompt_template),
             conversation=getattr(settings, "conversation", default.conversation),
+            behavior=getattr(settings, "behavior_rule", default.behavior),
         )
 
     @cached_property
@@ -177,6 +180,12 @@ def row_to_record(
     skip = (*used, fields.id, fields.user, SPLIT)
     metadata = {k: v for k, v in row.items() if k not in skip}
     metadata.update(turns.metadata)
+    try:
+        behavior = expected_behavior(row, fields.behavior)
+    except BehaviorError as error:
+        return Reject("bad_behavior", str(error), source, line, row_id)
+    if behavior is not None:
+        metadata[BEHAVIOR] = behavior
     record = PromptRecord(
         id=row_id or "",
         prompt=turns.prompt,
