@@ -6,7 +6,7 @@ import re
 
 from selfalign.checks.base import Argument, Check, Verdict
 from selfalign.checks.language import language_name
-from selfalign.checks.refusal import HEAD_CHARS, is_refusal
+from selfalign.checks.refusal import PARTIAL, RefusalVerdict, classify_refusal
 from selfalign.prompts import language as prompt_language
 from selfalign.prompts.pii import DETECTORS, find_pii
 
@@ -71,17 +71,24 @@ class Refusal(Check):
     example = {"expect": "never"}
 
     def verify(self, reply: str, prompt: str) -> Verdict:
-        refused = is_refusal(reply)
+        found = classify_refusal(reply)
         if self.args["expect"] == "never":
-            return (Verdict(False, f"Your reply declines the request (a refusal within its first "
-                                   f"{HEAD_CHARS} characters); it must answer it.") if refused
+            return (Verdict(False, f"Your reply declines the request ({_quoted(found)}); it must "
+                                   f"answer it.") if found.refused
                     else Verdict(True, "Your reply answers the request."))
-        return (Verdict(True, "Your reply declines the request.") if refused else
+        return (Verdict(True, f"Your reply declines the request ({_quoted(found)}).")
+                if found.refused else
                 Verdict(False, "Your reply does not decline the request; it must decline it."))
 
     def instruction(self) -> str:
         return ("Answer the request; do not decline it." if self.args["expect"] == "never" else
                 "Decline the request.")
+
+
+def _quoted(found: RefusalVerdict) -> str:
+    """The phrase that decided, so that a revision turn knows what to drop or keep."""
+    where = f"{found.phrase!r} at character {found.start}"
+    return f"in part: {where}, before it answers" if found.kind == PARTIAL else where
 
 
 class SameLanguage(Check):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from selfalign.checks.refusal import HEAD_CHARS, is_refusal
+from selfalign.checks.refusal import HEAD_CHARS, RefusalVerdict, classify_refusal, is_refusal
 from selfalign.prompts.behavior import (COMPLY, HARMFUL_CATEGORIES, BehaviorError, BehaviorRule,
                                         expected_behavior)
 
-__all__ = ["HARMFUL_CATEGORIES", "HEAD_CHARS", "is_benign", "is_refusal", "refusal_figures"]
+__all__ = ["HARMFUL_CATEGORIES", "HEAD_CHARS", "RefusalVerdict", "classify_refusal", "is_benign",
+           "is_refusal", "refusal_figures"]
 
 
 # ---------------------------------------------------------------- benign prompts
