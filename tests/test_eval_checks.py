@@ -181,7 +181,9 @@ def test_no_checks_no_block(tmp_path):
               "out": str(tmp_path / "eval")}
     assert evaluate(inputs)["checks"] is None
     with pytest.raises(UserError, match="--checks-only: no principle of --principles .* lists "
-                                        "`checks:`, and no --ifeval file"):
+                                        "`checks:`, no prompt of --prompts says whether it should "
+                                        "be answered or declined .* and neither --ifeval nor "
+                                        "--xstest was given"):
         evaluate({**inputs, "out": str(tmp_path / "again")}, checks_only=True)
 
 

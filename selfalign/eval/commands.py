@@ -45,6 +45,10 @@ _D = {f.name: f.default for f in fields(EvalSettings)}  # the defaults, for --he
                    "prompt, instruction_id_list, kwargs; IFEval's own is "
                    "selfalign/data/ifeval/input_data.jsonl) and report IFEval's four figures "
                    "for each, prompt and instruction level, strict and loose.")
+@click.option("--xstest", is_flag=True,
+              help="Also have both models answer XSTest's 450 prompts (bundled; 250 safe ones to "
+                   "answer, 200 unsafe ones to decline) and report the safety figures by prompt "
+                   "type. With --checks-only, or without --prompts, no judge is needed.")
 @click.option("--harmful-categories", default=",".join(HARMFUL_CATEGORIES), show_default=True,
               help="`category` values of harmful prompts; any other category is benign, so a "
                    "refusal there is an over-refusal.")
@@ -85,8 +89,10 @@ def eval_command(ctx: click.Context, harmful_categories: str, **flags) -> None:
     if ctx.invoked_subcommand is not None:
         return
     # Required only without a subcommand, so they are checked here rather than by click.
+    # --xstest and --ifeval bring their own prompts: alone they need no --prompts nor principles.
+    alone = not flags["prompts"] and (flags["xstest"] or flags["ifeval"])
     missing = [f"'--{name}'" for name in ("model", "prompts", "principles", "out")
-               if not flags[name]]
+               if not flags[name] and not (alone and name in ("prompts", "principles"))]
     if missing:
         raise click.UsageError(f"Missing option {', '.join(missing)}.", ctx)
     from selfalign.engine import judge_checker, make_engine, resolve_model
@@ -96,14 +102,15 @@ def eval_command(ctx: click.Context, harmful_categories: str, **flags) -> None:
     categories = tuple(c.strip() for c in harmful_categories.split(",") if c.strip())
     settings = EvalSettings(harmful_categories=categories, **flags)
     judge = constitution_judge(cot=settings.judge_cot, max_tokens=settings.max_tokens)
-    check_judge = (None if settings.checks_only
-                   else judge_checker(settings.for_role("judge"), OPTIONS))
+    check_judge = (judge_checker(settings.for_role("judge"), OPTIONS) if settings.needs_judge
+                   else None)
     plan = plan_eval(settings, resolve_model, judge, check_judge=check_judge)
     log = lambda message: click.echo(message, err=True)  # noqa: E731
-    log(f"eval: {len(plan.records)} prompts; candidate {plan.models['candidate']}, baseline "
-        f"{plan.models['baseline']}, "
-        + ("no judge (--checks-only)" if settings.checks_only else
-           f"judge {plan.models['judge']}")
+    log(f"eval: {len(plan.records)} prompts"
+        + (f", {len(plan.xstest)} XSTest prompts" if plan.xstest else "")
+        + f"; candidate {plan.models['candidate']}, baseline {plan.models['baseline']}, "
+        + (f"judge {plan.models['judge']}" if settings.needs_judge else
+           "no judge (--checks-only)" if settings.checks_only else "no judge (no --prompts)")
         + (" (same model: a null test)" if plan.same_model else ""))
     evaluation = run_eval(plan, make_engine, judge, log=log)
     click.echo(summary(evaluation, plan.out))
@@ -112,9 +119,11 @@ def eval_command(ctx: click.Context, harmful_categories: str, **flags) -> None:
 def summary(evaluation: dict, out: Path) -> str:
     from selfalign.eval.checks_report import checks_lines
     from selfalign.eval.report import counts_text
+    from selfalign.eval.safety_report import safety_lines
 
     if evaluation.get("checks_only"):
-        headline = "no judge (--checks-only)"
+        headline = ("no judge (--checks-only)" if evaluation["settings"]["checks_only"]
+                    else "no judge (no --prompts)")
     elif evaluation["judged"]:
         low, high = evaluation["win_rate_ci"]
         soft = evaluation["preference_win_rate"]
@@ -124,7 +133,8 @@ def summary(evaluation: dict, out: Path) -> str:
                     f"{soft['ci'][0]:.3f}-{soft['ci'][1]:.3f}): mean P(candidate better)")
     else:
         headline = f"no prompt could be judged ({evaluation['skipped']})"
-    headline += "".join(f"\n{line}" for line in checks_lines(evaluation))
+    headline += "".join(f"\n{line}" for line in checks_lines(evaluation)
+                        + safety_lines(evaluation))
     plots = sorted(p.name for p in out.glob("*.png"))
     return (f"{headline}\nwritten to {out}/: eval.json, answers.parquet, report.md, "
             f"{', '.join(plots) or 'no plots'}")

@@ -9,22 +9,29 @@ from selfalign.checks.refusal import HEAD_CHARS, RefusalVerdict, classify_refusa
 from selfalign.prompts.behavior import (COMPLY, HARMFUL_CATEGORIES, BehaviorError, BehaviorRule,
                                         expected_behavior)
 
-__all__ = ["HARMFUL_CATEGORIES", "HEAD_CHARS", "RefusalVerdict", "classify_refusal", "is_benign",
-           "is_refusal", "refusal_figures"]
+__all__ = ["HARMFUL_CATEGORIES", "HEAD_CHARS", "RefusalVerdict", "classify_refusal", "expected_of",
+           "is_benign", "is_refusal", "refusal_figures"]
 
 
 # ---------------------------------------------------------------- benign prompts
 
 
-def is_benign(metadata: dict[str, Any],
-              harmful_categories: Iterable[str] = HARMFUL_CATEGORIES) -> bool | None:
-    """Whether a prompt should be answered, through the one reader of a prompt's expected
-    behaviour (selfalign.prompts.behavior); None when the prompt does not say. An unreadable mark
-    counts as none here: the readers have already sent such rows to rejects."""
+def expected_of(metadata: dict[str, Any],
+                harmful_categories: Iterable[str] = HARMFUL_CATEGORIES) -> str | None:
+    """`comply` or `refuse` for a prompt, through the one reader of a prompt's expected behaviour
+    (selfalign.prompts.behavior); None when the prompt does not say. An unreadable mark counts as
+    none here: the readers have already sent such rows to rejects."""
     try:
-        behavior = expected_behavior(metadata, BehaviorRule(harmful_categories=tuple(harmful_categories)))
+        return expected_behavior(metadata,
+                                 BehaviorRule(harmful_categories=tuple(harmful_categories)))
     except BehaviorError:
         return None
+
+
+def is_benign(metadata: dict[str, Any],
+              harmful_categories: Iterable[str] = HARMFUL_CATEGORIES) -> bool | None:
+    """Whether a prompt should be answered; None when the prompt does not say."""
+    behavior = expected_of(metadata, harmful_categories)
     return None if behavior is None else behavior == COMPLY
 
 

@@ -17,11 +17,13 @@ from selfalign.eval.outcomes import OUTCOMES
 from selfalign.eval.refusal import is_refusal
 from selfalign.eval.report_format import COLOURS, cell, md_table, pct, save_png
 from selfalign.eval.results import MODEL_ROLES, PromptResult
+from selfalign.eval.safety_report import safety_section, xstest_section
 from selfalign.hub_card import card_data, card_text, license_note
 
 TAG_PLOT = "outcomes_by_tag.png"
 CATEGORY_PLOT = "outcomes_by_category.png"
 LENGTH_PLOT = "lengths.png"
+XSTEST_ANSWERS = "xstest.parquet"  # both models' answers to XSTest, in answers.parquet's columns
 SHOWN_CHARS = 1500  # of an answer in report.md; answers.parquet has every character
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -45,10 +47,14 @@ ANSWERS_SCHEMA = pa.schema([
 ])
 
 
-def write_report(out: Path, evaluation: dict, results: list[PromptResult]) -> None:
-    """All four kinds of file; eval.json last, so its presence means the eval is complete."""
+def write_report(out: Path, evaluation: dict, results: list[PromptResult],
+                 xstest: list[PromptResult] = ()) -> None:
+    """All four kinds of file (and xstest.parquet with --xstest); eval.json last, so its presence
+    means the eval is complete."""
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(out / "answers.parquet", [answer_row(r) for r in results], ANSWERS_SCHEMA)
+    if xstest:
+        write_parquet(out / XSTEST_ANSWERS, [answer_row(r) for r in xstest], ANSWERS_SCHEMA)
     plots = write_plots(out, evaluation, results)
     write_text(out / "report.md", report_markdown(evaluation, results, plots))
     write_eval_card(out, "answers", len(results),
@@ -185,21 +191,26 @@ def _length_histograms(path: Path, results: list[PromptResult]) -> None:
 def report_markdown(evaluation: dict, results: list[PromptResult], plots: list[str]) -> str:
     by_id = {r.record.id: r for r in results}
     parts = [_headline(evaluation), checks_section(evaluation, plots),
-             ifeval_section(evaluation), _settings_table(evaluation),
+             safety_section(evaluation), ifeval_section(evaluation),
+             xstest_section(evaluation), _settings_table(evaluation),
              _tables_section("Win rate by principle tag", evaluation["by_tag"],
                              TAG_PLOT if TAG_PLOT in plots else None),
              _tables_section("Win rate by prompt category", evaluation["by_category"],
                              CATEGORY_PLOT if CATEGORY_PLOT in plots else None),
-             _judge_section(evaluation), _length_section(evaluation, plots),
-             _refusal_section(evaluation), _reward_section(evaluation),
-             _examples_section(evaluation, by_id), _files_section(plots)]
+             _judge_section(evaluation)]
+    if evaluation["prompts"]:  # none with --xstest or --ifeval alone
+        parts += [_length_section(evaluation, plots), _refusal_section(evaluation),
+                  _reward_section(evaluation), _examples_section(evaluation, by_id)]
+    parts.append(_files_section(plots, bool(evaluation.get("xstest"))))
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def _headline(ev: dict) -> str:
     lines = [f"# Eval: {_short(ev['candidate'])} against {_short(ev['baseline'])}", ""]
     if ev.get("checks_only"):
-        lines.append("**No judge** (--checks-only): the answers are scored with checks only.")
+        why = "--checks-only" if ev["settings"]["checks_only"] else "no --prompts to compare"
+        lines.append(f"**No judge** ({why}): the answers are scored with checks and the refusal "
+                     f"detector only.")
     elif ev["judged"]:
         low, high = ev["win_rate_ci"]
         lines.append(f"**The candidate's win rate is {pct(ev['win_rate'])} "
@@ -246,8 +257,9 @@ def _settings_table(ev: dict) -> str:
     s = ev["settings"]
     rows = [("candidate", ev["candidate"]), ("baseline", ev["baseline"]), ("judge", ev["judge"] or "none (--checks-only)"),
             ("prompts", f"{', '.join(s['prompts'])} "
-                        f"(split: {s['split'] or 'test of a prepared folder, else every row'})"),
-            ("principles", ", ".join(s["principles"])),
+                        f"(split: {s['split'] or 'test of a prepared folder, else every row'})"
+                        if s["prompts"] else "none (XSTest or --ifeval only)"),
+            ("principles", ", ".join(s["principles"]) or "none"),
             ("judging", f"{s['judge_principles']} principle(s) per pair, both orders; "
                         f"tie when the orders disagree or |P − 0.5| ≤ {s['tie_band']}"),
             ("answers", f"max {s['max_tokens']} tokens, temperature {s['temperature']}, "
@@ -350,9 +362,10 @@ def _example(number: int, result: PromptResult) -> str:
             f"{answers}\n</details>\n")
 
 
-def _files_section(plots: list[str]) -> str:
+def _files_section(plots: list[str], xstest: bool = False) -> str:
     files = ["eval.json (every figure and the settings)",
              "answers.parquet (every prompt, both answers, the judgment of both orders)",
+             *([f"{XSTEST_ANSWERS} (every XSTest prompt and both answers)"] if xstest else []),
              *plots]
     return "## Files\n\n" + "\n".join(f"- {f}" for f in files)
 

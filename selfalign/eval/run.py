@@ -2,7 +2,8 @@
 
 With `--checks-only` no judge is built: both models answer and their answers are scored with the
 principles' checks only. With `--ifeval FILE` both models also answer that file's prompts, which
-are scored with their own instructions and never judged.
+are scored with their own instructions and never judged; with `--xstest`, XSTest's prompts, whose
+safety figures are reported by prompt type. Either alone needs no --prompts, and then no judge.
 
 Every check that can fail on bad input runs in `plan_eval`, before any model loads. Then each
 model answers every prompt with all requests in flight at once (the engine batches them); the
@@ -30,8 +31,11 @@ from selfalign.errors import UserError
 from selfalign.eval.checks import checks_block, has_checks, score_checks
 from selfalign.eval.ifeval import InstructedPrompt, ifeval_figures, load_ifeval
 from selfalign.eval.outcomes import outcome_of
+from selfalign.eval.refusal import expected_of
 from selfalign.eval.results import MODEL_ROLES, PromptResult, figures
+from selfalign.eval.safety import safety_block
 from selfalign.eval.settings import EvalSettings
+from selfalign.eval.xstest import load_xstest, xstest_block
 from selfalign.prompts.sources import (PREPARED_REPORT, FieldMap, prepared_splits,
                                        read_prompts)
 from selfalign.records import PromptRecord, Reject
@@ -98,6 +102,7 @@ class EvalPlan:
     read_rejects: dict[str, int] = field(default_factory=dict)
     reward_model: str | None = None
     ifeval: list[InstructedPrompt] = field(default_factory=list)
+    xstest: list[PromptRecord] = field(default_factory=list)
 
     @property
     def same_model(self) -> bool:
@@ -111,16 +116,17 @@ def plan_eval(settings: EvalSettings, resolve_model: Callable[[str | None], str]
     `check_judge` refuses a judge model that cannot give option log-probabilities (the CLI
     passes the engine module's, as generate does), before either model answers a prompt.
     """
-    constitution = load_constitution(settings.principles)
-    judge.check(constitution)
-    if settings.checks_only and not (has_checks(constitution) or settings.ifeval):
-        raise UserError(f"--checks-only: no principle of --principles "
-                        f"{', '.join(settings.principles)} lists `checks:`, and no --ifeval file "
-                        f"was given, so there is nothing to score without a judge")
-    records, rejects = load_eval_prompts(settings)
+    constitution = NO_PRINCIPLES
+    records, rejects = [], {}
+    if settings.prompts:
+        constitution = load_constitution(settings.principles)
+        judge.check(constitution)
+        records, rejects = load_eval_prompts(settings)
+        _check_something_to_score(settings, constitution, records)
     ifeval = load_ifeval(settings.ifeval) if settings.ifeval else []
+    xstest = load_xstest() if settings.xstest else []
     models = resolve_models(settings, resolve_model)
-    if check_judge is not None and not settings.checks_only:
+    if check_judge is not None and settings.needs_judge:
         check_judge(models["judge"])
     reward_model = None
     if settings.reward_model is not None:
@@ -133,7 +139,26 @@ def plan_eval(settings: EvalSettings, resolve_model: Callable[[str | None], str]
     if (out / "eval.json").exists():
         raise UserError(f"--out {out} already holds an eval (eval.json); choose another folder "
                         f"or remove that one")
-    return EvalPlan(settings, out, constitution, records, models, rejects, reward_model, ifeval)
+    return EvalPlan(settings, out, constitution, records, models, rejects, reward_model, ifeval,
+                    xstest)
+
+
+# --xstest or --ifeval alone: no principles, nothing judged or checked.
+NO_PRINCIPLES = Constitution(principles=(), exemplars=(), system_prompt=None, rounds=None, files={})
+
+
+def _check_something_to_score(settings: EvalSettings, constitution: Constitution,
+                              records: list[PromptRecord]) -> None:
+    """Without a judge, the prompts need checks, another prompt set, or expected behaviours."""
+    if not settings.checks_only or has_checks(constitution) or settings.ifeval or settings.xstest:
+        return
+    if any(expected_of(r.metadata, settings.harmful_categories) for r in records):
+        return
+    raise UserError(f"--checks-only: no principle of --principles {', '.join(settings.principles)} "
+                    f"lists `checks:`, no prompt of --prompts says whether it should be answered "
+                    f"or declined (a `behavior`, `benign` or XSTest `label` column, or a harmful "
+                    f"`category`), and neither --ifeval nor --xstest was given, so there is "
+                    f"nothing to score without a judge")
 
 
 def resolve_models(settings: EvalSettings,
@@ -154,11 +179,11 @@ def resolve_models(settings: EvalSettings,
 
         return {"candidate": _resolved(served_by("candidate"), "--model", settings.model),
                 "baseline": _resolved(served_by("baseline"), "--baseline", settings.baseline),
-                "judge": None if settings.checks_only else _resolved(
+                "judge": None if not settings.needs_judge else _resolved(
                     served_by("judge"), "--judge-model", settings.judge_model or settings.baseline)}
     candidate = _resolved(resolve_model, "--model", settings.model)
     baseline = _resolved(resolve_model, "--baseline", settings.baseline)
-    judge = (None if settings.checks_only else baseline if settings.judge_model is None
+    judge = (None if not settings.needs_judge else baseline if settings.judge_model is None
              else _resolved(resolve_model, "--judge-model", settings.judge_model))
     return {"candidate": candidate, "baseline": baseline, "judge": judge}
 
@@ -229,9 +254,10 @@ def run_eval(plan: EvalPlan, make_engine: EngineFactory, judge: Judge,
 
     started = time.time()
     results = [PromptResult(record) for record in plan.records]
+    xstest = [PromptResult(record) for record in plan.xstest]
     ifeval_answers: dict[str, list[Completion]] = {}
     engines = asyncio.run(_answer_and_judge(plan, results, make_engine, judge, log,
-                                            ifeval_answers))
+                                            ifeval_answers, xstest))
     settings = plan.settings
     score_checks(results, plan.constitution, judge.draw, settings.seed, PAIR_KEY,
                  settings.judge_principles)
@@ -243,10 +269,12 @@ def run_eval(plan: EvalPlan, make_engine: EngineFactory, judge: Judge,
     evaluation = {"format": FORMAT, "version": __version__,
                   "candidate": plan.models["candidate"], "baseline": plan.models["baseline"],
                   "judge": plan.models["judge"], "same_model": plan.same_model,
-                  "checks_only": settings.checks_only,
-                  **figures(results, plan.settings.harmful_categories),
+                  "checks_only": not settings.needs_judge,
+                  **figures(results, settings.harmful_categories),
                   "checks": checks_block(results),
+                  "safety": safety_block(results, settings.harmful_categories),
                   "ifeval": _ifeval_block(plan, ifeval_answers),
+                  "xstest": xstest_block(xstest, settings.harmful_categories) if xstest else None,
                   "tie_band": plan.settings.tie_band,
                   "interval": "Wilson score, 95%, over judged prompts; a tie counts as half a win",
                   "read_rejects": plan.read_rejects,
@@ -255,32 +283,33 @@ def run_eval(plan: EvalPlan, make_engine: EngineFactory, judge: Judge,
                   "principle_files": dict(plan.constitution.files),
                   "settings": plan.settings.as_dict(),
                   "started": started, "finished": time.time()}
-    write_report(plan.out, evaluation, results)
+    write_report(plan.out, evaluation, results, xstest)
     return evaluation
 
 
 async def _answer_and_judge(plan: EvalPlan, results: list[PromptResult],
                             make_engine: EngineFactory, judge: Judge,
                             log: Callable[[str], None],
-                            ifeval_answers: dict[str, list[Completion]]) -> dict[str, dict]:
+                            ifeval_answers: dict[str, list[Completion]],
+                            xstest: list[PromptResult]) -> dict[str, dict]:
     """Engines are built here, inside the running loop, one at a time; the judge's not at all
-    with --checks-only. Each model's answers to the --ifeval prompts go to `ifeval_answers`."""
+    without one. Each model's answers to the --ifeval prompts go to `ifeval_answers`, those to
+    XSTest's into `xstest`."""
     engines = _EngineSlot(make_engine, plan.settings)
-    asked = plan.records + [p.record for p in plan.ifeval]
+    asked = plan.records + [r.record for r in xstest] + [p.record for p in plan.ifeval]
     try:
         for role in answer_order(plan):
             engine = await engines.get(role, plan.models[role])
             began = time.perf_counter()
             completions = await collect_answers(engine, asked, role, plan.settings)
-            for result, completion in zip(results, completions):
+            for result, completion in zip(results + xstest, completions):
                 setattr(result, role, completion)
-            ifeval_answers[role] = completions[len(results):]
+            ifeval_answers[role] = completions[len(results) + len(xstest):]
             log(f"{role} {plan.models[role]}: {len(completions)} answers"
-                + (f" ({len(plan.ifeval)} of them to --ifeval prompts)" if plan.ifeval else "")
-                + f", {sum(c.output_tokens for c in completions)} tokens, "
+                + _extra_sets(plan) + f", {sum(c.output_tokens for c in completions)} tokens, "
                 f"{sum(1 for c in completions if c.error)} failed, "
                 f"{time.perf_counter() - began:.1f} s")
-        if plan.settings.checks_only:
+        if not plan.settings.needs_judge:
             return engines.described
         engine = await engines.get("judge", plan.models["judge"])
         began = time.perf_counter()
@@ -291,6 +320,12 @@ async def _answer_and_judge(plan: EvalPlan, results: list[PromptResult],
     finally:
         await engines.close()
     return engines.described
+
+
+def _extra_sets(plan: EvalPlan) -> str:
+    sets = [f"{n} to {name} prompts" for n, name in ((len(plan.xstest), "XSTest"),
+                                                     (len(plan.ifeval), "--ifeval")) if n]
+    return f" ({' and '.join(sets)})" if sets else ""
 
 
 def _ifeval_block(plan: EvalPlan, answers: dict[str, list[Completion]]) -> dict | None:

@@ -71,6 +71,7 @@ class EvalSettings(EngineFields):
     reward_model: str | None = None
     checks_only: bool = False  # score the principles' checks only: build no judge
     ifeval: str | None = None  # a prompt file in IFEval's format, answered and checked as well
+    xstest: bool = False  # XSTest's bundled prompts, answered as well; safety figures by type
     harmful_categories: tuple[str, ...] = HARMFUL_CATEGORIES
     # sampling of the answers
     max_tokens: int = 256
@@ -97,23 +98,44 @@ class EvalSettings(EngineFields):
         for name, flag in (("model", "--model"), ("out", "--out")):
             if not getattr(self, name):
                 problems.append(f"{name}: required; pass {flag}")
-        if not self.prompts:
-            problems.append("prompts: required; pass --prompts with a file or folder")
-        if not self.principles:
-            problems.append("principles: required; pass --principles with a file, folder or "
-                            "manifest whose principles have a `comparison` question")
+        problems += self._prompt_problems()
         if self.backend not in BACKENDS:
             problems.append(f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
         for name, (fits, expected) in _RULES.items():
             if not fits(getattr(self, name)):
                 problems.append(f"{name}: must be {expected}, got {getattr(self, name)!r}")
         if self.backend == "openai":
-            missing = [role for role in ROLES if not self.urls_of(role)]
+            roles = ROLES if self.needs_judge else ROLES[:2]
+            missing = [role for role in roles if not self.urls_of(role)]
             if missing:
                 problems.append(f"base_url: --backend openai needs a server for the "
                                 f"{', '.join(missing)} model; pass --base-url (for all) or "
                                 f"--{missing[0]}-base-url")
         return problems
+
+    def _prompt_problems(self) -> list[str]:
+        """--prompts and --principles go together; --xstest or --ifeval alone need neither."""
+        if not self.prompts:
+            if not (self.xstest or self.ifeval):
+                return ["prompts: required; pass --prompts with a file or folder, or --xstest or "
+                        "--ifeval FILE for those prompt sets alone"]
+            given = [f"--{name}" for name in ("principles", "split", "limit")
+                     if getattr(self, name)]
+            if given:
+                return [f"{', '.join(given)}: without --prompts there is nothing to apply "
+                        f"{'it' if len(given) == 1 else 'them'} to (--xstest and --ifeval bring "
+                        f"their own prompts); add --prompts or leave {given[0]} out"]
+            return []
+        if not self.principles:
+            return ["principles: required with --prompts; pass --principles with a file, folder "
+                    "or manifest whose principles have a `comparison` question"]
+        return []
+
+    @property
+    def needs_judge(self) -> bool:
+        """A judge compares the --prompts answers unless --checks-only; --xstest and --ifeval
+        alone have nothing for it to compare."""
+        return bool(self.prompts) and not self.checks_only
 
     def urls_of(self, role: str) -> tuple[str, ...]:
         """The servers of one model: its own --ROLE-base-url, else (for a judge that is the
