@@ -36,8 +36,8 @@ def describe_kind(cls: type[Check]) -> str:
 
 
 WHEN_NOTE = f"""Every kind also takes `when:`, {WHEN_HELP}.
-    example: {{kind: refusal, expect: always, when: {{behavior: refuse}}}}
-    example: {{kind: keywords:existence, keywords: [recipe], when: {{category: [cooking, baking]}}}}"""
+    as in {{kind: refusal, expect: always, when: {{behavior: refuse}}}}
+    or {{kind: keywords:existence, keywords: [recipe], when: {{category: [cooking, baking]}}}}"""
 
 
 def describe_kinds() -> str:
