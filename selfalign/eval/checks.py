@@ -94,7 +94,7 @@ def checks_block(results: Sequence[PromptResult]) -> dict | None:
             "by_check": {check_id: paired_figures(pairs) for check_id, pairs in by_check.items()},
             "not_applicable": {"prompts_with_none_applicable": sum(
                                    1 for r in results if r.checks_not_applicable and not r.check_ids),
-                               "by_check": not_applicable}}
+                               "by_check": dict(sorted(not_applicable.items()))}}
 
 
 def paired_figures(pairs: Sequence[tuple[bool, bool]]) -> dict:
