@@ -40,10 +40,15 @@ class When:
 
     fields: tuple[tuple[str, tuple[Any, ...]], ...]
 
+    def __post_init__(self) -> None:
+        # As text once, not per prompt: matching runs on every text a run checks.
+        allowed = tuple((name, frozenset(map(_text, values))) for name, values in self.fields)
+        object.__setattr__(self, "_allowed", allowed)
+
     def matches(self, prompt: Mapping[str, Any]) -> bool:
-        for name, allowed in self.fields:
+        for name, allowed in self._allowed:
             value = prompt.get(name)
-            if value is None or _text(value) not in {_text(a) for a in allowed}:
+            if value is None or _text(value) not in allowed:
                 return False
         return True
 
