@@ -358,3 +358,18 @@ def test_eval_scores_each_prompt_with_the_checks_that_apply_to_it(tmp_path):
     assert answers["u"]["check_ids"] == [] and answers["u"]["candidate_checks_failed"] is None
     report = (tmp_path / "eval" / "report.md").read_text()
     assert f"prompts per check: `{REFUSE_SIDE}` 3, `{COMPLY_SIDE}` 2." in report
+
+
+def test_a_manifest_check_with_when_applies_under_every_principle_to_matching_prompts(tmp_path):
+    (tmp_path / "p.yaml").write_text("name: plain\ncritique_request: c\nrevision_request: r\n")
+    (tmp_path / "c.yaml").write_text("principles: [p.yaml]\nchecks:\n  - kind: regex\n"
+                                     "    pattern: x\n    when: {category: [law, tax]}\n")
+    (shared,) = load_constitution([tmp_path / "c.yaml"]).checks
+    assert shared.applies({"category": "tax"}) and not shared.applies({"category": "food"})
+    (tmp_path / "c.yaml").write_text("principles: [p.yaml]\nchecks:\n  - kind: regex\n"
+                                     "    pattern: x\n    when: {behavior: comply, tone: []}\n")
+    with pytest.raises(ConstitutionError) as caught:
+        load_constitution([tmp_path / "c.yaml"])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'c.yaml'}:5: checks[0].when.tone: an empty list matches no prompt; give "
+        f"one value or a list of them"]
