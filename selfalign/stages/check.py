@@ -3,7 +3,8 @@ that asks a failing revision again with the failing checks' own messages.
 
 Which checks apply: to the first answer, the constitution's and those of the principle drawn for
 round 1 (the principle the answer is about to be critiqued under); to the revision of round r,
-the constitution's and those of round r's principle. Checks are pure Python on strings, run
+the constitution's and those of round r's principle; of those, only the ones whose `when:` the
+prompt matches (selfalign.checks.when). Checks are pure Python on strings, run
 beside the engine in the same event loop: microseconds against a model turn's milliseconds.
 """
 
