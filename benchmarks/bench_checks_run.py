@@ -8,7 +8,13 @@ both variants send exactly the same requests with the same seeds; the benchmark 
 they produced the same output tokens. A warm-up run comes first (it fills the prefix cache),
 then the two variants alternate, so load on a shared machine falls on both alike.
 
+`--when` adds a third variant: the same checks, each with `when: {behavior: [comply, refuse]}`,
+on prompts all marked `comply` (`--behavior comply` in every variant), so every check still
+applies and gives the same verdicts: what it adds is the cost of deciding that a check applies.
+It also times `check_text` alone on one sample, with and without `when:`, many times over.
+
     .venv/bin/python benchmarks/bench_checks_run.py --prompts 24 --max-tokens 64 --repeats 3
+    .venv/bin/python benchmarks/bench_checks_run.py --prompts 12 --repeats 2 --when
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ MANIFEST_CHECKS = """checks:
     relation: less than
     num_words: 300
 """
+WHEN = "    when: {behavior: [comply, refuse]}\n"  # matches every prompt of the benchmark
 
 
 def write_constitutions(tmp: Path) -> dict[str, Path]:
@@ -47,10 +54,13 @@ def write_constitutions(tmp: Path) -> dict[str, Path]:
         (helpful / path.name).write_text(path.read_text())
     brief = (REPO / "principles" / "checked" / "brief.yaml").read_text()
     manifests = {}
-    for variant, checks in (("with", MANIFEST_CHECKS), ("without", "")):
+    when_checks = MANIFEST_CHECKS.replace("\n  - kind: length", "\n" + WHEN.rstrip("\n")
+                                          + "\n  - kind: length") + WHEN
+    for variant, checks in (("with", MANIFEST_CHECKS), ("without", ""), ("when", when_checks)):
         folder = tmp / variant
         folder.mkdir()
-        text = brief if variant == "with" else brief.split("\nchecks:")[0] + "\n"
+        text = {"with": brief, "when": brief + WHEN,
+                "without": brief.split("\nchecks:")[0] + "\n"}[variant]
         (folder / "brief.yaml").write_text(text)
         (folder / "c.yaml").write_text(MANIFEST.format(checks=checks))
         manifests[variant] = folder / "c.yaml"
@@ -95,7 +105,7 @@ async def one_run(engine, manifest: Path, prompts: Path, out: Path, args) -> dic
     settings = GenerateSettings(principles=[str(manifest)], prompts=[str(prompts)], out=str(out),
                                 model=args.model, max_tokens=args.max_tokens,
                                 temperature=args.temperature, shard_size=args.shard_size,
-                                check_retries=0)
+                                check_retries=0, behavior="comply")
     plan = plan_run(settings, resolve_model)
     started = time.perf_counter()
     await LocalExecutor.run_on(Run(plan, {"started": time.time()}, {}, log=lambda m: None),
@@ -121,7 +131,7 @@ async def main_async(args) -> dict:
     timer = CheckTimer()
     timer.install()
     await one_run(engine, manifests["without"], prompts, tmp / "warm-up", args)
-    order = ["with", "without"] * args.repeats
+    order = ["with", "without", *(["when"] if args.when else [])] * args.repeats
     for index, variant in enumerate(order):
         before_s, before_v = timer.seconds, timer.verdicts
         result = await one_run(engine, manifests[variant], prompts, tmp / f"{index}-{variant}",
@@ -132,12 +142,46 @@ async def main_async(args) -> dict:
                                "verdicts": timer.verdicts - before_v})
         print("run:", json.dumps(report["runs"][-1]), file=sys.stderr, flush=True)
     engine.close()
+    if args.when:
+        report["check_text_alone"] = time_check_text(manifests)
     return summarize(report)
+
+
+def time_check_text(manifests: dict[str, Path], calls: int = 20000) -> dict:
+    """µs per `check_text` call on one sample's text, with and without `when:` (no engine)."""
+    from selfalign.checks import CONSTITUTION, check_ids
+    from selfalign.constitution import load_constitution
+    from selfalign.records import PromptRecord
+    from selfalign.stages.check import NamedCheck, check_text
+    from selfalign.stages.sample import Sample
+
+    record = PromptRecord(id="p", prompt="How do I bake bread?", metadata={"behavior": "comply"})
+    text = "Mix flour, water, salt and yeast; knead, let it rise, then bake it for 40 minutes."
+    result = {}
+    for variant in ("with", "when"):
+        constitution = load_constitution([manifests[variant]])
+        owned = [(CONSTITUTION, constitution.checks),
+                 *((p.name, p.checks) for p in constitution.principles)]
+        named = [NamedCheck(i, c) for owner, checks in owned
+                 for i, c in zip(check_ids(owner, checks), checks)]
+        best = float("inf")
+        for _ in range(5):  # the fastest of five: the least disturbed by other work
+            sample = Sample(record, 0)
+            started = time.perf_counter()
+            for _ in range(calls):
+                check_text(sample, named, text, 1, 0)
+            best = min(best, time.perf_counter() - started)
+        result[variant] = {"checks": len(named), "verdicts": len(sample.verdicts) // calls,
+                           "us_per_call": round(1e6 * best / calls, 2)}
+    result["when_extra_us_per_call"] = round(result["when"]["us_per_call"]
+                                             - result["with"]["us_per_call"], 2)
+    return result
 
 
 def summarize(report: dict) -> dict:
     runs = report["runs"]
-    by = {v: [r for r in runs if r["variant"] == v] for v in ("with", "without")}
+    by = {v: [r for r in runs if r["variant"] == v] for v in ("with", "without", "when")}
+    by = {v: group for v, group in by.items() if group}
     tokens = {r["output_tokens"] for r in runs}
     report["same_work"] = len(tokens) == 1  # same seeds, same requests: same tokens
     for variant, group in by.items():
@@ -153,6 +197,17 @@ def summarize(report: dict) -> dict:
     verdicts = sum(r["verdicts"] for r in checked)
     report["microseconds_per_verdict"] = round(
         1e6 * sum(r["check_seconds"] for r in checked) / max(verdicts, 1), 1)
+    if "when" in by:
+        when = by["when"]
+        report["when_check_seconds_per_run"] = round(
+            statistics.mean(r["check_seconds"] for r in when), 4)
+        report["when_check_share_of_run"] = round(sum(r["check_seconds"] for r in when)
+                                                  / sum(r["seconds"] for r in when), 5)
+        report["when_microseconds_per_verdict"] = round(
+            1e6 * sum(r["check_seconds"] for r in when)
+            / max(sum(r["verdicts"] for r in when), 1), 1)
+        report["when_ratio_to_with"] = round(report["when_seconds_median"]
+                                             / report["with_seconds_median"], 3)
     return report
 
 
@@ -165,6 +220,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant")
     parser.add_argument("--kv-cache-gib", type=float, default=2.0)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--when", action="store_true",
+                        help="add the variant whose checks carry `when:` (see the docstring)")
     print(json.dumps(asyncio.run(main_async(parser.parse_args())), indent=2))
 
 

@@ -161,15 +161,16 @@ def test_figures_per_principle_and_check_in_the_manifest_and_card(setup, tmp_pat
     }
     card = (out / "README.md").read_text()
     assert "## Checks" in card and "at most 1\ntime(s)" in card
-    assert f"| `{WORDS}` | 4 | 0.750 | 4 | 0.750 | 3 | 17 |" in card
-    assert "| `brief` | 4 | 0.750 | 4 | 0.750 | 3 | 17 |" in card
+    assert f"| `{WORDS}` | 4 | 0.750 | 4 | 0.750 | 0 | 3 | 17 |" in card
+    assert "| `brief` | 4 | 0.750 | 4 | 0.750 | 0 | 3 | 17 |" in card
     assert "Retries: 3,\ncosting 17 output tokens" in card
     assert "Yield: 0.750\nkept pairs per prompt, 37.7 output tokens per kept pair." in card
 
 
-def line(first, first_rate, kept, kept_rate, retries, tokens):
+def line(first, first_rate, kept, kept_rate, retries, tokens, first_na=0, kept_na=0):
     return {"first_answers": first, "first_pass_rate": first_rate, "kept_revisions": kept,
-            "kept_pass_rate": kept_rate, "retries": retries, "retry_output_tokens": tokens}
+            "kept_pass_rate": kept_rate, "retries": retries, "retry_output_tokens": tokens,
+            "first_not_applicable": first_na, "kept_not_applicable": kept_na}
 
 
 def test_a_run_without_checks_has_no_check_figures(tmp_path):

@@ -50,7 +50,7 @@ SCHEMA_KEYS = {
             "enforce_eager", "base_url", "api_key_env", "max_concurrency", "request_timeout",
             "max_retries", "feedback", "judge_principles", "judge_cot", "min_preference",
             "check_retries", "judge_model", "judge_base_url", "prompt_format", "prompt_template",
-            "conversation",
+            "conversation", "behavior", "harmful_categories",
             "ray", "ray_workers", "ray_cpus_per_worker", "ray_gpus_per_worker", "shard_timeout",
             "shard_attempts", "ray_start_timeout", "license"],
 }

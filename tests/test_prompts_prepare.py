@@ -156,7 +156,7 @@ def test_output_columns_and_verbatim_template_text(tmp_path):
     (row,) = _rows(out, "train")
     assert row == {
         "id": "3", "prompt": text, "context": [], "user_id": "u", "split": "train", "language": "en",
-        "source": str(tmp_path / "in.jsonl"), "line": 1, "metadata": '{"tag": "t"}',
+        "source": str(tmp_path / "in.jsonl"), "line": 1, "behavior": None, "metadata": '{"tag": "t"}',
     }
 
 

@@ -49,9 +49,14 @@ class Check:
     arguments: ClassVar[dict[str, Argument]] = {}
     example: ClassVar[dict[str, Any]] = {}  # arguments that make a sensible example
     summary: ClassVar[str] = ""  # one line for `checks list`
+    when: Any = None  # selfalign.checks.when.When: the prompts it applies to (None: every one)
 
     def __init__(self, **args: Any):
         self.args = dict(args)
+
+    def applies(self, prompt: Mapping[str, Any]) -> bool:
+        """Whether this check applies to a prompt with these fields (its `when:`)."""
+        return self.when is None or self.when.matches(prompt)
 
     def verify(self, reply: str, prompt: str) -> Verdict:
         """The strict verdict on `reply`, an answer to `prompt`."""
@@ -69,12 +74,13 @@ class Check:
 
     def spec(self) -> dict[str, Any]:
         """The mapping this check was built from, as a principle file writes it."""
-        return {"kind": self.kind, **self.args}
+        when = {"when": self.when.spec()} if self.when is not None else {}
+        return {"kind": self.kind, **self.args, **when}
 
     def __repr__(self) -> str:
         return f"Check({self.spec()!r})"
 
 
 def spec_arguments(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments of a check mapping: everything but `kind`."""
-    return {key: value for key, value in spec.items() if key != "kind"}
+    """The arguments of a check mapping: everything but `kind` and `when`."""
+    return {key: value for key, value in spec.items() if key not in ("kind", "when")}

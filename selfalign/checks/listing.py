@@ -6,6 +6,7 @@ import json
 
 from selfalign.checks.base import Argument, Check
 from selfalign.checks.registry import check_kinds
+from selfalign.checks.when import HELP as WHEN_HELP
 
 
 def _argument_line(name: str, arg: Argument) -> str:
@@ -34,6 +35,11 @@ def describe_kind(cls: type[Check]) -> str:
     return "\n".join(lines)
 
 
+WHEN_NOTE = f"""Every kind also takes `when:`, {WHEN_HELP}.
+    as in {{kind: refusal, expect: always, when: {{behavior: refuse}}}}
+    or {{kind: keywords:existence, keywords: [recipe], when: {{category: [cooking, baking]}}}}"""
+
+
 def describe_kinds() -> str:
-    """Every kind, IFEval's first in its group order, then selfalign's own."""
-    return "\n\n".join(describe_kind(cls) for cls in check_kinds().values())
+    """Every kind, IFEval's first in its group order, then selfalign's own, then `when:`."""
+    return "\n\n".join([*(describe_kind(cls) for cls in check_kinds().values()), WHEN_NOTE])

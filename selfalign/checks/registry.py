@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any, Mapping, Sequence
 
 from selfalign.checks.base import Argument, Check, CheckArgumentError, Verdict, spec_arguments
+from selfalign.checks.when import WHEN, parse_when
 
 _JSON_TYPES = {
     "string": (str,),
@@ -53,7 +54,10 @@ def build_check(spec: Mapping[str, Any]) -> Check:
                                              f"({cls.arguments[missing[0]].help})")
     filled = {name: arg.default for name, arg in cls.arguments.items()
               if not arg.required and name not in args and arg.default is not None}
-    return cls(**filled, **args)
+    check = cls(**filled, **args)
+    if WHEN in spec:
+        check.when = parse_when(spec[WHEN])
+    return check
 
 
 def checks_from_instructions(instruction_ids: Sequence[str],

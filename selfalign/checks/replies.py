@@ -7,7 +7,7 @@ Bad input stops with one line naming the file and line (or row); nothing is skip
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -30,6 +30,7 @@ class Reply:
     prompt_id: str | None = None
     stage: str | None = None
     principles: tuple[str, ...] = ()
+    fields: Mapping[str, Any] = field(default_factory=dict)  # what `when:` sees of the prompt
 
 
 # ---------------------------------------------------------------- files of replies
@@ -81,9 +82,10 @@ def _reply(row: Any, where: str) -> Reply:
             raise UserError(f"{where}: `{key}` is {found}; it must be text")
     principle = row.get("principle")
     identity = row.get("id")
+    fields = {k: v for k, v in row.items() if k not in ("prompt", "response", "principle")}
     return Reply(row["prompt"], row["response"], where,
                  prompt_id=None if identity is None else str(identity),
-                 principles=(principle,) if isinstance(principle, str) else ())
+                 principles=(principle,) if isinstance(principle, str) else (), fields=fields)
 
 
 def replies_from_traces(rows: Iterable[Mapping[str, Any]], source: str) -> Iterator[Reply]:
@@ -92,14 +94,25 @@ def replies_from_traces(rows: Iterable[Mapping[str, Any]], source: str) -> Itera
     for number, row in enumerate(rows, start=1):
         where = f"{source}: trace {number}"
         drawn = tuple(row.get("principle_ids") or ())
+        fields = _trace_fields(row)
         if row.get("initial") is not None:
             yield Reply(row["prompt"], row["initial"], where, row.get("prompt_id"), "answer",
-                        drawn)
+                        drawn, fields)
         for step, detail in enumerate(row.get("round_details") or (), start=1):
             if detail.get("revision") is not None:
                 principle = detail.get("principle")
                 yield Reply(row["prompt"], detail["revision"], where, row.get("prompt_id"),
-                            f"revision {step}", (principle,) if principle else drawn)
+                            f"revision {step}", (principle,) if principle else drawn, fields)
+
+
+def _trace_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompt's fields as the run saw them (selfalign.checks.when.prompt_fields): its row's
+    other columns, kept in `metadata`, and the trace's own columns."""
+    own = {"id": row.get("prompt_id"), "split": row.get("split"), "language": row.get("language"),
+           "user_id": row.get("user_id"), "source": row.get("source"),
+           "behavior": row.get("behavior")}
+    return {**json.loads(row.get("metadata") or "{}"),
+            **{k: v for k, v in own.items() if v is not None}}
 
 
 # ---------------------------------------------------------------- checks from IFEval's input
@@ -156,8 +169,17 @@ def with_principle_checks(replies: Sequence[Reply],
 
 
 def _to_score(reply: Reply, owners: Sequence[tuple[str, Sequence[Check]]]) -> ReplyToScore:
-    checks = [check for _, owned in owners for check in owned]
-    ids = [name for owner, owned in owners for name in check_ids(owner, owned)]
+    """The reply with the checks that apply to its prompt; those whose `when:` it does not
+    match go to `not_applicable`, by id, and are neither passed nor failed."""
+    checks, ids, not_applicable = [], [], []
+    for owner, owned in owners:
+        for check, check_id in zip(owned, check_ids(owner, owned)):
+            if check.applies(reply.fields):
+                checks.append(check)
+                ids.append(check_id)
+            else:
+                not_applicable.append(check_id)
     details = {"prompt_id": reply.prompt_id, "stage": reply.stage,
                "principle": ",".join(reply.principles) or None}
-    return ReplyToScore(reply.prompt, reply.reply, checks, ids, reply.where, details)
+    return ReplyToScore(reply.prompt, reply.reply, checks, ids, reply.where, details,
+                        not_applicable)

@@ -22,11 +22,24 @@ VERDICTS_SCHEMA = pa.schema([
 
 def write_scores(out: Path, scored: Sequence[ScoredReply], about: dict[str, Any]) -> dict[str, Any]:
     """Writes both files atomically; returns what scores.json holds."""
-    scores = {**about, **figures(scored)}
+    scores = {**about, **figures(scored), "not_applicable": not_applicable(scored)}
     rows = [{name: row.get(name) for name in VERDICTS_SCHEMA.names} for row in verdict_rows(scored)]
     write_parquet(out / VERDICTS, rows, VERDICTS_SCHEMA)
     write_json(out / SCORES, scores)
     return scores
+
+
+def not_applicable(scored: Sequence[ScoredReply]) -> dict[str, Any]:
+    """Checks a reply's prompt did not match the `when:` of: counted apart from the figures,
+    which hold only checks that apply."""
+    by_check: dict[str, int] = {}
+    for s in scored:
+        for check_id in s.reply.not_applicable:
+            by_check[check_id] = by_check.get(check_id, 0) + 1
+    return {"checks": sum(by_check.values()),
+            "replies_with_none_applicable": sum(1 for s in scored
+                                                if s.reply.not_applicable and not s.strict),
+            "by_check": dict(sorted(by_check.items()))}
 
 
 def _percent(share: float | None) -> str:
@@ -35,7 +48,9 @@ def _percent(share: float | None) -> str:
 
 def score_table(scores: dict[str, Any]) -> str:
     """The four figures and each kind's rates, in percent."""
-    lines = [f"{scores['replies_checked']} replies, {scores['instructions']} checks",
+    skipped = scores.get("not_applicable", {}).get("checks", 0)
+    lines = [f"{scores['replies_checked']} replies, {scores['instructions']} checks"
+             + (f" ({skipped} more not applicable: their `when:` did not match)" if skipped else ""),
              f"{'':<52}{'strict':>8}{'loose':>8}",
              f"{'prompt-level':<52}{_percent(scores['prompt_strict']):>8}"
              f"{_percent(scores['prompt_loose']):>8}",

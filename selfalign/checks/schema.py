@@ -15,12 +15,15 @@ from typing import Any
 
 from selfalign.checks.base import Argument
 from selfalign.checks.registry import check_kinds
+from selfalign.checks.when import HELP as WHEN_HELP, WHEN
+from selfalign.prompts.behavior import BEHAVIOR, BEHAVIORS
 
 # The schema files that list checks (a principle's own, a manifest's for every principle).
 SCHEMA_FILES = ("principle", "constitution")
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _CHECKS_RULE = ("a list of mappings, each `kind:` plus that kind's arguments (`selfalign checks "
-                "list` shows them). A revision that fails one is asked again "
+                "list` shows them), and optionally `when:` (the prompts it applies to). A "
+                "revision that fails one is asked again "
                 "(`--check-retries`); one that still fails goes to rejects as `check_failed`.")
 CHECKS_DESCRIPTIONS = {
     "principle": "Rules code can verify, held against every answer and revision made under this "
@@ -46,6 +49,18 @@ def argument_schema(argument: Argument) -> dict[str, Any]:
     return schema
 
 
+def _one_or_more(value: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [value, {"type": "array", "items": value, "minItems": 1}]}
+
+
+def when_schema() -> dict[str, Any]:
+    """`when:`: prompt fields to a value or a non-empty list of values; `behavior` to its own."""
+    scalar = {"type": ["string", "number", "boolean"]}
+    return {"type": "object", "minProperties": 1, "propertyNames": {"minLength": 1},
+            "properties": {BEHAVIOR: _one_or_more({"enum": list(BEHAVIORS)})},
+            "additionalProperties": _one_or_more(scalar), "description": WHEN_HELP}
+
+
 def check_schema() -> dict[str, Any]:
     """One check mapping: `kind` from the registry, then per kind (if/then, which editors
     follow for completion) its own arguments, the required ones, and nothing else."""
@@ -54,6 +69,7 @@ def check_schema() -> dict[str, Any]:
     for kind, cls in kinds.items():
         properties = {"kind": {"const": kind}}
         properties.update({name: argument_schema(arg) for name, arg in cls.arguments.items()})
+        properties[WHEN] = {"$ref": "#/$defs/when"}
         then: dict[str, Any] = {"properties": properties, "additionalProperties": False}
         required = [name for name, arg in cls.arguments.items() if arg.required]
         if required:
@@ -67,9 +83,10 @@ def check_schema() -> dict[str, Any]:
         "required": ["kind"],
         "properties": {"kind": {"enum": list(kinds),
                                 "description": "Which check: an IFEval instruction id "
-                                               "(`group:type`) or one of selfalign's own."}},
+                                               "(`group:type`) or one of selfalign's own."},
+                       WHEN: {"$ref": "#/$defs/when"}},
         "allOf": per_kind,
-        "description": "One check: `kind:` and that kind's arguments.",
+        "description": "One check: `kind:`, that kind's arguments, and optionally `when:`.",
     }
 
 
@@ -83,7 +100,7 @@ def with_checks(schema: dict[str, Any], owner: str) -> dict[str, Any]:
     """`schema` with its `checks` key and `$defs.check` as the registry has them now."""
     updated = dict(schema)
     updated["properties"] = {**schema["properties"], "checks": checks_property(owner)}
-    updated["$defs"] = {**schema.get("$defs", {}), "check": check_schema()}
+    updated["$defs"] = {**schema.get("$defs", {}), "check": check_schema(), WHEN: when_schema()}
     return updated
 
 

@@ -24,6 +24,8 @@ class ReplyToScore:
     check_ids: Sequence[str]
     where: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # Ids of checks in scope whose `when:` the prompt does not match (counted in report.py).
+    not_applicable: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,16 @@ def check_problems(data: object, shown: str) -> list[Problem]:
             build_check(entry)
         except (CheckArgumentError, re.error) as err:
             field = _field(err)
-            path = [CHECKS, index] + ([field] if field in entry else [])
-            problems.append(Problem(shown, line_of(data, path),
-                                    field_name([CHECKS, index] + ([field] if field else [])),
-                                    _message(err)))
+            problems.append(Problem(shown, line_of(data, [CHECKS, index] + field),
+                                    field_name([CHECKS, index] + field), _message(err)))
     return problems
 
 
-def _field(err: Exception) -> str | None:
+def _field(err: Exception) -> list[str]:
+    """The path of the wrong key inside the entry: `[num_words]`, or `[when, behavior]`."""
     if isinstance(err, CheckArgumentError):
-        return err.field
-    return "pattern"  # re.error: only a pattern is compiled while a check is built
+        return err.field.split(".") if err.field else []
+    return ["pattern"]  # re.error: only a pattern is compiled while a check is built
 
 
 def _message(err: Exception) -> str:

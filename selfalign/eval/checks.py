@@ -5,6 +5,9 @@ uses, so a prompt is judged and checked under the same principles) and the const
 (a manifest's `checks:`, which apply to every prompt). A prompt none of whose principles has a
 check is not counted.
 
+A check whose `when:` the prompt does not match (selfalign.checks.when) does not apply to it: it
+is not run, is neither passed nor failed, and is counted under `not_applicable`.
+
 How the figures count: over the paired prompts, those both models answered. `overall` counts a
 prompt as passed when its answer passes every check that applies to it; `by_check` counts each
 check over the prompts it applies to. The difference is the candidate's rate minus the
@@ -17,6 +20,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Sequence
 
 from selfalign.checks import CONSTITUTION, Check, check_ids
+from selfalign.checks.when import prompt_fields
 from selfalign.constitution import Constitution, Principle
 from selfalign.eval.outcomes import sign_test_p, wilson_interval
 from selfalign.eval.results import MODEL_ROLES, PromptResult
@@ -53,6 +57,11 @@ def score_checks(results: Iterable[PromptResult], constitution: Constitution, dr
         record = result.record
         principles = draw(constitution, seed, record.id, pair_key, per_prompt)
         ids, checks = applying_checks(constitution, principles)
+        fields = prompt_fields(record)
+        applies = [check.applies(fields) for check in checks]
+        result.checks_not_applicable = tuple(i for i, ok in zip(ids, applies) if not ok)
+        ids = [i for i, ok in zip(ids, applies) if ok]
+        checks = [check for check, ok in zip(checks, applies) if ok]
         result.check_ids = tuple(ids)
         for role in MODEL_ROLES:
             if checks and result.answered(role):
@@ -67,6 +76,10 @@ def checks_block(results: Sequence[PromptResult]) -> dict | None:
               if r.check_ids and all(role in r.check_passes for role in MODEL_ROLES)]
     if not paired:
         return None
+    not_applicable: dict[str, int] = {}
+    for r in results:
+        for check_id in r.checks_not_applicable:
+            not_applicable[check_id] = not_applicable.get(check_id, 0) + 1
     overall = paired_figures([(all(r.check_passes["baseline"]), all(r.check_passes["candidate"]))
                               for r in paired])
     by_check: dict[str, list[tuple[bool, bool]]] = {}
@@ -78,7 +91,10 @@ def checks_block(results: Sequence[PromptResult]) -> dict | None:
             "unpaired": sum(1 for r in results if r.check_ids) - len(paired),
             "counted": COUNTED,
             "overall": overall,
-            "by_check": {check_id: paired_figures(pairs) for check_id, pairs in by_check.items()}}
+            "by_check": {check_id: paired_figures(pairs) for check_id, pairs in by_check.items()},
+            "not_applicable": {"prompts_with_none_applicable": sum(
+                                   1 for r in results if r.checks_not_applicable and not r.check_ids),
+                               "by_check": dict(sorted(not_applicable.items()))}}
 
 
 def paired_figures(pairs: Sequence[tuple[bool, bool]]) -> dict:

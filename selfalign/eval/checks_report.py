@@ -60,6 +60,11 @@ def checks_section(ev: dict, plots: list[str]) -> str:
     if checks["unpaired"]:
         lines += ["", f"{checks['unpaired']} prompt(s) with checks are left out: one model gave "
                       f"no answer."]
+    skipped = checks.get("not_applicable", {}).get("by_check")
+    if skipped:
+        counts = ", ".join(f"`{name}` {count}" for name, count in skipped.items())
+        lines += ["", f"Not applicable (the prompt does not match the check's `when:`; neither "
+                      f"passed nor failed), prompts per check: {counts}."]
     lines.append("")
     if CHECKS_PLOT in plots:
         lines += [f"![Pass rates]({CHECKS_PLOT})", ""]

@@ -19,6 +19,7 @@ from selfalign.eval.report_format import COLOURS, cell, md_table, pct, save_png
 from selfalign.eval.results import MODEL_ROLES, PromptResult
 from selfalign.eval.safety_report import safety_section, xstest_section
 from selfalign.hub_card import card_data, card_text, license_note
+from selfalign.prompts.behavior import BEHAVIOR
 
 TAG_PLOT = "outcomes_by_tag.png"
 CATEGORY_PLOT = "outcomes_by_category.png"
@@ -29,6 +30,7 @@ SHOWN_CHARS = 1500  # of an answer in report.md; answers.parquet has every chara
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 ANSWERS_SCHEMA = pa.schema([
     ("prompt_id", pa.string()), ("split", pa.string()), ("category", pa.string()),
+    ("behavior", pa.string()),  # comply, refuse or null, as the prompt reader marked it
     ("prompt", _MESSAGES),
     ("candidate_answer", pa.string()), ("baseline_answer", pa.string()),
     ("candidate_tokens", pa.int64()), ("baseline_tokens", pa.int64()),
@@ -79,7 +81,8 @@ def write_eval_card(out: Path, config: str, rows: int, what: str) -> None:
 
 def answer_row(result: PromptResult) -> dict:
     row = {"prompt_id": result.record.id, "split": result.record.split,
-           "category": result.category, "prompt": result.record.conversation(),
+           "category": result.category, "behavior": result.record.metadata.get(BEHAVIOR),
+           "prompt": result.record.conversation(),
            "metadata": result.record.metadata_json()}
     for role in MODEL_ROLES:
         completion = result.answer(role)

@@ -36,6 +36,8 @@ class PromptResult:
     baseline_reward: float | None = None
     check_ids: tuple[str, ...] = ()  # the checks that apply to this prompt (selfalign.eval.checks)
     check_passes: dict[str, tuple[bool, ...]] = field(default_factory=dict)  # role → per check
+    # Checks drawn for this prompt whose `when:` it does not match: neither passed nor failed.
+    checks_not_applicable: tuple[str, ...] = ()
 
     def answer(self, role: str) -> Completion | None:
         return getattr(self, role)

@@ -36,6 +36,7 @@ from selfalign.eval.results import MODEL_ROLES, PromptResult, figures
 from selfalign.eval.safety import safety_block
 from selfalign.eval.settings import EvalSettings
 from selfalign.eval.xstest import load_xstest, xstest_block
+from selfalign.prompts.behavior import BehaviorRule
 from selfalign.prompts.sources import (PREPARED_REPORT, FieldMap, prepared_splits,
                                        read_prompts)
 from selfalign.records import PromptRecord, Reject
@@ -205,7 +206,10 @@ def load_eval_prompts(settings: EvalSettings) -> tuple[list[PromptRecord], dict[
     A prepared folder gives its `test` split unless --split names another; any other input gives
     every row, or the rows of --split if given (from a `split` column).
     """
-    fields = FieldMap(settings.text_field, settings.id_field, settings.user_field)
+    # Prompts are marked by the harmful categories eval counts refusals by, so `when:` on a
+    # check and the answers' `behavior` column agree with the refusal figures.
+    fields = FieldMap(settings.text_field, settings.id_field, settings.user_field,
+                      behavior=BehaviorRule(harmful_categories=tuple(settings.harmful_categories)))
     records: list[PromptRecord] = []
     rejects: Counter[str] = Counter()
     for path in settings.prompts:

@@ -72,13 +72,13 @@ def _feedback_section(figures: dict | None) -> str:
 def _checks_section(figures: dict | None, retries: int) -> str:
     if not figures:
         return ""
-    header = ("first answers", "passed", "kept revisions", "passed", "retries",
-              "retry output tokens")
+    header = ("first answers", "passed", "kept revisions", "passed", "not applicable",
+              "retries", "retry output tokens")
 
     def rows(lines: dict) -> list[tuple]:
         return [(f"`{name}`", f["first_answers"], _rate(f["first_pass_rate"]),
-                 f["kept_revisions"], _rate(f["kept_pass_rate"]), f["retries"],
-                 f["retry_output_tokens"]) for name, f in lines.items()]
+                 f["kept_revisions"], _rate(f["kept_pass_rate"]), _not_applicable(f),
+                 f["retries"], f["retry_output_tokens"]) for name, f in lines.items()]
 
     return f"""## Checks
 
@@ -89,12 +89,19 @@ time(s); a kept revision is the one a round ends with. {figures['check_failed']}
 final revision still failed went to rejects as `check_failed`. Retries: {figures['retries']},
 costing {figures['retry_output_tokens']} output tokens. Yield: {_rate(figures['pairs_per_prompt'])}
 kept pairs per prompt, {_tokens(figures['output_tokens_per_pair'])} output tokens per kept pair.
+A check whose `when:` a prompt does not match was not run on its texts: those are counted under
+"not applicable" (first answers + kept revisions), never as passed or failed.
 
 {_table(rows(figures["principles"]), ("principle", *header))}
 
 {_table(rows(figures["checks"]), ("check", *header))}
 
 """
+
+
+def _not_applicable(line: dict) -> int:
+    # Runs from before `when:` have no such counts.
+    return line.get("first_not_applicable", 0) + line.get("kept_not_applicable", 0)
 
 
 def _warning(figures: dict | None) -> str:

@@ -10,6 +10,9 @@ too; the run's figures are made from the ledger once every shard is in.
   under that round's principle.
 - retries: each retry counts once under its round's principle, and once under every check that
   failed and so asked for it (a retry asked for two checks counts for both).
+- not applicable: a check whose `when:` a prompt does not match is neither passed nor failed;
+  it counts under `*_not_applicable` for each text it was not run on, and a text none of whose
+  checks applied counts there under its principle instead of in its totals.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from selfalign.checks import CONSTITUTION
 from selfalign.stages.sample import CheckVerdict, Sample
 
 _COUNTS = ("first_passed", "first_total", "kept_passed", "kept_total", "retries",
-           "retry_output_tokens")
+           "retry_output_tokens", "first_not_applicable", "kept_not_applicable")
 
 
 def _zero() -> dict[str, int]:
@@ -33,12 +36,18 @@ def shard_tally(samples: Iterable[Sample]) -> dict[str, dict[str, dict[str, int]
     principles: dict[str, dict[str, int]] = defaultdict(_zero)
     checks: dict[str, dict[str, int]] = defaultdict(_zero)
     for sample in samples:
-        for round_index, verdicts in _kept_verdicts(sample).items():
+        kept = _kept_verdicts(sample)
+        for round_index, verdicts in kept.items():
             owner = _principle_of(sample, max(round_index, 1))
-            stage = "first" if round_index == 0 else "kept"
+            stage = _stage(round_index)
             _count(principles[owner], stage, all(v.passed for v in verdicts))
             for verdict in verdicts:
                 _count(checks[verdict.check], stage, verdict.passed)
+        for round_index, check in sample.not_applicable:
+            checks[check][f"{_stage(round_index)}_not_applicable"] += 1
+        for round_index in {r for r, _ in sample.not_applicable} - set(kept):
+            owner = _principle_of(sample, max(round_index, 1))
+            principles[owner][f"{_stage(round_index)}_not_applicable"] += 1
         for retry in sample.retries:
             for line in [principles[_principle_of(sample, retry.round)],
                          *(checks[check] for check in retry.failed)]:
@@ -59,6 +68,10 @@ def _kept_verdicts(sample: Sample) -> dict[int, list[CheckVerdict]]:
         if verdict.attempt == last[verdict.round]:
             kept[verdict.round].append(verdict)
     return kept
+
+
+def _stage(round_index: int) -> str:
+    return "first" if round_index == 0 else "kept"
 
 
 def _principle_of(sample: Sample, round_index: int) -> str:
@@ -104,7 +117,9 @@ def _rates(line: dict[str, int]) -> dict:
             "first_pass_rate": _ratio(line["first_passed"], line["first_total"]),
             "kept_revisions": line["kept_total"],
             "kept_pass_rate": _ratio(line["kept_passed"], line["kept_total"]),
-            "retries": line["retries"], "retry_output_tokens": line["retry_output_tokens"]}
+            "retries": line["retries"], "retry_output_tokens": line["retry_output_tokens"],
+            "first_not_applicable": line["first_not_applicable"],
+            "kept_not_applicable": line["kept_not_applicable"]}
 
 
 def _ratio(part: int, whole: int) -> float | None:

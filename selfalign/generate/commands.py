@@ -13,7 +13,8 @@ from selfalign.errors import UserError
 from selfalign.generate.settings import (LOCAL_RAY, RAY_FIELDS, GenerateSettings,
                                         load_run_config, merge_settings)
 from selfalign.prompts.commands import (
-    CONVERSATION_HELP, CONVERSATION_MODES, PROMPT_FORMAT_HELP, PROMPT_FORMATS, PROMPT_TEMPLATE_HELP)
+    BEHAVIOR_HELP, BEHAVIORS, CONVERSATION_HELP, CONVERSATION_MODES, HARMFUL_CATEGORIES_HELP,
+    PROMPT_FORMAT_HELP, PROMPT_FORMATS, PROMPT_TEMPLATE_HELP)
 
 _D = GenerateSettings()
 
@@ -92,6 +93,8 @@ _D = GenerateSettings()
 @click.option("--prompt-template", default=None, help=PROMPT_TEMPLATE_HELP)
 @click.option("--conversation", type=click.Choice(CONVERSATION_MODES), default=_D.conversation,
               show_default=True, help=CONVERSATION_HELP)
+@click.option("--behavior", type=click.Choice(BEHAVIORS), default=None, help=BEHAVIOR_HELP)
+@click.option("--harmful-categories", default=None, metavar="A,B", help=HARMFUL_CATEGORIES_HELP)
 @click.option("--feedback", type=click.Choice(["verify", "rank"]), default=None,
               help="AI feedback: verify (judge each revision against its first answer) or "
                    "rank (judge all pairs of a prompt's --samples answers) [default: off].")

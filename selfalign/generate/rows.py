@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfalign.engine.provenance import model_name
+from selfalign.prompts.behavior import BEHAVIOR
 from selfalign.records import Reject
 from selfalign.stages.cleaning import same_text
 from selfalign.stages.sample import RankedPair, Sample
@@ -54,7 +55,8 @@ def provenance(sample: Sample, model: str) -> dict:
     return {"prompt_id": record.id, "sample_index": sample.index, "split": record.split,
             "user_id": record.user_id, "source": portable_source(record.source),
             "principle_ids": [r.principle for r in sample.rounds],
-            "rounds": len(sample.rounds), "model": model_name(model)}
+            "rounds": len(sample.rounds), "model": model_name(model),
+            "behavior": record.metadata.get(BEHAVIOR)}
 
 
 def portable_source(source: str | None) -> str | None:

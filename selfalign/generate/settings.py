@@ -68,6 +68,9 @@ class GenerateSettings:
     prompt_format: str = "auto"  # how a row holds its prompt; see selfalign.prompts.sources.FieldMap
     prompt_template: str | None = None  # several columns into one prompt: "{Context}\n\n{Behavior}"
     conversation: str = "last-user"  # multi-turn prompts: the whole context, or first-user only
+    # A prompt's expected behaviour where its row does not say (selfalign.prompts.behavior).
+    behavior: str | None = None  # comply | refuse, for every unmarked prompt
+    harmful_categories: str | list[str] | None = None  # `category` values that mean refuse
     # Ray: None runs here; "local" starts a cluster for the run; else an address for ray.init.
     ray: str | None = None
     ray_workers: int | None = None  # None: as many as the cluster holds
@@ -113,11 +116,11 @@ class GenerateSettings:
         if self.backend != "openai" and self.base_url:
             problems.append(f"base_url: only the openai backend uses it (backend is "
                             f"{self.backend!r}); add --backend openai")
-        try:  # the prompt reader's own checks: field names, format, template syntax
+        try:  # the prompt reader's own checks: field names, format, template syntax, behaviour
             from selfalign.prompts.sources import FieldMap
 
             FieldMap.from_settings(self)
-        except UserError as err:
+        except (UserError, ValueError) as err:
             problems.append(str(err))
         if problems:
             raise UserError("invalid settings:\n  " + "\n  ".join(problems))
@@ -171,6 +174,13 @@ class GenerateSettings:
         if self.ray_gpus_per_worker is not None and self.ray_gpus_per_worker < 0:
             problems.append(f"ray_gpus_per_worker: must be >= 0, got {self.ray_gpus_per_worker}")
         return problems
+
+    @property
+    def behavior_rule(self):
+        """How prompts without their own mark get one (FieldMap.from_settings reads it)."""
+        from selfalign.prompts.behavior import behavior_rule
+
+        return behavior_rule(self.behavior, self.harmful_categories)
 
     def fingerprint_config(self) -> dict[str, Any]:
         """The settings a resumed run must share with the original one."""

@@ -70,6 +70,16 @@ def expected_behavior(row: Mapping[str, Any], rule: BehaviorRule = BehaviorRule(
     return rule.default
 
 
+def behavior_rule(default: str | None, harmful_categories: str | Iterable[str] | None
+                  ) -> BehaviorRule:
+    """The rule of `--behavior` and `--harmful-categories` (a comma-separated string or a list;
+    None or empty: `category` is not read). BehaviorError for a default that is no behaviour."""
+    if isinstance(harmful_categories, str):
+        harmful_categories = harmful_categories.split(",")
+    categories = tuple(c for c in harmful_categories or () if c.strip())
+    return BehaviorRule(default, categories or None)
+
+
 def parse_behaviors(values: Iterable[str], where: str) -> tuple[str, ...]:
     """Behaviour names given by a person (a `when:` list, a CLI option), checked; `where` names
     the place for the error."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from selfalign.prompts.behavior import BEHAVIORS
 from selfalign.prompts.conversations import CONVERSATION_MODES
 from selfalign.prompts.dedup import DEFAULT_PREFIX_CHARS
 from selfalign.prompts.pii import PII_MODES
@@ -18,6 +19,12 @@ PROMPT_TEMPLATE_HELP = ("Join several columns into the prompt, e.g. \"{ContextSt
 CONVERSATION_HELP = ("For multi-turn prompts: last-user keeps the whole conversation up to its last user "
                      "turn (a reply after it goes to metadata as `reply`); first-user keeps only the "
                      "first user turn.")
+BEHAVIOR_HELP = ("What every prompt of the input expects, for rows that do not say it themselves (a "
+                 "`behavior`, `benign` or XSTest `label` column): refuse (decline it) or comply "
+                 "(answer it). Kept as the prompt's `behavior`, which `when:` on a check reads.")
+HARMFUL_CATEGORIES_HELP = ("Comma-separated `category` values whose prompts should be declined "
+                           "(behavior refuse); a row with any other category should be answered "
+                           "(comply). Without it `category` is not read.")
 
 
 @click.group()
@@ -39,16 +46,20 @@ def prompts() -> None:
 @click.option("--prompt-format", type=click.Choice(PROMPT_FORMATS), default="auto", show_default=True, help=PROMPT_FORMAT_HELP)
 @click.option("--prompt-template", default=None, help=PROMPT_TEMPLATE_HELP)
 @click.option("--conversation", type=click.Choice(CONVERSATION_MODES), default="last-user", show_default=True, help=CONVERSATION_HELP)
+@click.option("--behavior", type=click.Choice(BEHAVIORS), default=None, help=BEHAVIOR_HELP)
+@click.option("--harmful-categories", default=None, metavar="A,B", help=HARMFUL_CATEGORIES_HELP)
 def prepare(inputs, out, text_field, id_field, user_field, max_per_user, splits, pii, languages, prefix_chars,
-            prompt_format, prompt_template, conversation) -> None:
+            prompt_format, prompt_template, conversation, behavior, harmful_categories) -> None:
     """Normalise, deduplicate, filter and split prompts from INPUT... (files, folders, '-' for stdin)."""
+    from selfalign.prompts.behavior import behavior_rule
     from selfalign.prompts.prepare import PrepareSettings, prepare as run_prepare
     from selfalign.prompts.sources import FieldMap
     from selfalign.prompts.split import SplitPlan
 
     settings = PrepareSettings(
         fields=FieldMap(text=text_field, id=id_field, user=user_field, prompt_format=prompt_format,
-                        prompt_template=prompt_template, conversation=conversation),
+                        prompt_template=prompt_template, conversation=conversation,
+                        behavior=behavior_rule(behavior, harmful_categories)),
         max_per_user=max_per_user,
         splits=SplitPlan.parse(splits),
         pii=pii,

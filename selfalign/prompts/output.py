@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selfalign.atomic import PARQUET_OPTIONS, fsync_dir, write_json
+from selfalign.prompts.behavior import BEHAVIOR
 from selfalign.prompts.sources import PREPARED_REPORT
 from selfalign.records import PromptRecord, Reject
 
@@ -23,10 +24,11 @@ REJECTS_FILE = "rejects.parquet"
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 # `context`: the turns before `prompt` in a multi-turn prompt (empty for a single-turn one).
+# `behavior`: comply, refuse, or null where the input did not say (selfalign.prompts.behavior).
 PROMPT_SCHEMA = pa.schema([
     ("id", pa.string()), ("prompt", pa.string()), ("context", MESSAGES), ("user_id", pa.string()),
     ("split", pa.string()), ("language", pa.string()), ("source", pa.string()), ("line", pa.int64()),
-    ("metadata", pa.string()),
+    ("behavior", pa.string()), ("metadata", pa.string()),
 ])
 REJECT_SCHEMA = pa.schema([
     ("reason", pa.string()), ("detail", pa.string()), ("source", pa.string()), ("line", pa.int64()),
@@ -48,7 +50,7 @@ def prompt_row(record: PromptRecord) -> dict[str, Any]:
         "id": record.id, "prompt": record.prompt, "context": record.context,
         "user_id": record.user_id, "split": record.split,
         "language": record.language, "source": record.source, "line": record.line,
-        "metadata": _metadata_text(record),
+        "behavior": record.metadata.get(BEHAVIOR), "metadata": _metadata_text(record),
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from selfalign.errors import UserError
+from selfalign.prompts.behavior import BEHAVIOR
 from selfalign.prompts.dedup import DEFAULT_PREFIX_CHARS, ExactDedup, PrefixDedup
 from selfalign.prompts.language import LanguageStep, language_labels
 from selfalign.prompts.normalize import NormalizeStep
@@ -124,10 +125,12 @@ class PrepareCounts:
     rejects: RejectTally = field(default_factory=RejectTally)
     by_split: Counter[str] = field(default_factory=Counter)
     by_language: Counter[str] = field(default_factory=Counter)
+    by_behavior: Counter[str] = field(default_factory=Counter)
 
     def kept(self, record: PromptRecord) -> None:
         self.by_split[record.split] += 1
         self.by_language[record.language or "und"] += 1
+        self.by_behavior[record.metadata.get(BEHAVIOR) or "unmarked"] += 1
 
     @property
     def by_reason(self) -> Counter[str]:
@@ -178,6 +181,7 @@ def _report(inputs: Sequence[str], settings: PrepareSettings, counts: PrepareCou
         "by_split": {name: counts.by_split[name] for name in settings.splits.names},
         "by_reason": dict(sorted(counts.by_reason.items())),
         "by_language": dict(sorted(counts.by_language.items())),
+        "by_behavior": dict(sorted(counts.by_behavior.items())),
         "inputs": list(inputs),
         "settings": settings.describe(),
         "seconds": round(seconds, 3),

@@ -409,7 +409,7 @@ def _batch_rows(batch: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def _read_folder(p: Path, fields: FieldMap) -> Iterator[ReadResult]:
     if (p / PREPARED_REPORT).is_file():
-        yield from read_prepared(p)
+        yield from read_prepared(p, fields.behavior)
     elif (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
         yield from _dataset_rows(p, fields)
     else:
@@ -442,9 +442,9 @@ def prepared_splits(folder: Path) -> list[str]:
     return list(report.get("splits", []))
 
 
-def read_prepared(folder: Path) -> Iterator[PromptRecord]:
-    """Rows of a prepared folder, with their earlier turns, split, user, language and original
-    source and line."""
+def read_prepared(folder: Path, behavior: BehaviorRule = BehaviorRule()) -> Iterator[PromptRecord]:
+    """Rows of a prepared folder, with their earlier turns, split, user, language, expected
+    behaviour and original source and line. `behavior` marks rows prepare left unmarked."""
     import pyarrow.parquet as pq
 
     for split in prepared_splits(folder):
@@ -453,10 +453,15 @@ def read_prepared(folder: Path) -> Iterator[PromptRecord]:
             raise UserError(f"Prepared folder {folder} lists split '{split}' but {path.name} is missing.")
         for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
             for row in batch.to_pylist():
-                yield _prepared_record(row)
+                yield _prepared_record(row, behavior)
 
 
-def _prepared_record(row: dict[str, Any]) -> PromptRecord:
+def _prepared_record(row: dict[str, Any], rule: BehaviorRule) -> PromptRecord:
+    metadata = json.loads(row.get("metadata") or "{}")
+    # The column is what prepare decided; folders from before it have none.
+    behavior = row.get(BEHAVIOR) or metadata.get(BEHAVIOR) or _rule_behavior(metadata, rule)
+    if behavior:
+        metadata[BEHAVIOR] = behavior
     return PromptRecord(
         id=row["id"],
         prompt=row["prompt"],
@@ -466,5 +471,14 @@ def _prepared_record(row: dict[str, Any]) -> PromptRecord:
         source=row.get("source") or "",
         line=row.get("line"),
         language=row.get("language"),
-        metadata=json.loads(row.get("metadata") or "{}"),
+        metadata=metadata,
     )
+
+
+def _rule_behavior(metadata: dict[str, Any], rule: BehaviorRule) -> str | None:
+    """A row prepare left unmarked, marked by a later reader's rule (`generate --behavior`):
+    only `category` or the default can say anything now, so there is nothing to refuse."""
+    try:
+        return expected_behavior(metadata, rule)
+    except BehaviorError:  # prepare already sent unreadable marks to rejects
+        return None

@@ -3,7 +3,8 @@ that asks a failing revision again with the failing checks' own messages.
 
 Which checks apply: to the first answer, the constitution's and those of the principle drawn for
 round 1 (the principle the answer is about to be critiqued under); to the revision of round r,
-the constitution's and those of round r's principle. Checks are pure Python on strings, run
+the constitution's and those of round r's principle; of those, only the ones whose `when:` the
+prompt matches (selfalign.checks.when). Checks are pure Python on strings, run
 beside the engine in the same event loop: microseconds against a model turn's milliseconds.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from selfalign.checks import Check
+from selfalign.checks.when import prompt_fields
 from selfalign.engine.base import Completion, Message, Request, SamplingSettings
 from selfalign.stages.revise import keep_revision
 from selfalign.stages.sample import CheckRetry, CheckVerdict, Sample
@@ -30,10 +32,19 @@ class NamedCheck:
 
 def check_text(sample: Sample, checks: Sequence[NamedCheck], text: str, round_index: int,
                attempt: int) -> list[CheckVerdict]:
-    """Record every check's verdict on `text`; return the failing ones."""
+    """Record the verdict on `text` of every check that applies to the prompt; return the
+    failing ones. A check whose `when:` the prompt does not match is noted once per round as
+    not applicable: it can neither fail a text nor ask for a retry."""
     prompt = sample.record.prompt
     verdicts = []
+    fields = None  # the prompt's fields, read only when a check has `when:`
     for named in checks:
+        if named.check.when is not None:
+            fields = prompt_fields(sample.record) if fields is None else fields
+            if not named.check.applies(fields):
+                if attempt == 0:
+                    sample.not_applicable.append((round_index, named.id))
+                continue
         verdict = named.check.verify(text, prompt)
         verdicts.append(CheckVerdict(round_index, attempt, named.id, verdict.passed,
                                      verdict.message))

@@ -81,6 +81,9 @@ class Sample:
     # Checks: every verdict on the first answer and on each try of each revision, and the retries.
     verdicts: list[CheckVerdict] = field(default_factory=list)
     retries: list[CheckRetry] = field(default_factory=list)
+    # (round, check id) of checks in scope whose `when:` this prompt does not match: not run,
+    # neither passed nor failed (0: the first answer).
+    not_applicable: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:

@@ -26,6 +26,7 @@ _PROVENANCE = [
     ("prompt_id", pa.string()), ("sample_index", pa.int32()), ("split", pa.string()),
     ("user_id", pa.string()), ("source", pa.string()), ("principle_ids", pa.list_(pa.string())),
     ("rounds", pa.int32()), ("model", pa.string()),
+    ("behavior", pa.string()),  # the prompt's expected behaviour: comply, refuse or null
 ]
 # What the judge said of a pair (null where no judge ran).
 _JUDGED = [("preference", pa.float64()), ("judge_principle_ids", pa.list_(pa.string())),

@@ -3,7 +3,10 @@ checks it passes, a dense figure between 0 and 1 that needs no model to compute.
 
 A prompt's checks: its own instruction list when its row is in IFEval's format
 (`instruction_id_list` + `kwargs`), otherwise every check of the --principles (each principle's,
-then the constitution's), since RL has no per-prompt principle draw to follow.
+then the constitution's), since RL has no per-prompt principle draw to follow. Of those, only the
+checks whose `when:` the prompt matches (selfalign.checks.when): the reward is the share of the
+APPLICABLE checks passed, and a prompt none of whose checks applies gets None, which TRL leaves
+out of the reward (and the watch leaves out of its pass rate).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Sequence
 
 from selfalign.checks import Check
 from selfalign.checks.instructions import carries_instructions, instruction_checks
+from selfalign.checks.when import prompt_fields
 from selfalign.errors import UserError
 from selfalign.records import PromptRecord
 
@@ -35,13 +39,14 @@ def prompt_checks(records: Sequence[PromptRecord],
                                               f"--prompts {record.source}:{record.line}"))
         else:
             checks = shared
-        if not checks:
+        if not checks:  # no check at all, before `when:`: a mistake in the command
             where = (f"--principles {', '.join(principles)} lists no `checks:`" if principles
                      else "no --principles were given")
             raise UserError(f"--reward checks: prompt {record.id!r} ({record.source}:"
                             f"{record.line}) has no checks: it has no `instruction_id_list` and "
                             f"{where}")
-        by_prompt[record.id] = checks
+        fields = prompt_fields(record)
+        by_prompt[record.id] = tuple(check for check in checks if check.applies(fields))
     return by_prompt
 
 
@@ -58,18 +63,21 @@ class ChecksReward:
         return [check.verify(reply, self.texts[prompt_id]).passed
                 for check in self.checks[prompt_id]]
 
-    def __call__(self, prompts, completions, prompt_id: Sequence[str], **_: Any) -> list[float]:
-        shares = []
+    def __call__(self, prompts, completions, prompt_id: Sequence[str],
+                 **_: Any) -> list[float | None]:
+        shares: list[float | None] = []
         for pid, completion in zip(prompt_id, completions, strict=True):
             passed = self.passes(pid, reply_text(completion))
-            shares.append(sum(passed) / len(passed))
+            shares.append(sum(passed) / len(passed) if passed else None)  # None: none applies
         return shares
 
-    def pass_rate(self, prompt_ids: Sequence[str], replies: Sequence[str]) -> float:
-        """The share of prompts whose reply passes every one of its checks (as eval counts)."""
+    def pass_rate(self, prompt_ids: Sequence[str], replies: Sequence[str]) -> float | None:
+        """The share of prompts whose reply passes every one of its checks (as eval counts),
+        over the prompts with a check that applies; None when no prompt has one."""
         passed = [all(self.passes(pid, reply)) for pid, reply in zip(prompt_ids, replies,
-                                                                     strict=True)]
-        return sum(passed) / len(passed)
+                                                                     strict=True)
+                  if self.checks[pid]]
+        return sum(passed) / len(passed) if passed else None
 
 
 def reply_text(completion) -> str:

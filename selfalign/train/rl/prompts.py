@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from selfalign.errors import UserError
+from selfalign.prompts.behavior import BEHAVIOR
 from selfalign.prompts.sources import read_prompts
 from selfalign.records import PromptRecord, Reject
 
@@ -50,5 +51,7 @@ def load_prompts(paths: list[str], held_out_limit: int) -> RLPrompts:
 
 
 def dataset_rows(records: list[PromptRecord]) -> list[dict]:
-    """TRL's conversational prompt-only rows; `prompt_id` reaches the reward functions."""
-    return [{"prompt": r.conversation(), "prompt_id": r.id} for r in records]
+    """TRL's conversational prompt-only rows; `prompt_id` and `behavior` (comply, refuse or
+    None) reach the reward functions among their keyword arguments."""
+    return [{"prompt": r.conversation(), "prompt_id": r.id, BEHAVIOR: r.metadata.get(BEHAVIOR)}
+            for r in records]
