@@ -73,12 +73,13 @@ def _checks_section(figures: dict | None, retries: int) -> str:
     if not figures:
         return ""
     header = ("first answers", "passed", "kept revisions", "passed", "retries",
-              "retry output tokens")
+              "retry output tokens", "echoes rejected")
 
     def rows(lines: dict) -> list[tuple]:
         return [(f"`{name}`", f["first_answers"], _rate(f["first_pass_rate"]),
                  f["kept_revisions"], _rate(f["kept_pass_rate"]), f["retries"],
-                 f["retry_output_tokens"]) for name, f in lines.items()]
+                 f["retry_output_tokens"], f.get("echoes_rejected", 0))
+                for name, f in lines.items()]
 
     return f"""## Checks
 
@@ -86,7 +87,9 @@ Code checked every first answer (against the constitution's checks and those of 
 drawn for round 1) and every revision (the constitution's and its round's principle's). A
 revision that failed was asked again with the failing checks' messages, at most {retries}
 time(s); a kept revision is the one a round ends with. {figures['check_failed']} sample(s) whose
-final revision still failed went to rejects as `check_failed`. Retries: {figures['retries']},
+final revision still failed went to rejects as `check_failed`, and
+{figures.get('echoes_instruction', 0)} whose kept revision only echoed its instructions (the
+critique or revision request, or a check's message) as `echoes_instruction`. Retries: {figures['retries']},
 costing {figures['retry_output_tokens']} output tokens. Yield: {_rate(figures['pairs_per_prompt'])}
 kept pairs per prompt, {_tokens(figures['output_tokens_per_pair'])} output tokens per kept pair.
 

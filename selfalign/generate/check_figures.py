@@ -10,28 +10,36 @@ too; the run's figures are made from the ledger once every shard is in.
   under that round's principle.
 - retries: each retry counts once under its round's principle, and once under every check that
   failed and so asked for it (a retry asked for two checks counts for both).
+- echoes: a sample whose final revision went to rejects as `echoes_instruction` counts under its
+  last round's principle.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from selfalign.checks import CONSTITUTION
+from selfalign.stages.echo import ECHOES_INSTRUCTION
 from selfalign.stages.sample import CheckVerdict, Sample
 
 _COUNTS = ("first_passed", "first_total", "kept_passed", "kept_total", "retries",
-           "retry_output_tokens")
+           "retry_output_tokens", "echoed")
 
 
 def _zero() -> dict[str, int]:
     return dict.fromkeys(_COUNTS, 0)
 
 
-def shard_tally(samples: Iterable[Sample]) -> dict[str, dict[str, dict[str, int]]]:
-    """Counts by principle and by check id over one shard's samples (empty: no check ran)."""
+def shard_tally(samples: Sequence[Sample], statuses: Sequence[str] = ()
+                ) -> dict[str, dict[str, dict[str, int]]]:
+    """Counts by principle and by check id over one shard's samples (empty: no check ran);
+    `statuses` are the samples' (generate/rows.py), for the echoes."""
     principles: dict[str, dict[str, int]] = defaultdict(_zero)
     checks: dict[str, dict[str, int]] = defaultdict(_zero)
+    for sample, status in zip(samples, statuses):
+        if status == ECHOES_INSTRUCTION:
+            principles[_principle_of(sample, len(sample.rounds))]["echoed"] += 1
     for sample in samples:
         for round_index, verdicts in _kept_verdicts(sample).items():
             owner = _principle_of(sample, max(round_index, 1))
@@ -94,6 +102,7 @@ def run_check_figures(tallies: Iterable[dict], counts: dict) -> dict:
         "retry_output_tokens": sum(line["retry_output_tokens"]
                                    for line in total["principles"].values()),
         "check_failed": counts["rejects"].get("check_failed", 0),
+        ECHOES_INSTRUCTION: counts["rejects"].get(ECHOES_INSTRUCTION, 0),
         "pairs_per_prompt": _ratio(pairs, counts["prompts"]),
         "output_tokens_per_pair": _ratio(counts["output_tokens"], pairs),
     }
@@ -104,7 +113,8 @@ def _rates(line: dict[str, int]) -> dict:
             "first_pass_rate": _ratio(line["first_passed"], line["first_total"]),
             "kept_revisions": line["kept_total"],
             "kept_pass_rate": _ratio(line["kept_passed"], line["kept_total"]),
-            "retries": line["retries"], "retry_output_tokens": line["retry_output_tokens"]}
+            "retries": line["retries"], "retry_output_tokens": line["retry_output_tokens"],
+            "echoes_rejected": line["echoed"]}
 
 
 def _ratio(part: int, whole: int) -> float | None:

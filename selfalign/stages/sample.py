@@ -81,6 +81,8 @@ class Sample:
     # Checks: every verdict on the first answer and on each try of each revision, and the retries.
     verdicts: list[CheckVerdict] = field(default_factory=list)
     retries: list[CheckRetry] = field(default_factory=list)
+    # The final revision's echo of its instructions, if it is one (selfalign.stages.echo.Echo).
+    echo: object | None = None
 
     @property
     def alive(self) -> bool:
