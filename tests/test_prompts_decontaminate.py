@@ -101,7 +101,7 @@ def test_a_test_file_without_prompts_is_an_error(files, tmp_path):
     empty = tmp_path / "answers.jsonl"
     empty.write_text(json.dumps({"question": "no prompt key here at all"}) + "\n")
     settings = PrepareSettings(decontaminate=(str(empty),))
-    with pytest.raises(UserError, match="answers.jsonl: no prompt of 4 words or more"):
+    with pytest.raises(UserError, match="answers.jsonl: no prompt was read from it"):
         prepare([str(train)], tmp_path / "out", settings)
 
 
@@ -116,7 +116,8 @@ def test_the_index_compares_a_short_prompt_whole():
     assert index.best_overlap("How do I whittle a wooden bowl?") is None  # 6 of its 7 words
 
 
-def test_phrases_under_four_words_prove_nothing():
+def test_phrases_under_four_words_prove_nothing_unless_they_are_the_whole_prompt():
     index = OverlapIndex([PromptRecord(id="t", prompt="What is love?", source="x.csv", line=2)])
-    assert index.rows == []
     assert index.best_overlap("What is love? Tell me about it.") is None
+    copy = index.best_overlap("what is LOVE")
+    assert (copy.row.line, copy.test_share, copy.train_share) == (2, 1.0, 1.0)

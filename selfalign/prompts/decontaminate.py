@@ -18,7 +18,8 @@ can judge.
 Words are runs of letters and digits, case-folded, so punctuation and spacing do not hide a
 copy. A prompt shorter than n words is compared whole: the span that must be shared is then as
 long as the shorter prompt, but never under `MIN_WORDS` (a 3-word phrase such as "how can I"
-proves nothing). Test prompts are indexed once as hashes of their word windows; each training
+proves nothing), except that a training prompt whose words are exactly a test prompt's is
+always a copy, however short ("What is murder?"). Test prompts are indexed once as hashes of their word windows; each training
 prompt is then checked on its own against that index.
 """
 
@@ -84,14 +85,16 @@ class OverlapIndex:
         self.n = n
         self.rows: list[TestRow] = []
         self._windows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # key -> (row, start)
+        self._whole: dict[int, int] = {}  # key of all a test prompt's words -> its row
         for record in records:
             self.add(record)
     def add(self, record: PromptRecord) -> None:
         tokens = words(user_text(record))
-        if len(tokens) < MIN_WORDS:
+        if not tokens:
             return
         row = len(self.rows)
         self.rows.append(TestRow(record.source, record.line, record.id, len(tokens)))
+        self._whole.setdefault(_window_key(tokens, 0, len(tokens)), row)
         for size in range(MIN_WORDS, min(self.n, len(tokens)) + 1):
             for start in range(len(tokens) - size + 1):
                 self._windows[_window_key(tokens, start, size)].append((row, start))
@@ -100,6 +103,9 @@ class OverlapIndex:
         """The test row `text` overlaps most: one it is contaminated by if any, then by the
         share of the test prompt covered; None if it shares no window with any."""
         tokens = words(text)
+        copy = self._whole.get(_window_key(tokens, 0, len(tokens))) if tokens else None
+        if copy is not None:
+            return Overlap(self.rows[copy], 1.0, 1.0)
         covered: dict[int, tuple[set[int], set[int]]] = defaultdict(lambda: (set(), set()))
         for size in range(MIN_WORDS, min(self.n, len(tokens)) + 1):
             for start in range(len(tokens) - size + 1):
@@ -123,8 +129,8 @@ def read_test_sets(paths: Sequence[str], n: int = NGRAM_WORDS) -> OverlapIndex:
             if isinstance(item, PromptRecord):
                 index.add(item)
         if len(index.rows) == before:
-            raise UserError(f"--decontaminate {path}: no prompt of {MIN_WORDS} words or more "
-                            f"was read from it; give a file with a `prompt` column or key.")
+            raise UserError(f"--decontaminate {path}: no prompt was read from it; give a file "
+                            f"with a `prompt` column or key.")
     return index
 
 
