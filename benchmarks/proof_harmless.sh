@@ -50,15 +50,7 @@ BATCH=${BATCH:-8}
 SEED=${SEED:-0}
 PREPARE_ONLY=${PREPARE_ONLY:-0}
 
-mkdir -p "$OUT"
-printf 'step\tseconds\n' > "$OUT/timings.tsv"
-step() {  # step NAME selfalign-arguments...: run, echo, time
-    local name=$1; shift
-    echo; echo "== $name"; echo "+ selfalign $*"
-    local began=$SECONDS
-    "$SELFALIGN" "$@"
-    printf '%s\t%s\n' "$name" "$((SECONDS - began))" >> "$OUT/timings.tsv"
-}
+source "$(dirname "$0")/timed_steps.sh"  # step NAME args...: run, echo, time
 take() {  # take N IN OUT: the first N rows of a CSV or JSONL file (CSV fields may hold newlines)
     "$PYTHON" - "$@" <<'EOF'
 import csv, sys
