@@ -60,6 +60,13 @@ def test_a_demanded_phrase_is_set_aside_even_where_the_revision_breaks_its_line(
                      told) is None
 
 
+def test_a_demanded_letter_is_cut_as_a_word_only():
+    told = [Instruction("message of check x/letter", 'Your reply must use the letter "e" at least '
+                                                     "5 times.")]
+    echo = find_echo('Your reply must use the letter "e" at least 5 times.', told)
+    assert (echo.copied, echo.words) == (10, 10)
+
+
 def test_one_pasted_clause_in_a_real_answer_is_an_echo():
     pasted = REAL.replace("Hope this helps.", REVISE)
     echo = find_echo(pasted, TOLD)

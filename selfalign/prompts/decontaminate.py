@@ -51,7 +51,7 @@ def _window_key(tokens: Sequence[str], start: int, size: int) -> int:
 
 
 @dataclass(frozen=True)
-class TestRow:
+class HeldOutPrompt:
     """One test prompt: where it is, and how many words it has."""
 
     source: str
@@ -67,7 +67,7 @@ class TestRow:
 class Overlap:
     """The test row a training prompt overlaps most, and the shares of each side covered."""
 
-    row: TestRow
+    row: HeldOutPrompt
     test_share: float
     train_share: float
 
@@ -79,21 +79,23 @@ class Overlap:
 
 
 class OverlapIndex:
-    """Every word window of `MIN_WORDS`..`n` words of the test prompts, by hash."""
+    """The test prompts by hash: every word window of `MIN_WORDS`..`n` words, with where it
+    starts, and each prompt's words whole (for exact copies of prompts of any length)."""
 
     def __init__(self, records: Iterable[PromptRecord], n: int = NGRAM_WORDS) -> None:
         self.n = n
-        self.rows: list[TestRow] = []
+        self.rows: list[HeldOutPrompt] = []
         self._windows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # key -> (row, start)
         self._whole: dict[int, int] = {}  # key of all a test prompt's words -> its row
         for record in records:
             self.add(record)
+
     def add(self, record: PromptRecord) -> None:
         tokens = words(user_text(record))
         if not tokens:
             return
         row = len(self.rows)
-        self.rows.append(TestRow(record.source, record.line, record.id, len(tokens)))
+        self.rows.append(HeldOutPrompt(record.source, record.line, record.id, len(tokens)))
         self._whole.setdefault(_window_key(tokens, 0, len(tokens)), row)
         for size in range(MIN_WORDS, min(self.n, len(tokens)) + 1):
             for start in range(len(tokens) - size + 1):
@@ -143,7 +145,7 @@ class DecontaminateStep:
         self.tests = list(tests)
         self.min_share = min_share
         self.index = read_test_sets(self.tests, n) if self.tests else None
-        self.matched: Counter[TestRow] = Counter()
+        self.matched: Counter[HeldOutPrompt] = Counter()
 
     def check(self, record: PromptRecord) -> Reject | None:
         if self.index is None:

@@ -70,10 +70,11 @@ def instructions(sample: Sample) -> list[Instruction]:
 
 
 def _segments(text: str, demanded: Iterable[str]) -> list[list[str]]:
-    """The words of `text` in runs broken wherever a demanded string was cut out."""
+    """The words of `text` in runs broken wherever a demanded string was cut out (as whole
+    words: a demanded letter 'e' must not cut every word that has one)."""
     pieces = [text]
     for phrase in demanded:
-        pattern = re.compile(re.escape(phrase), re.IGNORECASE)
+        pattern = re.compile(rf"(?<!\w){re.escape(phrase)}(?!\w)", re.IGNORECASE)
         pieces = [part for piece in pieces for part in pattern.split(piece)]
     return [_WORD.findall(piece.casefold()) for piece in pieces]
 
