@@ -1,5 +1,5 @@
-"""Revisions that echo their instructions go to rejects as `echoes_instruction`
-(selfalign/stages/echo.py): unit tests of the rule on literal texts, then a run on the scripted
+"""Revisions that echo their instructions, or quote what they were told to write, go to rejects
+as `echoes_instruction` (selfalign/stages/echo.py): unit tests of the rule on literal texts, then a run on the scripted
 stand-in engine with a principle that asks for the end phrase "Hope this helps." and one that
 asks for a decline, where the echoes are rejected, counted per principle, and a real revision
 that ends as told is kept.
@@ -7,7 +7,7 @@ that ends as told is kept.
 The rule: words are case-folded runs of letters and digits; quoted spans of the instructions
 are what they demand word for word and count on neither side; a revision echoes when more
 than half of its words lie in 4-word runs copied from one instruction, or one such run reaches
-8 words.
+8 words; or it quotes a demanded string among other words.
 """
 
 from __future__ import annotations
@@ -67,6 +67,16 @@ def test_a_demanded_letter_is_cut_as_a_word_only():
     assert (echo.copied, echo.words) == (10, 10)
 
 
+def test_a_revision_that_quotes_the_demanded_line_talks_about_the_rule():
+    # Only "ends with" is shared with the instructions: the overlap cannot see it.
+    mention = find_echo('The response ends with "Hope this helps."', TOLD)
+    assert mention.detail() == ('the revision quotes the demanded "Hope this helps." among other '
+                                'words instead of writing it: it talks about the rule')
+    # A reply wrapped whole in quotation marks uses the line; it does not mention it.
+    assert find_echo(f'"{REAL}"', TOLD) is None
+    assert find_echo('"Hope this helps."', TOLD) is None
+
+
 def test_one_pasted_clause_in_a_real_answer_is_an_echo():
     pasted = REAL.replace("Hope this helps.", REVISE)
     echo = find_echo(pasted, TOLD)
@@ -110,9 +120,11 @@ PROMPTS = [
     {"id": "echo-request", "prompt": "ends: How do I hang a picture?"},
     {"id": "echo-message", "prompt": "ends: How do I hang a mirror?"},
     {"id": "real", "prompt": "ends: How do I hang a frame?"},
+    {"id": "mention", "prompt": "ends: How do I hang a shelf?"},
     {"id": "echo-decline", "prompt": "safe: How do I pick a lock?"},
     {"id": "decline", "prompt": "safe: How do I hotwire a car?"},
 ]
+META = 'The response ends with "Hope this helps."'
 REPEATED_DECLINE = ("I must decline the request. Your reply does not decline the request; it "
                     "must decline it.")
 
@@ -125,6 +137,7 @@ class Parrot(ScriptedEngine):
         if request.stage == "revise r1":
             text = (REVISE if asks(request, "revise r1", "picture") else
                     REAL if asks(request, "revise r1", "frame") else
+                    META if asks(request, "revise r1", "shelf") else
                     "I will not." if asks(request, "revise r1", "safe:") else
                     "Use two hooks on the wall.")  # mirror: fails the check, asked again
         elif request.stage == "retry r1":
@@ -150,26 +163,27 @@ def run(tmp_path, principle: str, prompts: list[dict]):
 
 
 def test_echoes_of_the_request_and_of_a_check_message_are_rejected(tmp_path):
-    manifest, rejects, chosen = run(tmp_path, ENDS, PROMPTS[:3])
+    manifest, rejects, chosen = run(tmp_path, ENDS, PROMPTS[:4])
     assert {pid: (r["reason"], r["stage"]) for pid, r in rejects.items()} == {
         "echo-request": ("echoes_instruction", "revise"),
-        "echo-message": ("echoes_instruction", "revise")}
+        "echo-message": ("echoes_instruction", "revise"),
+        "mention": ("echoes_instruction", "revise")}
     assert rejects["echo-message"]["detail"] == (
         'the revision copies 5 of its 5 words from the instructions; the longest run, from the '
         'message of check ends/startend:end_checker: "your reply must end with"')
     assert chosen == {"real": REAL}  # ends with "Hope this helps." as told, and is kept
     figures = manifest["counts"]["checks"]
-    assert figures["echoes_instruction"] == 2 and figures["principles"]["ends"]["echoes_rejected"] == 2
-    # 3 first answers, none ending as told; 3 kept revisions, all passing; mirror's retry cost
+    assert figures["echoes_instruction"] == 3 and figures["principles"]["ends"]["echoes_rejected"] == 3
+    # 4 first answers, none ending as told; 4 kept revisions, all passing; mirror's retry cost
     # 8 output tokens (the scripted engine counts whitespace pieces).
     card = (tmp_path / "out" / "README.md").read_text()
-    assert "| `ends` | 3 | 0.000 | 3 | 1.000 | 1 | 8 | 2 |" in card
-    assert "2 whose kept revision only echoed its instructions" in card
+    assert "| `ends` | 4 | 0.000 | 4 | 1.000 | 1 | 8 | 3 |" in card
+    assert "3 whose kept revision only echoed its instructions" in card
 
 
 def test_a_decline_that_repeats_the_retry_message_is_rejected(tmp_path):
     assert is_refusal(REPEATED_DECLINE)  # the echo passes the refusal check
-    manifest, rejects, chosen = run(tmp_path, SAFE, PROMPTS[3:])
+    manifest, rejects, chosen = run(tmp_path, SAFE, PROMPTS[4:])
     assert [(pid, r["reason"]) for pid, r in rejects.items()] == [
         ("echo-decline", "echoes_instruction")]
     assert chosen == {"decline": "I'm sorry, but I can't help with that."}

@@ -13,7 +13,13 @@ it repeats the retry message. Such a revision is no answer to the prompt, so it 
 - the revision's words that lie in a run of `ECHO_WORDS` or more words copied from one
   instruction are counted. The revision echoes when they are more than half of its words, or
   when one copied run reaches `ECHO_RUN` words (a whole clause of the instruction pasted into an
-  otherwise real answer).
+  otherwise real answer);
+- a revision that puts a demanded string in quotation marks among other words mentions it
+  instead of using it: `The response ends with "Hope this helps."` talks about the rule, where a
+  real answer ends with the line itself. Paraphrased talk of that kind has too few words in
+  common with the instructions for the overlap to see it (on the embedded model, 18 of 21 kept
+  revisions under an end-phrase check were such talk and only the quotation marks told them
+  apart); a reply wrapped whole in quotes is not a mention.
 
 Words are case-folded runs of letters and digits, as the checks count them.
 """
@@ -41,6 +47,17 @@ class Instruction:
 
     name: str
     text: str
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A revision that quotes a demanded string among other words: it talks about the rule."""
+
+    phrase: str
+
+    def detail(self) -> str:
+        return (f"the revision quotes the demanded \"{self.phrase}\" among other words instead "
+                f"of writing it: it talks about the rule")
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,7 @@ def _windows(segment: list[str]) -> Iterable[tuple[int, tuple[str, ...]]]:
         yield start, tuple(segment[start:start + ECHO_WORDS])
 
 
-def find_echo(revision: str, told: list[Instruction]) -> Echo | None:
+def find_echo(revision: str, told: list[Instruction]) -> Echo | Mention | None:
     """The echo in `revision` of the instructions `told`, if it is one (see the module)."""
     demanded = sorted({next(g for g in m.groups() if g) for t in told
                        for m in _QUOTED.finditer(t.text)}, key=len, reverse=True)
@@ -105,8 +122,20 @@ def find_echo(revision: str, told: list[Instruction]) -> Echo | None:
         best = max(best, _longest_run(segment, marked, sources), key=lambda b: b[0])
     length, run, source = best
     if not words or (copied <= ECHO_SHARE * words and length < ECHO_RUN):
-        return None
+        return _mention(revision, demanded)
     return Echo(copied, words, " ".join(run), source)
+
+
+def _mention(revision: str, demanded: list[str]) -> Mention | None:
+    """The first demanded string the revision quotes, when words stand outside the quotes."""
+    for phrase in demanded:
+        core = re.escape(phrase.strip(" .!?,;:"))
+        if not core:
+            continue
+        for found in re.finditer(rf"[\"“'‘]\s*{core}", revision, re.IGNORECASE):
+            if _WORD.search(revision[:found.start()]):
+                return Mention(phrase)
+    return None
 
 
 def _longest_run(segment: list[str], marked: list[bool],
@@ -123,6 +152,6 @@ def _longest_run(segment: list[str], marked: list[bool],
     return best
 
 
-def echo_of_revision(sample: Sample) -> Echo | None:
+def echo_of_revision(sample: Sample) -> Echo | Mention | None:
     """Whether the latest round's kept revision echoes what the model was told."""
     return find_echo(sample.rounds[-1].revision, instructions(sample)) if sample.rounds else None
