@@ -154,14 +154,14 @@ def test_figures_per_principle_and_check_in_the_manifest_and_card(setup, tmp_pat
     # wordy 11 + 13 (critique of: + 11) + 3 = 27; 113 in all, over 3 kept pairs.
     assert manifest["counts"]["output_tokens"] == 113
     assert figures == {
-        "principles": {"brief": line(4, 0.75, 4, 0.75, 3, 17)},
+        "principles": {"brief": {**line(4, 0.75, 4, 0.75, 3, 17), "echoes_rejected": 0}},
         "checks": {WORDS: line(4, 0.75, 4, 0.75, 3, 17), REGEX: line(4, 1.0, 4, 1.0, 0, 0)},
         "retries": 3, "retry_output_tokens": 17, "check_failed": 1, "echoes_instruction": 0,
         "pairs_per_prompt": 0.75, "output_tokens_per_pair": 37.6667,
     }
     card = (out / "README.md").read_text()
     assert "## Checks" in card and "at most 1\ntime(s)" in card
-    assert f"| `{WORDS}` | 4 | 0.750 | 4 | 0.750 | 3 | 17 | 0 |" in card
+    assert f"| `{WORDS}` | 4 | 0.750 | 4 | 0.750 | 3 | 17 |\n" in card
     assert "| `brief` | 4 | 0.750 | 4 | 0.750 | 3 | 17 | 0 |" in card
     assert "Retries: 3,\ncosting 17 output tokens" in card
     assert "Yield: 0.750\nkept pairs per prompt, 37.7 output tokens per kept pair." in card
@@ -169,8 +169,7 @@ def test_figures_per_principle_and_check_in_the_manifest_and_card(setup, tmp_pat
 
 def line(first, first_rate, kept, kept_rate, retries, tokens):
     return {"first_answers": first, "first_pass_rate": first_rate, "kept_revisions": kept,
-            "kept_pass_rate": kept_rate, "retries": retries, "retry_output_tokens": tokens,
-            "echoes_rejected": 0}
+            "kept_pass_rate": kept_rate, "retries": retries, "retry_output_tokens": tokens}
 
 
 def test_a_run_without_checks_has_no_check_figures(tmp_path):

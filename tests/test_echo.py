@@ -178,7 +178,7 @@ def test_echoes_of_the_request_and_of_a_check_message_are_rejected(tmp_path):
     # 8 output tokens (the scripted engine counts whitespace pieces).
     card = (tmp_path / "out" / "README.md").read_text()
     assert "| `ends` | 4 | 0.000 | 4 | 1.000 | 1 | 8 | 3 |" in card
-    assert "3 whose kept revision only echoed its instructions" in card
+    assert "3 whose kept revision echoed its instructions" in card
 
 
 def test_a_decline_that_repeats_the_retry_message_is_rejected(tmp_path):

@@ -73,12 +73,12 @@ def _checks_section(figures: dict | None, retries: int) -> str:
     if not figures:
         return ""
     header = ("first answers", "passed", "kept revisions", "passed", "retries",
-              "retry output tokens", "echoes rejected")
+              "retry output tokens")
 
-    def rows(lines: dict) -> list[tuple]:
+    def rows(lines: dict, *extra: str) -> list[tuple]:
         return [(f"`{name}`", f["first_answers"], _rate(f["first_pass_rate"]),
                  f["kept_revisions"], _rate(f["kept_pass_rate"]), f["retries"],
-                 f["retry_output_tokens"], f.get("echoes_rejected", 0))
+                 f["retry_output_tokens"], *(f.get(key, 0) for key in extra))
                 for name, f in lines.items()]
 
     return f"""## Checks
@@ -88,12 +88,13 @@ drawn for round 1) and every revision (the constitution's and its round's princi
 revision that failed was asked again with the failing checks' messages, at most {retries}
 time(s); a kept revision is the one a round ends with. {figures['check_failed']} sample(s) whose
 final revision still failed went to rejects as `check_failed`, and
-{figures.get('echoes_instruction', 0)} whose kept revision only echoed its instructions (the
-critique or revision request, or a check's message) as `echoes_instruction`. Retries: {figures['retries']},
+{figures.get('echoes_instruction', 0)} whose kept revision echoed its instructions (the critique or
+revision request, or a check's message) or quoted what it was told to write, talking about the
+rule instead of following it, as `echoes_instruction`. Retries: {figures['retries']},
 costing {figures['retry_output_tokens']} output tokens. Yield: {_rate(figures['pairs_per_prompt'])}
 kept pairs per prompt, {_tokens(figures['output_tokens_per_pair'])} output tokens per kept pair.
 
-{_table(rows(figures["principles"]), ("principle", *header))}
+{_table(rows(figures["principles"], "echoes_rejected"), ("principle", *header, "echoes rejected"))}
 
 {_table(rows(figures["checks"]), ("check", *header))}
 

@@ -96,7 +96,8 @@ def run_check_figures(tallies: Iterable[dict], counts: dict) -> dict:
     total = add_tallies(tallies)
     pairs = sum(counts["pairs"].values())
     return {
-        "principles": {name: _rates(line) for name, line in sorted(total["principles"].items())},
+        "principles": {name: {**_rates(line), "echoes_rejected": line["echoed"]}
+                       for name, line in sorted(total["principles"].items())},
         "checks": {name: _rates(line) for name, line in sorted(total["checks"].items())},
         "retries": sum(line["retries"] for line in total["principles"].values()),
         "retry_output_tokens": sum(line["retry_output_tokens"]
@@ -113,8 +114,7 @@ def _rates(line: dict[str, int]) -> dict:
             "first_pass_rate": _ratio(line["first_passed"], line["first_total"]),
             "kept_revisions": line["kept_total"],
             "kept_pass_rate": _ratio(line["kept_passed"], line["kept_total"]),
-            "retries": line["retries"], "retry_output_tokens": line["retry_output_tokens"],
-            "echoes_rejected": line["echoed"]}
+            "retries": line["retries"], "retry_output_tokens": line["retry_output_tokens"]}
 
 
 def _ratio(part: int, whole: int) -> float | None:
