@@ -39,7 +39,7 @@ def prompts() -> None:
 @click.option("--prompt-format", type=click.Choice(PROMPT_FORMATS), default="auto", show_default=True, help=PROMPT_FORMAT_HELP)
 @click.option("--prompt-template", default=None, help=PROMPT_TEMPLATE_HELP)
 @click.option("--conversation", type=click.Choice(CONVERSATION_MODES), default="last-user", show_default=True, help=CONVERSATION_HELP)
-@click.option("--decontaminate", "tests", multiple=True, type=click.Path(exists=True), metavar="FILE", help="A test set (any prompt source, e.g. XSTest's CSV, IFEval's JSONL, a prepared folder): drop training prompts whose 8-word n-grams cover half of one of its prompts, or half of their own. Repeat for several.")
+@click.option("--decontaminate", "tests", multiple=True, type=click.Path(exists=True), metavar="FILE", help="A test set (any prompt source, e.g. XSTest's CSV, IFEval's JSONL, a prepared folder): drop training prompts whose shared 8-word runs cover more than half of one of its prompts, or all of their own. Repeat for several.")
 def prepare(inputs, out, text_field, id_field, user_field, max_per_user, splits, pii, languages, prefix_chars,
             prompt_format, prompt_template, conversation, tests) -> None:
     """Normalise, deduplicate, filter and split prompts from INPUT... (files, folders, '-' for stdin)."""
