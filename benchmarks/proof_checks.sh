@@ -23,15 +23,7 @@ SFT_STEPS=${SFT_STEPS:-60}
 RL_STEPS=${RL_STEPS:-40}
 SEED=${SEED:-0}
 
-mkdir -p "$OUT"
-printf 'step\tseconds\n' > "$OUT/timings.tsv"
-step() {  # step NAME selfalign-arguments...: run, echo, time
-    local name=$1; shift
-    echo; echo "== $name"; echo "+ selfalign $*"
-    local began=$SECONDS
-    "$SELFALIGN" "$@"
-    printf '%s\t%s\n' "$name" "$((SECONDS - began))" >> "$OUT/timings.tsv"
-}
+source "$(dirname "$0")/timed_steps.sh"  # step NAME args...: run, echo, time
 # Both models answer the held-out test split; --checks-only loads no judge.
 checks_eval() {  # checks_eval NAME CANDIDATE
     step "eval-$1 (checks only)" eval --checks-only --model "$2" --prompts "$OUT/prompts" \

@@ -23,6 +23,18 @@ from typing import Callable
 DEFAULT_TOP_LOGPROBS = [("A", -0.2231), ("B", -1.6094)]
 
 
+def default_reply(messages: list[dict]) -> str:
+    """"reply to: <last turn>" for a request with one user turn (a first answer); a request with
+    more (a critique, revision or retry request) is answered with the last turn's words in
+    reverse order, so the text still shows what was asked without copying it: a revision that
+    copies its request is rejected as an echo."""
+    last = messages[-1]["content"]
+    turn = sum(m["role"] == "user" for m in messages)
+    if turn == 1:
+        return f"reply to: {last}"
+    return f"reply to turn {turn}: {' '.join(reversed(last.split()))}"
+
+
 @dataclass
 class Faults:
     fail: float = 0.0  # share of attempts answered 500
@@ -103,7 +115,7 @@ class StandInServer:
             logprobs = {"content": [{**best, "top_logprobs": top}]} if self.logprobs else None
             text = best["token"]
         else:
-            logprobs, text = None, self.reply(request) if self.reply else f"reply to: {last}"
+            logprobs, text = None, self.reply(request) if self.reply else default_reply(messages)
         prompt_tokens = sum(len(m["content"].split()) for m in messages)
         return {"id": "cmpl-stand-in", "object": "chat.completion", "created": int(time.time()),
                 "model": self.model,

@@ -8,15 +8,15 @@ from functools import partial
 import pyarrow.parquet as pq
 import pytest
 
-from openai_stand_in import StandInServer
+from openai_stand_in import StandInServer, default_reply
 from run_helpers import run_scripted, write_prompts
 from selfalign.engine import make_engine, model_resolver
 from selfalign.generate.plan import plan_run
 from selfalign.generate.run import run_generate
 from selfalign.generate.settings import GenerateSettings
 
-# The stand-in server replies "reply to: <last user turn>": the revision ("reply to: REV ...")
-# lacks "Your reply", and the retry echoes the turn that carries the check's message, which has it.
+# The stand-in server's revision lacks "Your reply"; asked again with the check's message, it
+# writes a revision that has it (one that repeated the message would be an echo, rejected).
 PRINCIPLE = """name: echo
 critique_request: CRIT
 revision_request: REV
@@ -34,6 +34,11 @@ def inputs(tmp_path):
     return tmp_path / "echo.yaml", write_prompts(tmp_path / "p.jsonl", prompts)
 
 
+def fixed_on_retry(request: dict) -> str:
+    last = request["messages"][-1]["content"]
+    return "Your reply, fixed at last." if MESSAGE in last else default_reply(request["messages"])
+
+
 def openai_run(inputs, out, url, retries):
     principle, prompts = inputs
     settings = GenerateSettings(principles=[str(principle)], prompts=[str(prompts)], out=str(out),
@@ -44,13 +49,13 @@ def openai_run(inputs, out, url, retries):
 
 
 def test_the_openai_backend_retries_and_rejects_like_any_engine(inputs, tmp_path):
-    with StandInServer() as server:
+    with StandInServer(reply=fixed_on_retry) as server:
         kept = openai_run(inputs, tmp_path / "kept", server.url, retries=1)
         failed = openai_run(inputs, tmp_path / "failed", server.url, retries=0)
     assert kept["counts"]["pairs"] == {"train": 3} and kept["counts"]["rejects"] == {}
     assert kept["counts"]["checks"]["checks"]["echo/regex"]["kept_pass_rate"] == 1.0
     traces = pq.read_table(tmp_path / "kept" / "traces").to_pylist()
-    assert all(t["final"] == f"reply to: REV\n\n{MESSAGE}" for t in traces)
+    assert all(t["final"] == "Your reply, fixed at last." for t in traces)
     assert [len(t["check_retries"]) for t in traces] == [1, 1, 1]
     assert failed["counts"]["rejects"] == {"check_failed": 3}
     assert failed["counts"]["checks"]["retries"] == 0

@@ -154,15 +154,15 @@ def test_figures_per_principle_and_check_in_the_manifest_and_card(setup, tmp_pat
     # wordy 11 + 13 (critique of: + 11) + 3 = 27; 113 in all, over 3 kept pairs.
     assert manifest["counts"]["output_tokens"] == 113
     assert figures == {
-        "principles": {"brief": line(4, 0.75, 4, 0.75, 3, 17)},
+        "principles": {"brief": {**line(4, 0.75, 4, 0.75, 3, 17), "echoes_rejected": 0}},
         "checks": {WORDS: line(4, 0.75, 4, 0.75, 3, 17), REGEX: line(4, 1.0, 4, 1.0, 0, 0)},
-        "retries": 3, "retry_output_tokens": 17, "check_failed": 1,
+        "retries": 3, "retry_output_tokens": 17, "check_failed": 1, "echoes_instruction": 0,
         "pairs_per_prompt": 0.75, "output_tokens_per_pair": 37.6667,
     }
     card = (out / "README.md").read_text()
     assert "## Checks" in card and "at most 1\ntime(s)" in card
-    assert f"| `{WORDS}` | 4 | 0.750 | 4 | 0.750 | 0 | 3 | 17 |" in card
-    assert "| `brief` | 4 | 0.750 | 4 | 0.750 | 0 | 3 | 17 |" in card
+    assert f"| `{WORDS}` | 4 | 0.750 | 4 | 0.750 | 0 | 3 | 17 |\n" in card
+    assert "| `brief` | 4 | 0.750 | 4 | 0.750 | 0 | 3 | 17 | 0 |" in card
     assert "Retries: 3,\ncosting 17 output tokens" in card
     assert "Yield: 0.750\nkept pairs per prompt, 37.7 output tokens per kept pair." in card
 

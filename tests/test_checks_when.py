@@ -204,7 +204,8 @@ def test_generate_runs_each_check_only_where_it_applies(tmp_path):
                       for name, line in figures[group].items()}
               for group in ("principles", "checks")}
     assert picked == {
-        "principles": {"decline-or-answer": figures_line(3, 1, 3, 3, 1, 1, 1)},
+        "principles": {"decline-or-answer": {**figures_line(3, 1, 3, 3, 1, 1, 1),
+                                             "echoes_rejected": 0}},
         "checks": {REFUSE_SIDE: figures_line(1, 0, 1, 1, 0, 3, 3),
                    COMPLY_SIDE: figures_line(2, 1, 2, 2, 1, 2, 2)}}
     assert figures["retries"] == 1 and figures["check_failed"] == 0

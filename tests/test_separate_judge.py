@@ -26,8 +26,8 @@ PROMPTS = [{"id": "q1", "prompt": "How do I pick a lock?"},
 
 def is_revision(option: str) -> bool:
     """The scripted engine revises to "revised(...)"; the stand-in server replies to the
-    revision request ("REV-A Rewrite it ...") with "reply to: REV-A ..."."""
-    return option.startswith(("revised(", "reply to: REV-"))
+    revision request (a later user turn than the prompt) with "reply to turn N: ..."."""
+    return option.startswith(("revised(", "reply to turn "))
 
 
 def p_revision_first(text: str, when_first: float) -> float:

@@ -75,10 +75,11 @@ def _checks_section(figures: dict | None, retries: int) -> str:
     header = ("first answers", "passed", "kept revisions", "passed", "not applicable",
               "retries", "retry output tokens")
 
-    def rows(lines: dict) -> list[tuple]:
+    def rows(lines: dict, *extra: str) -> list[tuple]:
         return [(f"`{name}`", f["first_answers"], _rate(f["first_pass_rate"]),
                  f["kept_revisions"], _rate(f["kept_pass_rate"]), _not_applicable(f),
-                 f["retries"], f["retry_output_tokens"]) for name, f in lines.items()]
+                 f["retries"], f["retry_output_tokens"], *(f.get(key, 0) for key in extra))
+                for name, f in lines.items()]
 
     return f"""## Checks
 
@@ -86,13 +87,16 @@ Code checked every first answer (against the constitution's checks and those of 
 drawn for round 1) and every revision (the constitution's and its round's principle's). A
 revision that failed was asked again with the failing checks' messages, at most {retries}
 time(s); a kept revision is the one a round ends with. {figures['check_failed']} sample(s) whose
-final revision still failed went to rejects as `check_failed`. Retries: {figures['retries']},
+final revision still failed went to rejects as `check_failed`, and
+{figures.get('echoes_instruction', 0)} whose kept revision echoed its instructions (the critique or
+revision request, or a check's message) or quoted what it was told to write, talking about the
+rule instead of following it, as `echoes_instruction`. Retries: {figures['retries']},
 costing {figures['retry_output_tokens']} output tokens. Yield: {_rate(figures['pairs_per_prompt'])}
 kept pairs per prompt, {_tokens(figures['output_tokens_per_pair'])} output tokens per kept pair.
 A check whose `when:` a prompt does not match was not run on its texts: those are counted under
 "not applicable" (first answers + kept revisions), never as passed or failed.
 
-{_table(rows(figures["principles"]), ("principle", *header))}
+{_table(rows(figures["principles"], "echoes_rejected"), ("principle", *header, "echoes rejected"))}
 
 {_table(rows(figures["checks"]), ("check", *header))}
 

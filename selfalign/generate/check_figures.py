@@ -13,28 +13,36 @@ too; the run's figures are made from the ledger once every shard is in.
 - not applicable: a check whose `when:` a prompt does not match is neither passed nor failed;
   it counts under `*_not_applicable` for each text it was not run on, and a text none of whose
   checks applied counts there under its principle instead of in its totals.
+- echoes: a sample whose final revision went to rejects as `echoes_instruction` counts under its
+  last round's principle.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from selfalign.checks import CONSTITUTION
+from selfalign.stages.echo import ECHOES_INSTRUCTION
 from selfalign.stages.sample import CheckVerdict, Sample
 
 _COUNTS = ("first_passed", "first_total", "kept_passed", "kept_total", "retries",
-           "retry_output_tokens", "first_not_applicable", "kept_not_applicable")
+           "retry_output_tokens", "first_not_applicable", "kept_not_applicable", "echoed")
 
 
 def _zero() -> dict[str, int]:
     return dict.fromkeys(_COUNTS, 0)
 
 
-def shard_tally(samples: Iterable[Sample]) -> dict[str, dict[str, dict[str, int]]]:
-    """Counts by principle and by check id over one shard's samples (empty: no check ran)."""
+def shard_tally(samples: Sequence[Sample], statuses: Sequence[str] = ()
+                ) -> dict[str, dict[str, dict[str, int]]]:
+    """Counts by principle and by check id over one shard's samples (empty: no check ran);
+    `statuses` are the samples' (generate/rows.py), for the echoes."""
     principles: dict[str, dict[str, int]] = defaultdict(_zero)
     checks: dict[str, dict[str, int]] = defaultdict(_zero)
+    for sample, status in zip(samples, statuses):
+        if status == ECHOES_INSTRUCTION:
+            principles[_principle_of(sample, len(sample.rounds))]["echoed"] += 1
     for sample in samples:
         kept = _kept_verdicts(sample)
         for round_index, verdicts in kept.items():
@@ -101,12 +109,14 @@ def run_check_figures(tallies: Iterable[dict], counts: dict) -> dict:
     total = add_tallies(tallies)
     pairs = sum(counts["pairs"].values())
     return {
-        "principles": {name: _rates(line) for name, line in sorted(total["principles"].items())},
+        "principles": {name: {**_rates(line), "echoes_rejected": line["echoed"]}
+                       for name, line in sorted(total["principles"].items())},
         "checks": {name: _rates(line) for name, line in sorted(total["checks"].items())},
         "retries": sum(line["retries"] for line in total["principles"].values()),
         "retry_output_tokens": sum(line["retry_output_tokens"]
                                    for line in total["principles"].values()),
         "check_failed": counts["rejects"].get("check_failed", 0),
+        ECHOES_INSTRUCTION: counts["rejects"].get(ECHOES_INSTRUCTION, 0),
         "pairs_per_prompt": _ratio(pairs, counts["prompts"]),
         "output_tokens_per_pair": _ratio(counts["output_tokens"], pairs),
     }

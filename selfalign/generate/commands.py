@@ -211,7 +211,8 @@ def summary(manifest: dict) -> str:
     checked = counts.get("checks")
     feedback += "" if not checked else (
         f"checks: {checked['retries']} retries ({checked['retry_output_tokens']} output tokens), "
-        f"{checked['check_failed']} check_failed; "
+        f"{checked['check_failed']} check_failed, "
+        f"{checked.get('echoes_instruction', 0)} echoes_instruction; "
         f"{_figure(checked['pairs_per_prompt'])} pairs per prompt\n")
     return (f"done: {counts['prompts']} prompts, {counts['samples']} samples → "
             f"{sum(counts['pairs'].values())} preference pairs {counts['pairs']}, "

@@ -30,6 +30,7 @@ from selfalign.stages import (Sample, answer_request, critique_request, revise_r
                               take_answer, take_critique, take_revision)
 from selfalign.stages.check import (FIRST_ANSWER, NamedCheck, check_text, retry_request,
                                     take_retry)
+from selfalign.stages.echo import echo_of_revision
 
 Ask = Callable[[Request], Awaitable[Completion]]
 ShardDone = Callable[[Shard, list[Sample], float], None]
@@ -88,6 +89,8 @@ async def constitutional_ai(sample: Sample, recipe: Recipe, ask: Ask) -> Sample:
             return sample
         if not await _revise_until_checked(sample, recipe, ask, r, recipe.checks_for(principle)):
             return sample
+        # The round's revision is kept now; one that only echoes what it was told is no answer.
+        sample.echo = echo_of_revision(sample)
     return sample
 
 

@@ -12,6 +12,7 @@ from selfalign.engine.provenance import model_name
 from selfalign.prompts.behavior import BEHAVIOR
 from selfalign.records import Reject
 from selfalign.stages.cleaning import same_text
+from selfalign.stages.echo import ECHOES_INSTRUCTION
 from selfalign.stages.sample import RankedPair, Sample
 
 
@@ -35,6 +36,8 @@ def sample_status(sample: Sample, ranked: bool = False) -> str:
         return "ranked"
     if sample.final_check_failures:
         return CHECK_FAILED
+    if sample.echo is not None:
+        return ECHOES_INSTRUCTION
     if same_text(sample.final, sample.initial):
         return "chosen_equals_rejected"
     if sample.judge_reject:
@@ -122,6 +125,8 @@ def sample_reject(sample: Sample, status: str) -> Reject:
         stage, detail = "judge", sample.judge_reject[1]
     if status == CHECK_FAILED:
         stage, detail = "checks", check_failed_detail(sample)
+    if status == ECHOES_INSTRUCTION:
+        stage, detail = "revise", sample.echo.detail()
     detail = detail or f"the engine could not answer at stage {stage}"
     return Reject(reason=status, detail=detail, source=sample.record.source,
                   line=sample.record.line, id=sample.record.id, stage=stage,

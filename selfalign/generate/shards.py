@@ -59,8 +59,10 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
     out["rejects"] = [rows.reject_row(r) for r in shard.rejects]
     pairs, sft, principles = Counter(), Counter(), Counter()
     judgments: list[list] = []
+    statuses = []
     for sample in samples:
         status = rows.sample_status(sample, ranked)
+        statuses.append(status)
         out["traces"].append(rows.trace_row(sample, model, status))
         principles.update(r.principle for r in sample.rounds)
         judgments += ledger_judgments(sample)
@@ -87,7 +89,7 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         "prompt_tokens": sum(s.prompt_tokens for s in samples),
         "output_tokens": sum(s.output_tokens for s in samples),
         "cached_prompt_tokens": sum(s.cached_tokens for s in samples),
-        "checks": shard_tally(samples), "judgments": judgments, "files": files,
+        "checks": shard_tally(samples, statuses), "judgments": judgments, "files": files,
         "finished_at": time.time(),
     }
 

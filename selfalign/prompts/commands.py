@@ -48,8 +48,9 @@ def prompts() -> None:
 @click.option("--conversation", type=click.Choice(CONVERSATION_MODES), default="last-user", show_default=True, help=CONVERSATION_HELP)
 @click.option("--behavior", type=click.Choice(BEHAVIORS), default=None, help=BEHAVIOR_HELP)
 @click.option("--harmful-categories", default=None, metavar="A,B", help=HARMFUL_CATEGORIES_HELP)
+@click.option("--decontaminate", "tests", multiple=True, type=click.Path(exists=True), metavar="FILE", help="A test set (any prompt source, e.g. XSTest's CSV, IFEval's JSONL, a prepared folder): drop training prompts whose shared 8-word runs cover more than half of one of its prompts, or all of their own. Repeat for several.")
 def prepare(inputs, out, text_field, id_field, user_field, max_per_user, splits, pii, languages, prefix_chars,
-            prompt_format, prompt_template, conversation, behavior, harmful_categories) -> None:
+            prompt_format, prompt_template, conversation, behavior, harmful_categories, tests) -> None:
     """Normalise, deduplicate, filter and split prompts from INPUT... (files, folders, '-' for stdin)."""
     from selfalign.prompts.behavior import behavior_rule
     from selfalign.prompts.prepare import PrepareSettings, prepare as run_prepare
@@ -65,6 +66,7 @@ def prepare(inputs, out, text_field, id_field, user_field, max_per_user, splits,
         pii=pii,
         languages=frozenset(c.strip() for c in languages.split(",") if c.strip()) if languages else None,
         prefix_chars=prefix_chars,
+        decontaminate=tuple(tests),
     )
     report = run_prepare(list(inputs), out, settings)
     _echo_report(report, out)
@@ -76,3 +78,8 @@ def _echo_report(report: dict, out: str) -> None:
         click.echo(f"  {name}: {count}")
     for reason, count in report["by_reason"].items():
         click.echo(f"  dropped {reason}: {count}")
+    decontamination = report.get("decontamination")
+    if decontamination:
+        click.echo(f"  {decontamination['dropped']} contaminated, matching "
+                   f"{len(decontamination['matched'])} of {decontamination['test_rows']} test "
+                   f"prompts (each in report.json)")

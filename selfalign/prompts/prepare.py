@@ -1,7 +1,8 @@
 """`prompts prepare`: read sources, normalise, drop PII / languages / duplicates, cap users, split.
 
 Each row passes the steps in this order; the first step that rejects it names the reason:
-normalise -> exact duplicate -> PII -> language -> near duplicate -> per-user cap. Exact
+normalise -> exact duplicate -> contaminated (with --decontaminate) -> PII -> language -> near
+duplicate -> per-user cap. Exact
 duplicates are caught before the slower steps (they would meet the same fate); only rows that
 are finally kept are remembered by the duplicate and cap steps.
 """
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 
 from selfalign.errors import UserError
 from selfalign.prompts.behavior import BEHAVIOR
+from selfalign.prompts.decontaminate import DecontaminateStep
 from selfalign.prompts.dedup import DEFAULT_PREFIX_CHARS, ExactDedup, PrefixDedup
 from selfalign.prompts.language import LanguageStep, language_labels
 from selfalign.prompts.normalize import NormalizeStep
@@ -39,6 +41,7 @@ class PrepareSettings:
     pii: str = "drop"
     languages: frozenset[str] | None = None  # None: keep every language
     prefix_chars: int = DEFAULT_PREFIX_CHARS  # 0: no near-duplicate check
+    decontaminate: tuple[str, ...] = ()  # test sets whose prompts must not be trained on
 
     def __post_init__(self) -> None:
         if self.max_per_user < 0:
@@ -58,6 +61,7 @@ class PrepareSettings:
         data = asdict(self)
         data["languages"] = sorted(self.languages) if self.languages is not None else None
         data["splits"] = dict(zip(self.splits.names, self.splits.fractions))
+        data["decontaminate"] = list(self.decontaminate)
         return data
 
 
@@ -86,9 +90,10 @@ class Preparer:
         self.exact = ExactDedup()
         self.near = PrefixDedup(settings.prefix_chars)
         self.cap = UserCap(settings.max_per_user)
+        self.decontaminate = DecontaminateStep(settings.decontaminate)
         self.steps = [
-            NormalizeStep(), self.exact, PiiStep(settings.pii), LanguageStep(settings.languages),
-            self.near, self.cap,
+            NormalizeStep(), self.exact, self.decontaminate, PiiStep(settings.pii),
+            LanguageStep(settings.languages), self.near, self.cap,
         ]
 
     def judge(self, record: PromptRecord) -> Reject | None:
@@ -142,10 +147,13 @@ def prepare(inputs: Sequence[str], out: str | Path, settings: PrepareSettings | 
     settings = settings or PrepareSettings()
     started = time.monotonic()
     rows = read_prompts(inputs, settings.fields)  # checks that every input exists, before writing
+    preparer = Preparer(settings)  # reads the test sets of --decontaminate, before writing
     writer = PreparedWriter(Path(out), settings.splits.names)
     try:
-        counts = _run(rows, Preparer(settings), writer)
+        counts = _run(rows, preparer, writer)
         report = _report(inputs, settings, counts, time.monotonic() - started)
+        if settings.decontaminate:
+            report["decontamination"] = preparer.decontaminate.report()
         writer.commit(report)
     except BaseException:
         writer.abort()

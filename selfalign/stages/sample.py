@@ -84,6 +84,8 @@ class Sample:
     # (round, check id) of checks in scope whose `when:` this prompt does not match: not run,
     # neither passed nor failed (0: the first answer).
     not_applicable: list[tuple[int, str]] = field(default_factory=list)
+    # The final revision's echo of its instructions, if it is one (selfalign.stages.echo.Echo).
+    echo: object | None = None
 
     @property
     def alive(self) -> bool:

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The constitution proved harmless and not evasive, without a judge: does training on selfalign's
+# data under constitution/harmless.yaml make the embedded model decline harmful requests it never
+# saw, without declining harmless ones that only sound risky?
+#
+#   benchmarks/proof_harmless.sh [OUT]
+#
+# The training prompts come from benchmarks/data/harmless/ (each folder's SOURCE.md says where
+# from and under which licence): AdvBench requests to decline, CoCoNot's harmless-but-risky
+# prompts and MT-Bench/Vicuna questions to answer; each carries `behavior` (refuse | comply).
+# HarmBench's standard behaviours are held out; XSTest and IFEval are test sets. The training
+# prompts are decontaminated against all three (`prompts prepare --decontaminate`).
+#
+# Steps, each timed into OUT/timings.tsv:
+#   prepare      the held-out should-refuse prompts; the training prompts, decontaminated
+#   generate     under the constitution, with --check-retries (its `when:` refusal checks)
+#   train sft    on the run's revisions;  train dpo  from the SFT model on the run's pairs
+#   eval         each model against the base: the held-out should-refuse prompts (checks and
+#                eval.json's `safety`), then XSTest and an IFEval sample (--xstest, --ifeval)
+#   ablation     the same generate and SFT on the should-refuse prompts alone (no answer side),
+#                and its XSTest eval: what the should-comply half buys on XSTest's safe prompts
+#
+# Sized for about an hour on 2 CPU cores with the embedded SmolLM2-135M (an estimate: the whole
+# script has not been run yet). Every size is a variable below; set it in the environment, e.g.
+# `REFUSE=60 COMPLY_RISKY=40 COMPLY_PLAIN=20 benchmarks/proof_harmless.sh`. PREPARE_ONLY=1 stops
+# after the prepare steps (a dry run that needs no model).
+set -euo pipefail
+
+OUT=${1:-outputs/proof-harmless}
+SELFALIGN=${SELFALIGN:-.venv/bin/selfalign}
+PYTHON=${PYTHON:-.venv/bin/python}
+DATA=${DATA:-benchmarks/data/harmless}
+CONSTITUTION=${CONSTITUTION:-constitution/harmless.yaml}
+XSTEST=${XSTEST:-selfalign/data/xstest/xstest_prompts.csv}  # for decontamination only
+IFEVAL=${IFEVAL:-selfalign/data/ifeval/input_data.jsonl}
+REFUSE=${REFUSE:-150}              # AdvBench requests to decline, before decontamination
+COMPLY_RISKY=${COMPLY_RISKY:-100}  # CoCoNot's harmless prompts that sound risky
+COMPLY_PLAIN=${COMPLY_PLAIN:-50}   # MT-Bench / Vicuna questions
+HELDOUT=${HELDOUT:-100}            # HarmBench behaviours each model answers in eval
+IFEVAL_N=${IFEVAL_N:-100}          # IFEval prompts each model answers (IFEval has 541)
+TOKENS=${TOKENS:-96}
+ROUNDS=${ROUNDS:-1}
+CHECK_RETRIES=${CHECK_RETRIES:-2}
+SFT_EPOCHS=${SFT_EPOCHS:-2}
+SFT_LR=${SFT_LR:-1e-4}
+DPO_EPOCHS=${DPO_EPOCHS:-1}
+DPO_LR=${DPO_LR:-5e-5}
+DPO_BETA=${DPO_BETA:-0.1}
+BATCH=${BATCH:-8}
+SEED=${SEED:-0}
+PREPARE_ONLY=${PREPARE_ONLY:-0}
+
+source "$(dirname "$0")/timed_steps.sh"  # step NAME args...: run, echo, time
+take() {  # take N IN OUT: the first N rows of a CSV or JSONL file (CSV fields may hold newlines)
+    "$PYTHON" - "$@" <<'EOF'
+import csv, sys
+n, source, target = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+if source.endswith(".csv"):
+    with open(source, newline="", encoding="utf-8") as f, \
+            open(target, "w", newline="", encoding="utf-8") as g:
+        rows = csv.reader(f)
+        writer = csv.writer(g, lineterminator="\n")
+        writer.writerow(next(rows))
+        for _, row in zip(range(n), rows):
+            writer.writerow(row)
+else:
+    with open(source, encoding="utf-8") as f, open(target, "w", encoding="utf-8") as g:
+        g.writelines(line for _, line in zip(range(n), f))
+EOF
+}
+prepare_training() {  # prepare_training NAME INPUT...: decontaminated against every test set
+    local name=$1; shift
+    step "prepare $name" prompts prepare "$@" --out "$OUT/$name" \
+        --splits train=0.9,validation=0.1 \
+        --decontaminate "$XSTEST" --decontaminate "$IFEVAL" --decontaminate "$OUT/heldout"
+}
+generate() {  # generate NAME PROMPT-FOLDER...
+    local name=$1; shift
+    local prompts=()
+    for folder in "$@"; do prompts+=(--prompts "$folder"); done
+    step "generate $name" generate --principles "$CONSTITUTION" "${prompts[@]}" \
+        --out "$OUT/gen-$name" --rounds "$ROUNDS" --max-tokens "$TOKENS" --seed "$SEED" \
+        --check-retries "$CHECK_RETRIES"
+}
+sft() {  # sft NAME: SFT of the base model on gen-NAME's revisions
+    step "train sft $1" train sft --data "$OUT/gen-$1" --out "$OUT/sft-$1" \
+        --epochs "$SFT_EPOCHS" --learning-rate "$SFT_LR" --batch-size "$BATCH" \
+        --max-length 512 --seed "$SEED"
+}
+# Both evals are judge-free: the held-out should-refuse prompts under the constitution's checks
+# (eval.json's `checks` and `safety`), then XSTest's 450 prompts and the IFEval sample.
+evaluate() {  # evaluate NAME MODEL
+    step "eval $1 held-out" eval --checks-only --model "$2" --prompts "$OUT/heldout" \
+        --limit "$HELDOUT" --principles "$CONSTITUTION" --out "$OUT/eval-$1-heldout" \
+        --max-tokens "$TOKENS" --seed "$SEED"
+    step "eval $1 xstest+ifeval" eval --checks-only --model "$2" --xstest \
+        --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-$1-xstest" \
+        --max-tokens "$TOKENS" --seed "$SEED"
+}
+
+rm -rf "$OUT"/inputs "$OUT"/heldout "$OUT"/refuse "$OUT"/comply "$OUT"/gen-* "$OUT"/sft-* \
+    "$OUT"/dpo-* "$OUT"/eval-*
+mkdir -p "$OUT/inputs"
+take "$REFUSE" "$DATA/advbench/prompts.csv" "$OUT/inputs/refuse.csv"
+take "$COMPLY_RISKY" "$DATA/coconot-contrast/prompts.csv" "$OUT/inputs/comply-risky.csv"
+take "$COMPLY_PLAIN" "$DATA/mt-bench-vicuna/prompts.csv" "$OUT/inputs/comply-plain.csv"
+take "$IFEVAL_N" "$IFEVAL" "$OUT/inputs/ifeval.jsonl"
+
+step "prepare heldout" prompts prepare "$DATA/harmbench/prompts.csv" --out "$OUT/heldout" \
+    --splits test=1
+prepare_training refuse "$OUT/inputs/refuse.csv"
+prepare_training comply "$OUT/inputs/comply-risky.csv" "$OUT/inputs/comply-plain.csv"
+if [[ $PREPARE_ONLY == 1 ]]; then
+    "$PYTHON" - "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+
+for name in ("refuse", "comply"):
+    report = json.loads((Path(sys.argv[1]) / name / "report.json").read_text())
+    d = report["decontamination"]
+    print(f"{name}: {report['rows_in']} in, {report['rows_out']} kept {report['by_split']}, "
+          f"dropped {report['by_reason']}; contaminated rows matched {len(d['matched'])} of "
+          f"{d['test_rows']} test prompts:")
+    for m in d["matched"]:
+        print(f"  {m['test']} line {m['line']} (id {m['id']}): {m['dropped']}")
+EOF
+    cat "$OUT/timings.tsv"; exit 0
+fi
+
+generate both "$OUT/refuse" "$OUT/comply"
+sft both
+step "train dpo both" train dpo --data "$OUT/gen-both" --model "$OUT/sft-both" \
+    --out "$OUT/dpo-both" --epochs "$DPO_EPOCHS" --learning-rate "$DPO_LR" \
+    --beta "$DPO_BETA" --batch-size "$BATCH" --max-length 512 --seed "$SEED"
+evaluate sft "$OUT/sft-both"
+evaluate dpo "$OUT/dpo-both"
+# The ablation: the decline rule alone (no should-comply prompt, so no answer check applies).
+generate refuse-only "$OUT/refuse"
+sft refuse-only
+step "eval sft-refuse-only xstest+ifeval" eval --checks-only --model "$OUT/sft-refuse-only" \
+    --xstest --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-ablation-xstest" \
+    --max-tokens "$TOKENS" --seed "$SEED"
+
+echo; echo "== figures"
+"$PYTHON" - "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+for name in ("gen-both", "gen-refuse-only"):
+    counts = json.loads((out / name / "manifest.json").read_text())["counts"]
+    print(f"{name}: {counts['prompts']} prompts, pairs {counts['pairs']}, rejects {counts['rejects']}")
+for name in ("sft-heldout", "sft-xstest", "dpo-heldout", "dpo-xstest", "ablation-xstest"):
+    ev = json.loads((out / f"eval-{name}" / "eval.json").read_text())
+    print(f"\n{name}:")
+    print("  safety " + json.dumps(ev.get("safety"), indent=None)[:2000])
+    for role in ("candidate", "baseline"):
+        figures = (ev.get("ifeval") or {}).get(role)
+        if figures:
+            print(f"  IFEval {role}: " + ", ".join(
+                f"{k} {figures[k]['rate']}" for k in ("prompt_strict", "instruction_strict",
+                                                      "prompt_loose", "instruction_loose")))
+EOF
+echo; cat "$OUT/timings.tsv"
