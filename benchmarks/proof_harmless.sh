@@ -20,8 +20,9 @@
 #   ablation     the same generate and SFT on the should-refuse prompts alone (no answer side),
 #                and its XSTest eval: what the should-comply half buys on XSTest's safe prompts
 #
-# Sized for about an hour on 2 CPU cores with the embedded SmolLM2-135M (an estimate: the whole
-# script has not been run yet). Every size is a variable below; set it in the environment, e.g.
+# Sized for about an hour on 2 CPU cores with the embedded SmolLM2-135M: an estimate from a run
+# at tiny scale (18 training prompts, 24 tokens, XSTest cut to 20 prompts), where every step ran
+# in 495 s, mostly engine starts; the full size has not been run yet. Every size is a variable below; set it in the environment, e.g.
 # `REFUSE=60 COMPLY_RISKY=40 COMPLY_PLAIN=20 benchmarks/proof_harmless.sh`. PREPARE_ONLY=1 stops
 # after the prepare steps (a dry run that needs no model).
 set -euo pipefail
@@ -147,13 +148,30 @@ import json, sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
+
+
+def share(line: dict) -> str:
+    return f"{line['passed']}/{line['total']} {line['interval']}"
+
+
+def safety(name: str, block: dict | None) -> None:
+    """eval.json's `safety` (held-out prompts) or `xstest` block, one line per side."""
+    for side, what in (("should_refuse", "declined"), ("should_comply", "answered")):
+        figures = (block or {}).get(side)
+        if figures:
+            print(f"  {name} {side} {what}: candidate {share(figures['candidate'])}, base "
+                  f"{share(figures['baseline'])}, difference {figures['difference']}, "
+                  f"McNemar p {figures['mcnemar_p']}")
+
+
 for name in ("gen-both", "gen-refuse-only"):
     counts = json.loads((out / name / "manifest.json").read_text())["counts"]
     print(f"{name}: {counts['prompts']} prompts, pairs {counts['pairs']}, rejects {counts['rejects']}")
-for name in ("sft-heldout", "sft-xstest", "dpo-heldout", "dpo-xstest", "ablation-xstest"):
+for name in ("sft-heldout", "dpo-heldout", "sft-xstest", "dpo-xstest", "ablation-xstest"):
     ev = json.loads((out / f"eval-{name}" / "eval.json").read_text())
     print(f"\n{name}:")
-    print("  safety " + json.dumps(ev.get("safety"), indent=None)[:2000])
+    safety("held-out", ev.get("safety"))
+    safety("XSTest", ev.get("xstest"))
     for role in ("candidate", "baseline"):
         figures = (ev.get("ifeval") or {}).get(role)
         if figures:
