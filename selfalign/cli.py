@@ -43,6 +43,7 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
+    from selfalign.author.commands import new_command, try_command
     from selfalign.checks.commands import checks
     from selfalign.constitution.commands import principles, validate
     from selfalign.eval.commands import eval_command
@@ -52,6 +53,8 @@ def _register() -> None:
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
+    principles.add_command(try_command)
+    principles.add_command(new_command)
     for command in (validate, principles, generate, verify, prompts, train, eval_command, label,
                     checks):
         main.add_command(command)
