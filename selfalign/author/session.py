@@ -16,7 +16,8 @@ from selfalign.author.trial import Remembering, Trial, run_trial
 from selfalign.author.watch import Watcher
 from selfalign.constitution import Constitution, load_constitution
 from selfalign.constitution.model import ConstitutionError
-from selfalign.engine.base import Engine
+from selfalign.engine.base import Engine, EngineFailure
+from selfalign.errors import UserError
 from selfalign.generate.settings import GenerateSettings
 from selfalign.generate.stops import STOP_SIGNALS
 from selfalign.records import PromptRecord
@@ -85,8 +86,14 @@ async def run_session(session: Session, constitution: Constitution | None,
     """Build the engine, try once (if the files are valid), then with `watch` again after every
     save. Returns the exit status: 0, or 130 for Ctrl-C outside --watch."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    signals: list[int] = []
+
+    def stop(signum: int) -> None:
+        signals.append(signum)
+        task.cancel()
+
     for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, task.cancel)
+        loop.add_signal_handler(signum, stop, signum)
     engine = None
     try:
         started = time.perf_counter()
@@ -100,7 +107,11 @@ async def run_session(session: Session, constitution: Constitution | None,
         if watch:
             await _watch(session, ask, constitution)
         return 0
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, EngineFailure) as why:
+        # Ctrl-C in a terminal reaches vLLM's engine process too, which may die first: then the
+        # signal is the cause, not the engine.
+        if isinstance(why, EngineFailure) and not signals:
+            raise UserError(f"the engine failed: {why}") from None
         session.err.write("stopped\n")
         return 0 if watch else 130
     finally:
