@@ -181,6 +181,7 @@ bench: setup
 	$(PY) benchmarks/bench_openai_backend.py --prompts 256 --max-tokens 32
 	$(PY) benchmarks/bench_million.py --pairs 1000000 --answers 100000
 	$(PY) benchmarks/dpo_smollm2.py
+	$(PY) benchmarks/bench_try_watch.py
 
 # Generated data outside outputs/demo is yours: clean leaves it alone.
 clean:

@@ -96,6 +96,9 @@ def test_text_wraps_at_80_columns_and_a_longer_word_gets_a_line_of_its_own():
     lines = Page().text("word " * 30 + url + " end")
     assert [len(line) for line in lines] == [78, 78, 4 + len(url), 7]  # 15 words of 4 a line
     assert lines[2] == "    " + url
+    # a model's own line breaks and indents stay, blank runs become one blank line
+    assert Page().text("def f():\n    return 1\n\n\nend") == [
+        "    def f():", "        return 1", "", "    end"]
 
 
 # -- the command, piped -------------------------------------------------------------------------

@@ -58,11 +58,13 @@ class Page:
         return [text.rstrip() for text in lines]
 
     def text(self, text: str, indent: str = INDENT) -> list[str]:
-        """A model's text wrapped, its line breaks kept (runs of blank lines become one)."""
+        """A model's text wrapped, its line breaks and indents kept (runs of blank lines become
+        one)."""
         lines: list[str] = []
         for raw in text.strip().splitlines() or [""]:
             if raw.strip():
-                lines += self.wrap(((word, None) for word in raw.split()), indent)
+                own = indent + " " * (len(raw.expandtabs(4)) - len(raw.expandtabs(4).lstrip()))
+                lines += self.wrap(((word, None) for word in raw.split()), own)
             elif lines and lines[-1]:
                 lines.append("")
         return lines or [indent + self.paint("(empty)", "dim")]
