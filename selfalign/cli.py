@@ -12,10 +12,12 @@ import click
 
 from selfalign import __version__
 from selfalign.errors import NothingToDo, UserError
-from selfalign.quiet import configure_output, follow_vllm_level
+from selfalign.quiet import configure_output, follow_vllm_level, leave_terminal_group_if_asked
 
-# vLLM's engine processes are spawned and import this module first: quiet them before vLLM loads.
+# vLLM's engine processes are spawned and import this module first: quiet them before vLLM loads,
+# and keep them out of the terminal's Ctrl-C where the command asks (principles try).
 follow_vllm_level()
+leave_terminal_group_if_asked()
 
 
 class _FriendlyGroup(click.Group):

@@ -1,5 +1,6 @@
 """`principles try --watch` as a person uses it: in a real terminal (tmux), on the embedded
-model. Save a change, save a broken file, fix it, Ctrl-C; read the screen as it is shown."""
+model. Save a change, save a broken file, fix it, save again and Ctrl-C while that trial runs;
+read the screen as it is shown."""
 
 from __future__ import annotations
 
@@ -94,7 +95,12 @@ def test_watch_tries_each_save_shows_a_broken_one_and_stops_on_ctrl_c(terminal, 
     screen = terminal.wait_for("watching 1 file", count=4, timeout=120)
     assert "it must have fewer than 30" in screen or "fewer than 30 as asked" in screen
 
+    # Ctrl-C while a trial runs: the terminal sends it to the engine's processes too
+    principle.write_text(PRINCIPLE.format(revision="Rewrite it in fewer than 10 words.",
+                                          words=10).replace("say what", "say which words"))
+    terminal.wait_for("saved: brief.yaml", count=4, timeout=60)
+    time.sleep(0.5)
     terminal.run("send-keys", "-t", "try", "C-c", "")
     screen = terminal.wait_for("EXIT=", timeout=60)
-    assert "EXIT=0" in screen
-    assert "Traceback" not in screen
+    assert "stopped EXIT=0" in screen
+    assert "Traceback" not in screen and "Error" not in screen

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from selfalign.engine.base import Engine, EngineFailure
 from selfalign.errors import UserError
 from selfalign.generate.settings import GenerateSettings
 from selfalign.generate.stops import STOP_SIGNALS
+from selfalign.quiet import ENGINE_OWN_GROUP
 from selfalign.records import PromptRecord
 
 
@@ -41,7 +43,8 @@ class Session:
         self.out.write("".join(line + "\n" for line in lines))
         self.out.flush()
 
-    async def trial(self, constitution: Constitution, ask: Remembering) -> tuple[Trial, Trial | None]:
+    async def trial(self, constitution: Constitution,
+                    ask: Remembering) -> tuple[Trial, Trial | None]:
         new = run_trial(self.label, constitution, self.settings, self.records, ask)
         if self.old is None:
             return await new, None
@@ -97,6 +100,9 @@ async def run_session(session: Session, constitution: Constitution | None,
     engine = None
     try:
         started = time.perf_counter()
+        # Ctrl-C is this process's to handle: it stops the engine's processes in order, where
+        # the terminal's SIGINT would kill them mid-step (with tracebacks).
+        os.environ[ENGINE_OWN_GROUP] = "1"
         engine = start_engine()
         described = engine.describe()
         session.err.write(f"engine: {described['model']} on {described['backend']}, "
