@@ -255,6 +255,28 @@ def test_watch_tries_each_save_and_waits_out_a_broken_one(tmp_path):
     assert err.getvalue().endswith("stopped\n")
 
 
+def test_watch_can_start_from_a_broken_file_and_tries_it_once_fixed(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: starts\n")
+    out, err = io.StringIO(), io.StringIO()
+    session = Session([path], GenerateSettings(), trial_prompts(["Hi"], [], None), Page(), out,
+                      err)
+    engine = ScriptedEngine()
+
+    async def author() -> int:
+        task = asyncio.create_task(run_session(session, None, lambda: engine, watch=True))
+        await until(lambda: "watching 1 file" in out.getvalue())
+        assert engine.count == 0  # nothing valid to try yet
+        await asyncio.sleep(0.05)
+        write_principle(path)
+        await until(lambda: out.getvalue().count("watching 1 file") == 2)
+        task.cancel()
+        return await task
+
+    assert asyncio.run(author()) == 0
+    assert "1 of 1 final texts pass every check" in out.getvalue()
+
+
 async def until(condition, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if condition():
