@@ -114,8 +114,8 @@ async def run_session(session: Session, constitution: Constitution | None,
             await _watch(session, ask, constitution)
         return 0
     except (asyncio.CancelledError, EngineFailure) as why:
-        # Ctrl-C in a terminal reaches vLLM's engine process too, which may die first: then the
-        # signal is the cause, not the engine.
+        # A stop signal sent to the whole group (kill -INT -PGID) may still kill the engine
+        # first: then the signal is the cause, not the engine.
         if isinstance(why, EngineFailure) and not signals:
             raise UserError(f"the engine failed: {why}") from None
         session.err.write("stopped\n")
