@@ -150,8 +150,9 @@ recipe: setup
 	@echo; echo "recipe done: $(RECIPE_OUT)/rl/report.md, $(RECIPE_OUT)/eval-rl/report.md," \
 	    "$(RECIPE_OUT)/eval-dpo/report.md"
 
-# The labelling app's browser tests need Chromium and Playwright: installed here where apt-get
-# runs as root; elsewhere those tests are skipped, each with its reason in the summary.
+# The labelling app's browser tests need Chromium and Playwright, and the `principles try --watch`
+# terminal test needs tmux: installed here where apt-get runs as root; elsewhere those tests are
+# skipped, each with its reason in the summary.
 test: setup
 	@bash scripts/browser-setup.sh
 	$(PYTEST) $(PYTEST_ARGS)
@@ -180,6 +181,7 @@ bench: setup
 	$(PY) benchmarks/bench_openai_backend.py --prompts 256 --max-tokens 32
 	$(PY) benchmarks/bench_million.py --pairs 1000000 --answers 100000
 	$(PY) benchmarks/dpo_smollm2.py
+	$(PY) benchmarks/bench_try_watch.py
 
 # Generated data outside outputs/demo is yours: clean leaves it alone.
 clean:

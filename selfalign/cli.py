@@ -12,10 +12,12 @@ import click
 
 from selfalign import __version__
 from selfalign.errors import NothingToDo, UserError
-from selfalign.quiet import configure_output, follow_vllm_level
+from selfalign.quiet import configure_output, follow_vllm_level, leave_terminal_group_if_asked
 
-# vLLM's engine processes are spawned and import this module first: quiet them before vLLM loads.
+# vLLM's engine processes are spawned and import this module first: quiet them before vLLM loads,
+# and keep them out of the terminal's Ctrl-C where the command asks (principles try).
 follow_vllm_level()
+leave_terminal_group_if_asked()
 
 
 class _FriendlyGroup(click.Group):
@@ -43,6 +45,7 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
+    from selfalign.author.commands import new_command, try_command
     from selfalign.checks.commands import checks
     from selfalign.constitution.commands import principles, validate
     from selfalign.eval.commands import eval_command
@@ -52,6 +55,8 @@ def _register() -> None:
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
+    principles.add_command(try_command)
+    principles.add_command(new_command)
     for command in (validate, principles, generate, verify, prompts, train, eval_command, label,
                     checks):
         main.add_command(command)

@@ -10,10 +10,12 @@ brings every line back. Settings the user made in the environment always win.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import warnings
 
 VERBOSE_ENV = "SELFALIGN_VERBOSE"
+ENGINE_OWN_GROUP = "SELFALIGN_ENGINE_OWN_GROUP"  # set: engine processes leave the terminal's group
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 # What each library reads, and the value that keeps it to errors (or silences its progress bars).
@@ -75,3 +77,16 @@ def inherited_environment() -> dict[str, str]:
     chosen = {name: os.environ[name] for name in QUIET_ENVIRONMENT if name in os.environ}
     # Always said, so a worker never takes "verbose" from the environment its node started with.
     return {**chosen, VERBOSE_ENV: "1" if verbose_requested() else "0"}
+
+
+def leave_terminal_group_if_asked() -> None:
+    """In a process spawned by an engine (vLLM's engine core and workers import the command's
+    main module, so this package, first): with SELFALIGN_ENGINE_OWN_GROUP set, move to a
+    process group of its own. A terminal sends Ctrl-C to its whole foreground group; a vLLM
+    worker dies of it mid-step and the engine core prints its traceback. `principles try
+    --watch` sets it, so Ctrl-C reaches only the command, which shuts the engine down."""
+    if os.environ.get(ENGINE_OWN_GROUP) and multiprocessing.current_process().name != "MainProcess":
+        try:
+            os.setpgid(0, 0)
+        except OSError:  # already a group's leader: nothing to leave
+            pass

@@ -2,7 +2,8 @@
 
 import pytest
 
-from selfalign.label.browse import browse, principle_figures, word_diff
+from selfalign.label.browse import browse, principle_figures
+from selfalign.word_diff import word_diff
 from selfalign.store.reader import open_finished_run
 
 from label_helpers import project_and_client, bearer, synthetic_run, write_tasks

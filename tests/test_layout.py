@@ -12,7 +12,7 @@ import selfalign
 ROOT = Path(selfalign.__file__).parent
 DOCS_MAP = ROOT.parent / "docs" / "development" / "setup.md"
 BASICS = "selfalign"  # errors, records, atomic, stable_hash, quiet, reject_tally, hub_card,
-# yaml_lines, schema_check, settings_schema
+# yaml_lines, schema_check, settings_schema, option_groups, word_diff
 CLI = "cli"  # cli.py and every package's commands.py: the thin click layer on top
 
 # package → the packages its modules may import (besides its own modules and the basics).
@@ -26,6 +26,8 @@ MAY_IMPORT = {
     "selfalign.stages": {"selfalign.constitution", "selfalign.engine", "selfalign.checks"},
     "selfalign.generate": {"selfalign.checks", "selfalign.store", "selfalign.prompts", "selfalign.engine",
                            "selfalign.constitution", "selfalign.stages"},
+    "selfalign.author": {"selfalign.checks", "selfalign.prompts", "selfalign.engine", "selfalign.constitution",
+                         "selfalign.stages", "selfalign.generate"},
     "selfalign.generate.ray": {"selfalign.generate", "selfalign.store", "selfalign.engine"},
     "selfalign.train": {"selfalign.checks", "selfalign.store", "selfalign.engine"},
     "selfalign.eval": {"selfalign.checks", "selfalign.prompts", "selfalign.engine", "selfalign.constitution",

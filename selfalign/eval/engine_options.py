@@ -4,24 +4,15 @@ their defaults are those of `EngineFields`."""
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Callable
-
 import click
 
 from selfalign.eval.settings import EngineFields
+from selfalign.option_groups import stacked
 
 _D = {f.name: f.default for f in fields(EngineFields)}
 
 
-def _stacked(options: list[Callable]) -> Callable:
-    def apply(command: Callable) -> Callable:
-        for option in reversed(options):  # so that --help lists them in this order
-            command = option(command)
-        return command
-    return apply
-
-
-local_engine_options = _stacked([
+local_engine_options = stacked([
     click.option("--dtype", default=_D["dtype"], show_default=True,
                  help="Weights' dtype in vLLM (auto: the checkpoint's; float32 on most CPUs)."),
     click.option("--max-model-len", type=int, default=None,
@@ -38,7 +29,7 @@ local_engine_options = _stacked([
                  help="Skip vLLM graph compilation [default: skip on CPU, compile on GPU]."),
 ])
 
-server_options = _stacked([
+server_options = stacked([
     click.option("--api-key-env", default=_D["api_key_env"], show_default=True,
                  help="Environment variable holding the servers' API key."),
     click.option("--max-concurrency", type=int, default=_D["max_concurrency"], show_default=True,

@@ -53,7 +53,7 @@ def plan_run(settings: GenerateSettings, resolve_model: Callable[[str | None], s
         if path != "-" and not Path(path).exists():
             raise UserError(f"--prompts {path}: no such file or folder")
     constitution = load_constitution(settings.principles)
-    rounds = settings.rounds if settings.rounds is not None else (constitution.rounds or 1)
+    rounds = run_rounds(settings, constitution)
     if settings.feedback:
         check_judge_ready(constitution, settings.judge_principles)
     out = Path(settings.out)
@@ -93,11 +93,20 @@ def _check_resumable(out: Path, fingerprint: dict) -> None:
                         "checked or read again; save the prompts to a file")
 
 
+def run_rounds(settings: GenerateSettings, constitution: Constitution) -> int:
+    """`--rounds`, else the constitution's `rounds`, else 1."""
+    return settings.rounds if settings.rounds is not None else (constitution.rounds or 1)
+
+
 def make_recipe(plan: Plan) -> Recipe:
-    settings = plan.settings
+    return recipe_for(plan.settings, plan.constitution, plan.rounds)
+
+
+def recipe_for(settings: GenerateSettings, constitution: Constitution, rounds: int) -> Recipe:
+    """What every conversation is asked with, from a run's settings (also `principles try`'s)."""
     feedback = Feedback(settings.feedback, settings.judge_principles, settings.judge_cot,
                         settings.min_preference) if settings.feedback else None
-    return Recipe(plan.constitution, SamplingSettings(settings.max_tokens,
-                                                      settings.temperature, settings.top_p),
-                  seed=settings.seed, rounds=plan.rounds, samples=settings.samples,
+    return Recipe(constitution, SamplingSettings(settings.max_tokens,
+                                                 settings.temperature, settings.top_p),
+                  seed=settings.seed, rounds=rounds, samples=settings.samples,
                   feedback=feedback, check_retries=settings.check_retries)

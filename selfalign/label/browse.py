@@ -7,13 +7,12 @@ time for the conversations; the per-principle table reads every trace once per r
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections import defaultdict
 
 from selfalign.eval.refusal import is_refusal
 from selfalign.stages.cleaning import same_text
 from selfalign.store.reader import FinishedRun
+from selfalign.word_diff import word_diff
 
 PAGE = 20
 TRACE_COLUMNS = ["prompt_id", "sample_index", "split", "principle_ids", "prompt", "initial",
@@ -87,19 +86,3 @@ def _conversation(row: dict) -> dict:
             "critiques": [r.get("critique") or "" for r in rounds],
             "revision": row["final"] or "",
             "diff": word_diff(row["initial"] or "", row["final"] or "")}
-
-
-def word_diff(before: str, after: str) -> list[tuple[str, str]]:
-    """[(op, text)] with op in '=', '-', '+': the words kept, removed and added."""
-    old, new = re.findall(r"\S+|\s+", before), re.findall(r"\S+|\s+", after)
-    parts = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new,
-                                                     autojunk=False).get_opcodes():
-        if op == "equal":
-            parts.append(("=", "".join(old[i1:i2])))
-            continue
-        if i2 > i1:
-            parts.append(("-", "".join(old[i1:i2])))
-        if j2 > j1:
-            parts.append(("+", "".join(new[j1:j2])))
-    return parts
