@@ -291,7 +291,7 @@ def test_new_writes_a_commented_file_that_validates_with_the_schema_line(tmp_pat
     path = tmp_path / "be-kind.yaml"
     result = CliRunner().invoke(main, ["principles", "new", "be-kind", "--out", str(path),
                                        "--checks", "length_constraints:number_words",
-                                       "--checks", "regex"])
+                                       "--checks", "regex", "--no-try"])
     assert result.exit_code == 0, result.output
     assert f"selfalign principles try {path} --watch" in result.output
     text = path.read_text()
@@ -315,10 +315,19 @@ def test_new_in_this_repository_points_at_the_schema_as_the_shipped_principles_d
 
 def test_new_refuses_a_bad_name_an_unknown_kind_and_an_existing_file(tmp_path):
     def new(*args):
-        return CliRunner().invoke(main, ["principles", "new", *args])
+        return CliRunner().invoke(main, ["principles", "new", "--no-try", *args])
 
     assert "kebab-case" in new("Be_Kind", "--out", str(tmp_path / "a.yaml")).output
     assert "Unknown check kind 'lenght'" in new("a", "--checks", "lenght",
                                                 "--out", str(tmp_path / "a.yaml")).output
     (tmp_path / "a.yaml").write_text("x")
     assert "exists already" in new("a", "--out", str(tmp_path / "a.yaml")).output
+
+
+def test_new_then_tries_the_file_it_wrote_on_the_sample_prompts(scripted, tmp_path):
+    path = tmp_path / "be-kind.yaml"
+    result = CliRunner().invoke(main, ["principles", "new", "be-kind", "--out", str(path)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output.index(f"wrote {path}") < result.output.index("== 1/4 try-")
+    assert "be-kind: 4 rounds" in result.output  # the trial's per-principle summary line

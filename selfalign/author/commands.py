@@ -76,8 +76,15 @@ def try_command(paths: tuple[Path, ...], texts: tuple[str, ...],
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write it [default: NAME.yaml here].")
 @click.option("--force", is_flag=True, help="Replace a file that exists already.")
-def new_command(name: str, kinds: tuple[str, ...], out: Path | None, force: bool) -> None:
-    """Write a commented principle file to start from, check it, and say how to try it."""
+@click.option("--try/--no-try", "then_try", default=True, show_default=True,
+              help="Then try it on the built-in sample prompts with the embedded model, as "
+                   "`principles try` does (--no-try: only write and check the file).")
+@click.option("--watch", is_flag=True,
+              help="Keep trying it on every save of the file (`principles try --watch`).")
+@click.pass_context
+def new_command(ctx: click.Context, name: str, kinds: tuple[str, ...], out: Path | None,
+                force: bool, then_try: bool, watch: bool) -> None:
+    """Write a commented principle file to start from, check it, and try it."""
     from selfalign.author.starter import write_starter
     from selfalign.constitution import load_constitution
 
@@ -85,3 +92,5 @@ def new_command(name: str, kinds: tuple[str, ...], out: Path | None, force: bool
     load_constitution([path])  # what validate runs: the starting file must pass it
     click.echo(f"wrote {path}: a valid principle to edit. Try it on sample prompts, again on "
                f"every save:\n  selfalign principles try {path} --watch")
+    if then_try or watch:
+        ctx.invoke(try_command, paths=(path,), watch=watch)
