@@ -88,7 +88,7 @@ if rows:
     show("prompt", r["prompt"][0]["content"])
     show("rejected", r["rejected"][0]["content"])
     show("chosen", r["chosen"][0]["content"])
-print(f"\nload it: datasets.load_dataset('parquet', data_files='{out}/prefs/*.parquet')")
+print(f"\nload it: datasets.load_dataset('{out}', 'prefs')")
 endef
 export DEMO_SUMMARY
 

@@ -68,7 +68,7 @@ def export_card(out: Path, manifest: dict) -> str:
     configs = {folder: split_paths(folder, splits) for folder in ("prefs", "sft")
                if (splits := written_splits(out / folder))}
     counts = manifest["counts"]
-    data = card_data(configs, sum(counts["prefs"].values()),
+    data = card_data(out, configs, sum(counts["prefs"].values()),
                      tags=("human-feedback", "preference", "dpo", "reward-modeling"))
     rows = "\n".join(f"| {kind} | {split} | {n} |" for kind in ("prefs", "sft")
                      for split, n in counts[kind].items())
