@@ -45,6 +45,7 @@ def main(verbose: bool) -> None:
 def _register() -> None:
     from selfalign.checks.commands import checks
     from selfalign.constitution.commands import principles, validate
+    from selfalign.eval.checks_commands import score as score_checks
     from selfalign.eval.commands import eval_command
     from selfalign.generate.commands import generate
     from selfalign.label.commands import label
@@ -52,6 +53,7 @@ def _register() -> None:
     from selfalign.prompts.commands import prompts
     from selfalign.train.commands import train
 
+    checks.add_command(score_checks)  # it reads constitutions and runs: it cannot live in checks/
     for command in (validate, principles, generate, verify, prompts, train, eval_command, label,
                     checks):
         main.add_command(command)
