@@ -88,7 +88,7 @@ if rows:
     show("prompt", r["prompt"][0]["content"])
     show("rejected", r["rejected"][0]["content"])
     show("chosen", r["chosen"][0]["content"])
-print(f"\nload it: datasets.load_dataset('parquet', data_files='{out}/prefs/*.parquet')")
+print(f"\nload it: datasets.load_dataset('{out}', 'prefs')")
 endef
 export DEMO_SUMMARY
 
@@ -180,6 +180,8 @@ bench: setup
 	    --shard-size 64 --no-replay --design barrier
 	$(PY) benchmarks/bench_openai_backend.py --prompts 256 --max-tokens 32
 	$(PY) benchmarks/bench_million.py --pairs 1000000 --answers 100000
+	taskset -c 0 $(PY) benchmarks/bench_checks.py
+	$(PY) benchmarks/bench_label_export.py
 	$(PY) benchmarks/dpo_smollm2.py
 	$(PY) benchmarks/bench_try_watch.py
 

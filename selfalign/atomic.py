@@ -65,7 +65,7 @@ def write_json(target: Path, data: dict) -> None:
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def write_parquet(target: Path, rows: list[dict], schema: pa.Schema) -> None:
-    table = pa.Table.from_pylist(rows, schema=schema)
+def write_parquet(target: Path, rows: list[dict] | pa.Table, schema: pa.Schema) -> None:
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)

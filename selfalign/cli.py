@@ -48,6 +48,7 @@ def _register() -> None:
     from selfalign.author.commands import new_command, try_command
     from selfalign.checks.commands import checks
     from selfalign.constitution.commands import principles, validate
+    from selfalign.eval.checks_commands import score as score_checks
     from selfalign.eval.commands import eval_command
     from selfalign.generate.commands import generate
     from selfalign.label.commands import label
@@ -57,6 +58,7 @@ def _register() -> None:
 
     principles.add_command(try_command)
     principles.add_command(new_command)
+    checks.add_command(score_checks)  # it reads constitutions and runs: it cannot live in checks/
     for command in (validate, principles, generate, verify, prompts, train, eval_command, label,
                     checks):
         main.add_command(command)

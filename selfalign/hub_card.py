@@ -4,13 +4,23 @@
 is one glob is loaded as a single `train` split whatever the file names say, so a run's test
 prompts would end up in train. Each config here lists one entry per split written instead.
 Run folders, label exports and eval folders all build their cards through this module.
+
+The card also carries `dataset_info`: each config's splits with their rows and bytes, and a
+sha256 over its files. `datasets` 5.2 caches a local folder under `<folder name>/<config>/
+0.0.0/<hash>`, and that hash is taken from the card's `configs` and `dataset_info` only, never
+from the files (docs/reference/outputs.md, "Loading through the card"). With the files' sha256
+in the YAML, a folder written again, or another folder of the same name, gets its own cache
+entry instead of the rows cached for other files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 from typing import Mapping
 
+import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
 DEFAULT_LICENSE = "other"
@@ -55,14 +65,16 @@ def source_datasets(inputs: list[str]) -> list[str]:
     return found
 
 
-def card_data(configs: Configs, rows: int, license: str = DEFAULT_LICENSE,
+def card_data(folder: Path, configs: Configs, rows: int, license: str = DEFAULT_LICENSE,
               tags: tuple[str, ...] = (), sources: list[str] | None = None,
               task_categories: tuple[str, ...] = ("text-generation",)) -> DatasetCardData:
-    """The card's metadata; the first config is the one `load_dataset(folder)` picks."""
+    """The card's metadata for the files now in `folder`; the first config is the one
+    `load_dataset(folder)` picks."""
     data = DatasetCardData(
         license=license, size_categories=[size_category(rows)],
         task_categories=list(task_categories), tags=[*BASE_TAGS, *tags],
         source_datasets=sources or None,
+        dataset_info=[files_info(Path(folder), name, splits) for name, splits in configs.items()],
         configs=[{"config_name": name, "data_files": [{"split": split, "path": path}
                                                       for split, path in splits.items()],
                   **({"default": True} if index == 0 else {})}
@@ -70,6 +82,30 @@ def card_data(configs: Configs, rows: int, license: str = DEFAULT_LICENSE,
     if license == DEFAULT_LICENSE:
         data.license_name = UNCHOSEN_LICENSE_NAME
     return data
+
+
+def files_info(folder: Path, config: str, splits: Mapping[str, str]) -> dict:
+    """One config's `dataset_info`: rows and bytes per split as `datasets` counts them
+    (`num_bytes` uncompressed, from the parquet footers), the files' bytes, and a sha256 that
+    changes whenever any file's content or name does."""
+    digest = hashlib.sha256()
+    split_rows, files_bytes = [], 0
+    for split, pattern in splits.items():
+        examples = uncompressed = 0
+        for path in sorted(folder.glob(pattern)):
+            footer = pq.read_metadata(path)
+            examples += footer.num_rows
+            uncompressed += sum(footer.row_group(i).total_byte_size
+                                for i in range(footer.num_row_groups))
+            files_bytes += path.stat().st_size
+            with open(path, "rb") as handle:
+                file_sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+            digest.update(f"{path.relative_to(folder).as_posix()} {file_sha256}\n".encode())
+        split_rows.append({"name": split, "num_bytes": uncompressed, "num_examples": examples})
+    return {"config_name": config,
+            "description": f"files sha256 {digest.hexdigest()} (over each file's path and sha256)",
+            "splits": split_rows, "download_size": files_bytes,
+            "dataset_size": sum(s["num_bytes"] for s in split_rows)}
 
 
 def license_note(license: str) -> str:

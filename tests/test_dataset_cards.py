@@ -2,6 +2,7 @@
 run, a label export and an eval folder gives exactly its files' splits and rows, and the card's
 YAML is what the Hub's own card classes and `datasets` accept."""
 
+import hashlib
 from collections import Counter
 
 import datasets
@@ -165,3 +166,28 @@ def test_a_prepared_folder_of_hub_prompts_names_the_dataset(tmp_path):
     inputs = list(prompt_inputs([str(tmp_path / "prepared")]))
     assert inputs == [str(tmp_path / "prepared"), str(source)]
     assert source_datasets(inputs) == ["extended|HuggingFaceH4/prompts"]
+
+
+def test_the_card_describes_each_config_s_files_so_datasets_caches_them_apart(tmp_path):
+    run = three_split_run(tmp_path)
+    info = {entry["config_name"]: entry for entry in card_of(run).data.to_dict()["dataset_info"]}
+    assert list(info) == ["prefs", "sft", "traces"]
+    prefs = info["prefs"]
+    assert [(s["name"], s["num_examples"]) for s in prefs["splits"]] == [
+        ("train", 3), ("validation", 2), ("test", 2)]
+    files = [run / "prefs" / f"{split}-00000-of-00001.parquet"
+             for split in ("train", "validation", "test")]
+    assert prefs["download_size"] == sum(f.stat().st_size for f in files)
+    assert prefs["dataset_size"] == sum(s["num_bytes"] for s in prefs["splits"]) > 0
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"prefs/{f.name} {hashlib.sha256(f.read_bytes()).hexdigest()}\n".encode())
+    assert digest.hexdigest() in prefs["description"]
+
+
+def test_a_file_changed_after_its_card_fails_to_load_instead_of_loading_quietly(tmp_path):
+    run = three_split_run(tmp_path)
+    train = run / "prefs" / "train-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(train).slice(0, 1), train)
+    with pytest.raises(datasets.exceptions.NonMatchingSplitsSizesError):
+        datasets.load_dataset(str(run), "prefs", cache_dir=str(tmp_path / "cache"))

@@ -6,7 +6,7 @@ Everything that names a kind (the principle schema, `checks list`, the docs) rea
 from __future__ import annotations
 
 import difflib
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Mapping, Sequence
 
 from selfalign.checks.base import Argument, Check, CheckArgumentError, Verdict, spec_arguments
@@ -112,13 +112,18 @@ _A_TYPE = {"string": "text", "integer": "a whole number", "number": "a number",
 
 # ---------------------------------------------------------------- IFEval's loose verdict
 
-def loose_views(reply: str) -> list[str]:
-    """The reply as IFEval's loose scoring sees it: as is, without its first line, without its
-    last line, without both, and each of those four with every `*` taken out (markdown bold)."""
+@lru_cache(maxsize=8)
+def loose_views(reply: str) -> tuple[str, ...]:
+    """The reply as IFEval's loose scoring sees it: without its first line, without its last
+    line, without both, and the reply and each of those with every `*` taken out (markdown
+    bold); each distinct non-blank view once, the reply itself not among them. Kept for the
+    last replies, so all the checks of one reply share its views (and what is counted in them)."""
     lines = reply.split("\n")
     trimmed = [reply, "\n".join(lines[1:]).strip(), "\n".join(lines[:-1]).strip(),
                "\n".join(lines[1:-1]).strip()]
-    return trimmed + [view.replace("*", "") for view in trimmed]
+    if "*" in reply:  # without one, the stripped views are the same texts again
+        trimmed += [view.replace("*", "") for view in trimmed]
+    return tuple(dict.fromkeys(view for view in trimmed[1:] if view.strip() and view != reply))
 
 
 def loose_verdict(check: Check, reply: str, prompt: str, strict: Verdict | None = None) -> Verdict:
@@ -127,11 +132,7 @@ def loose_verdict(check: Check, reply: str, prompt: str, strict: Verdict | None 
     strict = strict or check.verify(reply, prompt)
     if strict.passed or not check.loose_can_pass(strict):
         return strict
-    seen = {reply}
-    for view in loose_views(reply)[1:]:
-        if view in seen or not view.strip():  # a reply without `*` gives each view twice
-            continue
-        seen.add(view)
+    for view in loose_views(reply):
         if check.verify(view, prompt).passed:
             return Verdict(True, "passes once the first or last line or the `*`s are set aside")
     return strict

@@ -67,7 +67,7 @@ def write_report(out: Path, evaluation: dict, results: list[PromptResult],
 def write_eval_card(out: Path, config: str, rows: int, what: str) -> None:
     """README.md, so the folder loads and publishes like a run: `<config>.parquet` as the config's
     one split, `test` (an eval's prompts are held out from training)."""
-    data = card_data({config: {"test": f"{config}.parquet"}}, rows, tags=("evaluation",))
+    data = card_data(out, {config: {"test": f"{config}.parquet"}}, rows, tags=("evaluation",))
     write_text(out / "README.md", card_text(data, f"""# selfalign evaluation
 
 `{config}.parquet`: {what}. The figures are in `report.md`, every one of them in JSON beside it.

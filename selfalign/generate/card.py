@@ -119,7 +119,7 @@ def run_card_data(out: Path, manifest: dict, pairs: int):
     settings = manifest["settings"]
     configs = {folder: split_paths(folder, written_splits(out / folder))
                for folder in FINAL_FOLDERS}
-    return card_data(configs, pairs, settings.get("license", DEFAULT_LICENSE), TAGS,
+    return card_data(out, configs, pairs, settings.get("license", DEFAULT_LICENSE), TAGS,
                      source_datasets(list(prompt_inputs(settings.get("prompts", [])))))
 
 

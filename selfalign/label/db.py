@@ -388,8 +388,10 @@ class LabelDB:
                  "answer": json.loads(r[4]), "display": json.loads(r[5]) if r[5] else None,
                  "note": r[6], "created": r[7], "replies": r[8] or 0} for r in rows]
 
-    def all_labels(self) -> list[dict]:
-        """Every label with its item and labeller: what the report and the export read."""
+    def all_labels(self, payloads: bool = True) -> list[dict]:
+        """Every label with its item and labeller: what the report and the export read. With
+        `payloads` False each item's payload stays JSON text (the export parses the ones it
+        needs at once, in Arrow)."""
         rows = self.conn.execute(
             "SELECT labels.id, items.id, items.task, items.key, items.gold, items.needed, "
             "items.payload, labellers.name, labellers.pseudonym, labellers.owner, labels.answer, "
@@ -403,7 +405,8 @@ class LabelDB:
         labels = []
         for r in rows:
             row = dict(zip(names, r))
-            row["payload"] = json.loads(row["payload"])
+            if payloads:
+                row["payload"] = json.loads(row["payload"])
             row["answer"] = json.loads(row["answer"])
             row["display"] = json.loads(row["display"]) if row["display"] else None
             row["gold"], row["owner"] = bool(row["gold"]), bool(row["owner"])

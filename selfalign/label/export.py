@@ -9,11 +9,15 @@ a tie counting half for each side, or, with `drop_ties`, not at all.
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from selfalign import __version__
 from selfalign.atomic import write_json, write_parquet, write_text
@@ -41,13 +45,13 @@ def export_labels(project: Project, out: Path, drop_ties: bool = False) -> dict:
     out = Path(out)
     if (out / MANIFEST).exists() or (out.exists() and any(out.iterdir())):
         raise UserError(f"--out {out}: the folder exists and is not empty; pick a new one")
-    labels = project.db.all_labels()
-    prefs = pair_rows(labels, drop_ties)
-    sft = demonstration_rows(labels)
-    if not prefs and not sft:
+    labels = project.db.all_labels(payloads=False)
+    prefs = pair_table(labels, drop_ties)
+    sft = pa.Table.from_pylist(demonstration_rows(labels), schema=SFT_SCHEMA)
+    if not prefs.num_rows and not sft.num_rows:
         raise UserError(f"{project.labels_dir}: no labels to export yet")
-    counts = {"prefs": _write_splits(out / "prefs", prefs, PREFS_SCHEMA),
-              "sft": _write_splits(out / "sft", sft, SFT_SCHEMA)}
+    counts = {"prefs": _write_splits(out / "prefs", prefs),
+              "sft": _write_splits(out / "sft", sft)}
     manifest = {"status": "complete", "format": LABEL_EXPORT_FORMAT,
                 "selfalign_version": __version__, "created": time.time(),
                 "source_run": str(project.run.out.resolve()),
@@ -68,7 +72,7 @@ def export_card(out: Path, manifest: dict) -> str:
     configs = {folder: split_paths(folder, splits) for folder in ("prefs", "sft")
                if (splits := written_splits(out / folder))}
     counts = manifest["counts"]
-    data = card_data(configs, sum(counts["prefs"].values()),
+    data = card_data(out, configs, sum(counts["prefs"].values()),
                      tags=("human-feedback", "preference", "dpo", "reward-modeling"))
     rows = "\n".join(f"| {kind} | {split} | {n} |" for kind in ("prefs", "sft")
                      for split, n in counts[kind].items())
@@ -90,30 +94,79 @@ comparison in TRL's conversational format (`preference`: the share of labellers 
 """)
 
 
-def pair_rows(labels: list[dict], drop_ties: bool = False) -> list[dict]:
+def pair_table(labels: list[dict], drop_ties: bool = False) -> pa.Table:
+    """The prefs rows, one per comparison, from labels whose payloads are JSON text. The votes
+    are counted in Python; the texts (conversation, replies) go from the payloads' JSON to the
+    table in Arrow, never through Python objects: at 100,000 labels that decoding was most of
+    the export's time."""
     votes: dict[tuple, list[tuple[dict, object]]] = defaultdict(list)
     for label in labels:
         for comparison, outcome in comparisons(label).items():
             if outcome == TIE and drop_ties:
                 continue
             votes[(label["item"], comparison)].append((label, outcome))
-    rows = []
+    payload_row: dict[int, int] = {}  # item id → its row among the payloads read
+    payloads: list[str] = []
+    column = defaultdict(list)
     for (item, comparison), cast in votes.items():
         first, second = map(int, comparison.split("-"))
-        payload = cast[0][0]["payload"]
         for_first = sum(1.0 if o == first else 0.5 if o == TIE else 0.0 for _, o in cast)
         share = for_first / len(cast)
         chosen, rejected = (first, second) if share >= 0.5 else (second, first)
-        rows.append({
-            "prompt": payload["conversation"],
-            "chosen": [{"role": "assistant", "content": payload["replies"][chosen]}],
-            "rejected": [{"role": "assistant", "content": payload["replies"][rejected]}],
-            "id": f"{cast[0][0]['task']}/{cast[0][0]['key']}/{chosen}-{rejected}",
-            "prompt_id": str(payload["prompt_id"]), "split": payload.get("split") or "train",
-            "task": cast[0][0]["task"], "preference": round(max(share, 1 - share), 6),
-            "labellers": len(cast), "labeller_ids": sorted(l["pseudonym"] for l, _ in cast),
-            "instructions_sha256": sorted({l["instructions_sha256"] or "" for l, _ in cast})})
-    return rows
+        label = cast[0][0]
+        if item not in payload_row:
+            payload_row[item] = len(payloads)
+            payloads.append(label["payload"])
+        column["payload"].append(payload_row[item])
+        column["chosen"].append(chosen)
+        column["rejected"].append(rejected)
+        column["id"].append(f"{label['task']}/{label['key']}/{chosen}-{rejected}")
+        column["task"].append(label["task"])
+        column["preference"].append(round(max(share, 1 - share), 6))
+        column["labellers"].append(len(cast))
+        column["labeller_ids"].append(sorted(l["pseudonym"] for l, _ in cast))
+        column["instructions_sha256"].append(sorted({l["instructions_sha256"] or ""
+                                                     for l, _ in cast}))
+    items = _read_payloads(payloads)
+    rows = pa.array(column["payload"], pa.int64())
+    split = items["split"].take(rows)
+    return pa.Table.from_arrays([
+        items["conversation"].take(rows),
+        _assistant_turns(_replies(items, rows, column["chosen"])),
+        _assistant_turns(_replies(items, rows, column["rejected"])),
+        pa.array(column["id"], pa.string()), items["prompt_id"].take(rows),
+        pc.if_else(pc.fill_null(pc.equal(split, ""), True), "train", split),
+        *(pa.array(column[name], PREFS_SCHEMA.field(name).type) for name in
+          ("task", "preference", "labellers", "labeller_ids", "instructions_sha256"))],
+        schema=PREFS_SCHEMA)
+
+
+PAYLOAD_SCHEMA = pa.schema([("conversation", MESSAGES), ("replies", pa.list_(pa.string())),
+                            ("prompt_id", pa.string()), ("split", pa.string())])
+
+
+def _read_payloads(payloads: list[str]) -> pa.Table:
+    """Items' payloads (one line of JSON each, as the database holds them) as one table."""
+    if not payloads:
+        return PAYLOAD_SCHEMA.empty_table()
+    options = pa_json.ParseOptions(explicit_schema=PAYLOAD_SCHEMA,
+                                   unexpected_field_behavior="ignore")
+    return pa_json.read_json(io.BytesIO("\n".join(payloads).encode("utf-8")),
+                             parse_options=options).combine_chunks()
+
+
+def _replies(items: pa.Table, rows: pa.Array, which: list[int]) -> pa.Array:
+    """For each row, reply number `which` of its item."""
+    replies = items["replies"].chunk(0) if items.num_rows else pa.array([], pa.list_(pa.string()))
+    starts = replies.offsets.take(rows)
+    return replies.values.take(pc.add(starts.cast(pa.int64()), pa.array(which, pa.int64())))
+
+
+def _assistant_turns(texts: pa.Array) -> pa.Array:
+    """`[{"role": "assistant", "content": text}]` for each text."""
+    turns = pa.StructArray.from_arrays([pa.array(["assistant"] * len(texts), pa.string()), texts],
+                                       names=["role", "content"])
+    return pa.ListArray.from_arrays(pa.array(range(len(texts) + 1), pa.int32()), turns)
 
 
 def demonstration_rows(labels: list[dict]) -> list[dict]:
@@ -121,7 +174,7 @@ def demonstration_rows(labels: list[dict]) -> list[dict]:
     for label in labels:
         rewrite = label["answer"].get("rewrite")
         if rewrite:
-            payload = label["payload"]
+            payload = json.loads(label["payload"])  # JSON text: see export_labels
             rows.append({"messages": payload["conversation"]
                          + [{"role": "assistant", "content": rewrite}],
                          "prompt_id": str(payload["prompt_id"]),
@@ -130,11 +183,10 @@ def demonstration_rows(labels: list[dict]) -> list[dict]:
     return rows
 
 
-def _write_splits(folder: Path, rows: list[dict], schema: pa.Schema) -> dict[str, int]:
-    by_split: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_split[row["split"]].append(row)
-    for split, members in by_split.items():
-        write_parquet(folder / split_file_name(split, 0, 1), members, schema)
-    return {split: len(members) for split, members in sorted(by_split.items())}
-
+def _write_splits(folder: Path, table: pa.Table) -> dict[str, int]:
+    counts = {}
+    for split in sorted(set(table["split"].to_pylist())):
+        members = table.filter(pc.equal(table["split"], split))
+        write_parquet(folder / split_file_name(split, 0, 1), members, table.schema)
+        counts[split] = members.num_rows
+    return counts
