@@ -35,7 +35,7 @@ PROMPTS = [{"id": f"p{i}", "prompt": f"Question {i}: how do I calm a barking dog
            for i in range(4)]
 # Every line a quiet run prints is one of the run's own: set-up, progress, shards, summary.
 OWN_LINE = re.compile(r"Ray: |\[ *\d+s\] prompts |shard \d+: |done: |rejects by reason: |"
-                      r"tokens: |written to ")
+                      r"tokens: |written to |checks: ")
 
 
 def free_port() -> int:
