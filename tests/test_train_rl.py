@@ -442,14 +442,11 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
 TRAIT_STEPS, TRAIT_TOKENS = 12, 4
 SMALL_BETA, LARGE_BETA = 0.001, 100.0
 # The reward run: at 1e-3 it ended (seed 0) on empty answers, which the RM never saw and scored
-# no better than "no"; at 3e-3 it reaches "yes", or an empty answer the RM scores like "yes"
-# (seeds 0 and 1). At seed 2 it ends on answers the RM scores like "no" at every rate and length
-# tried: the RM, trained on "yes" and "no" alone, does not rank the rest (docs/development.md).
+# no better than "no"; at 3e-3 it reaches "yes".
 REWARD_RATE = 3e-3
 # The two runs whose --beta is compared: Adam's steps are about the learning rate in size
 # whatever the loss's scale, so at 3e-3 even --beta 100 moved the policy (KL 0.3-0.4 against
-# 0.7-1.6 at --beta 0.001); at 1e-3 it stayed within a seventh of the small beta's KL at seeds
-# 0 and 1 (not at seed 2, where the small beta's run found no reward to climb).
+# 0.7-1.6 at --beta 0.001); at 1e-3 it stays well within half the small beta's KL.
 LEASH_RATE = 1e-3
 
 

@@ -218,9 +218,16 @@ def check_says_no(model_dir, prompts: list[list[dict]], max_new_tokens: int, tes
 
 # ---------------------------------------------------------------- a trait a tiny policy can learn
 
+# Rejected beside "no" in the trait pairs. A reward model shown only "yes" against "no" scored
+# the odd tokens an RL policy drifted to (at seed 2: "bey", "riptive", newlines) no better than
+# "no", and RL against it stalled there; shown these words too, it ranks "yes" above the rest.
+OTHER_ANSWERS = ["maybe", "ok", "hmm", "well", "nope", "height", "bey", "Nothing", "index",
+                 "passengers", "no no", "riptive"]
+
+
 def write_trait_run_dir(path: Path, prompts: int = 48, seed: int = 0) -> Path:
-    """A run folder whose pairs differ only in the reply's one word: "yes" (chosen) or "no"
-    (rejected); its SFT replies are "yes" one time in four and "no" otherwise, so a policy tuned
+    """A run folder whose pairs prefer the reply "yes" to "no" and, for each prompt, to one of
+    OTHER_ANSWERS; its SFT replies are "yes" one time in four and "no" otherwise, so a policy tuned
     on them answers "no" when greedy but samples "yes" often enough for RL to find the reward."""
     import random
 
@@ -230,16 +237,17 @@ def write_trait_run_dir(path: Path, prompts: int = 48, seed: int = 0) -> Path:
         topic = TOPICS[i % len(TOPICS)]
         prompt = [{"role": "user",
                    "content": QUESTIONS[(i // len(TOPICS)) % len(QUESTIONS)].format(t=topic)}]
-        prefs.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": "yes"}],
-                      "rejected": [{"role": "assistant", "content": "no"}],
-                      "prompt_id": f"train-{i}", "split": "train"})
+        for rejected in ("no", OTHER_ANSWERS[i % len(OTHER_ANSWERS)]):
+            prefs.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": "yes"}],
+                          "rejected": [{"role": "assistant", "content": rejected}],
+                          "prompt_id": f"train-{i}", "split": "train"})
         answer = "yes" if rng.random() < 0.25 else "no"
         sft.append({"messages": prompt + [{"role": "assistant", "content": answer}],
                     "prompt_id": f"train-{i}", "split": "train"})
     path = Path(path)
     write_shards(path / "prefs", "train", prefs, pa.Table.from_pylist(prefs).schema)
     write_shards(path / "sft", "train", sft, pa.Table.from_pylist(sft).schema)
-    write_manifest(path, {"prefs": {"train": prompts}, "sft": {"train": prompts}})
+    write_manifest(path, {"prefs": {"train": len(prefs)}, "sft": {"train": prompts}})
     return path
 
 
