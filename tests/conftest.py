@@ -75,6 +75,40 @@ def tiny_reward_model(tmp_path_factory) -> Path:
     return path
 
 
+# The SFT of the trait tests (`train rl` on an RM and on checks). At learning rate 1e-2 this
+# collapsed the tiny model to an empty answer on one machine and not on another; 3e-3 passed at
+# every seed and thread count tried (docs/development.md has the sweep).
+SAYS_NO_SFT = {"max_steps": 40, "batch_size": 8, "learning_rate": 3e-3, "max_length": 96}
+
+
+@pytest.fixture(scope="session")
+def trait_run(tmp_path_factory) -> Path:
+    """write_trait_run_dir's folder: pairs "yes" over "no", SFT rows "no" three times in four."""
+    from premise import TEST_SEED
+    from train_fixtures import write_trait_run_dir
+
+    return write_trait_run_dir(tmp_path_factory.mktemp("trait") / "run", seed=TEST_SEED)
+
+
+@pytest.fixture(scope="session")
+def says_no_sft(tiny_model_dir, trait_run, tmp_path_factory) -> Path:
+    """The tiny Llama tuned on the trait run's SFT rows, checked to answer "no" when greedy to the
+    held-out prompts and "yes" now and then when sampled: the start RL needs to show a change."""
+    from selfalign.train.config import TrainSettings
+    from selfalign.train.data import DataSource
+    from selfalign.train.run import train
+    from premise import TEST_SEED
+    from train_fixtures import check_says_no, finite_losses, held_out_prompts
+
+    out = tmp_path_factory.mktemp("says-no") / "sft"
+    record = train(TrainSettings(kind="sft", data=[DataSource(trait_run)], out=out,
+                                 model=str(tiny_model_dir), seed=TEST_SEED, **SAYS_NO_SFT,
+                                 overrides={"disable_tqdm": True, "save_strategy": "no"}))
+    finite_losses(record["log_history"], "train rl")
+    check_says_no(out, held_out_prompts(), 4, "train rl")
+    return out
+
+
 @pytest.fixture(scope="session")
 def letter_splitting_model_dir(tmp_path_factory) -> Path:
     """A checkpoint folder (config and tokenizer only) whose tokenizer turns "A" into two tokens

@@ -16,6 +16,7 @@ from selfalign.label.project import open_project
 from selfalign.train.data import DataSource, load_folder
 
 from label_helpers import put_answers, synthetic_run, write_tasks
+from premise import TEST_SEED
 
 # Run terms: 0 = the revision ("revision reply i"), 1 = the first answer ("answer reply i").
 ANSWERS = {"pat": {"p0": 0, "p1": 1, "p2": "tie", "p3": "skip"},
@@ -127,7 +128,7 @@ def test_train_rm_mixes_the_runs_pairs_with_the_human_ones(tmp_path, tiny_model_
     result = CliRunner().invoke(main, [
         "train", "rm", "--data", str(project.run.out), "--data", f"{tmp_path / 'human'}:3",
         "--out", str(tmp_path / "rm"), "--model", str(tiny_model_dir), "--max-steps", "1",
-        "--batch-size", "2"])
+        "--batch-size", "2", "--seed", str(TEST_SEED)])
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "rm" / "selfalign-train.json").read_text())
     assert [d["weight"] for d in record["data"]] == [1.0, 3.0]

@@ -137,7 +137,9 @@ def test_a_holder_whose_clock_is_minutes_off_is_judged_by_whether_it_renews(out,
     # or far in the past (-600).
     started = time.monotonic()
     assert "is gone" in take(out)[-1]
-    assert lock.LEASE_S <= time.monotonic() - started < lock.LEASE_S + 1
+    # One lease on this host's clock, not the ten minutes the holder's times claim; the upper
+    # bound leaves a loaded machine room (a CI runner beside other work).
+    assert lock.LEASE_S <= time.monotonic() - started < 60
 
 
 def test_a_dead_process_of_this_very_machine_is_taken_over_at_once(out):
@@ -146,7 +148,7 @@ def test_a_dead_process_of_this_very_machine_is_taken_over_at_once(out):
          machine=lock.this_machine(), since=now, renewed=now)
     started = time.monotonic()
     assert "is gone" in take(out)[0]
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < lock.LEASE_S / 3  # not watched for a lease (90 s)
 
 
 def test_an_nfs_retry_that_says_exists_for_our_own_link_is_ours(out, monkeypatch):

@@ -7,7 +7,9 @@ rows are exact; the trainer is plain trl.DPOTrainer on the tiny random Llama, on
 import pyarrow.parquet as pq
 import pytest
 
+from premise import TEST_SEED
 from run_helpers import run_scripted, write_constitution, write_prompts
+from train_fixtures import finite_losses
 
 pytestmark = pytest.mark.train
 
@@ -81,8 +83,10 @@ def test_dpo_trains_on_multiturn_prefs(run_dir, tiny_model_dir, tmp_path):
     data = load_dataset("parquet", data_files=files, split="train")
     args = trl.DPOConfig(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2,
                          use_cpu=True, bf16=False, report_to="none", save_strategy="no",
-                         gradient_checkpointing=False, logging_steps=1, max_length=128)
+                         gradient_checkpointing=False, logging_steps=1, max_length=128,
+                         seed=TEST_SEED)
     trainer = trl.DPOTrainer(model=str(tiny_model_dir), train_dataset=data, args=args,
                              processing_class=AutoTokenizer.from_pretrained(tiny_model_dir))
     result = trainer.train()
+    finite_losses(trainer.state.log_history, "multi-turn prefs")
     assert result.global_step == 1 and result.training_loss > 0

@@ -14,9 +14,10 @@ from selfalign.train.rl.judge import JudgeReward, answer_all
 from selfalign.train.rl.run import build_trainer, plan_rl, train_rl
 from selfalign.train.rl.settings import RLSettings
 from selfalign.train.run import RECORD_NAME
+from premise import TEST_SEED, fixture_broke
 from scripted_engine import ScriptedEngine
-from train_fixtures import (HELD_OUT_TOPICS, TOPICS, greedy_answer_one_row, rm_score_one_row,
-                            write_ranked_run_dir, write_trait_run_dir)
+from train_fixtures import (HELD_OUT_TOPICS, TOPICS, finite_losses, greedy_answer_one_row,
+                            held_out_prompts, rm_score_one_row, write_ranked_run_dir)
 
 FAST = {"disable_tqdm": True}
 
@@ -61,6 +62,7 @@ def rm_dir(tiny_model_dir, tmp_path_factory):
 
 def rl_settings(tmp_path, model, rm, train=8, validation=0, **kw):
     prompts = write_prompts(tmp_path / "prompts.jsonl", train, validation)
+    kw.setdefault("seed", TEST_SEED)
     return RLSettings(prompts=[str(prompts)], out=tmp_path / "out", model=str(model),
                       reward_model=str(rm) if rm else None,
                       overrides={**FAST, **kw.pop("overrides", {})}, **kw)
@@ -369,8 +371,11 @@ def test_rloo_raises_a_dense_reward_with_kl_logged(tmp_path, tiny_model_dir, rm_
     # The first step's completions come from the untrained policy: about half the tokens are in
     # the lower half of a random model's vocabulary.
     first = logged[0]["reward"]
+    if not 0.2 < first < 0.8:
+        fixture_broke(f"the random model's first samples have {first:.3f} of their tokens in "
+                      "the lower half of the vocabulary, not about half", "train rl")
     last = sum(e["reward"] for e in logged[-3:]) / 3
-    assert 0.2 < first < 0.8 and last > first + 0.2, (first, last)
+    assert last > first + 0.2, (first, last)
     assert logged[0]["kl"] == 0  # the policy is still the reference when the first batch is made
     assert all(e["kl"] > 0 for e in logged[1:])
 
@@ -400,7 +405,7 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
 
     reward_model = AutoModelForSequenceClassification.from_pretrained(tiny_rm_dir).eval()
     rm_tokenizer = AutoTokenizer.from_pretrained(tiny_rm_dir)
-    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(2)]
+    held_out = held_out_prompts(2)
     for moment, folder in (("start", tiny_model_dir), ("end", out)):
         point = saved["watch"][moment]
         assert point["prompts"] == 2 and point["judge_win_rate"] is None
@@ -434,63 +439,83 @@ def test_rl_on_a_train_rm_folder_saves_a_policy_that_generates(tmp_path, tiny_mo
 
 # ---------------------------------------------------------------- a reward RL can raise
 
-TRAIT_STEPS = 12
-TRAIT_TOKENS = 4
+TRAIT_STEPS, TRAIT_TOKENS = 12, 4
 SMALL_BETA, LARGE_BETA = 0.001, 100.0
+# The reward run: at 1e-3 it ended (seed 0) on empty answers, which the RM never saw and scored
+# no better than "no"; at 3e-3 it reaches "yes".
+REWARD_RATE = 3e-3
+# The two runs whose --beta is compared: Adam's steps are about the learning rate in size
+# whatever the loss's scale, so at 3e-3 even --beta 100 moved the policy (KL 0.3-0.4 against
+# 0.7-1.6 at --beta 0.001); at 1e-3 it stays well within half the small beta's KL.
+LEASH_RATE = 1e-3
+
+
+# The trait RM must score "yes" above "no" by more than the rise the RL test asks of the policy.
+RM_MARGIN = 3.0
 
 
 @pytest.fixture(scope="session")
-def trait_models(tiny_model_dir, tmp_path_factory):
-    """An SFT policy that mostly answers "no", and a `train rm` reward model that prefers "yes"
-    (write_trait_run_dir), both trained from the tiny Llama."""
+def trait_models(says_no_sft, trait_run, tiny_model_dir, tmp_path_factory):
+    """An SFT policy that answers "no" (checked by its fixture), and a `train rm` reward model
+    that prefers "yes" by RM_MARGIN on every held-out prompt, both trained from the tiny Llama."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     from selfalign.train.config import TrainSettings
     from selfalign.train.data import DataSource
     from selfalign.train.run import train
 
-    root = tmp_path_factory.mktemp("trait")
-    data = write_trait_run_dir(root / "run")
-    fast = {**FAST, "save_strategy": "no"}
-    for kind, steps in (("sft", 40), ("rm", 20)):
-        train(TrainSettings(kind=kind, data=[DataSource(data)], out=root / kind,
-                            model=str(tiny_model_dir), max_steps=steps, batch_size=8,
-                            learning_rate=3e-3 if kind == "sft" else 1e-3, max_length=96,
-                            overrides=fast))
-    return root / "sft", root / "rm"
+    rm = tmp_path_factory.mktemp("trait-rm") / "rm"
+    record = train(TrainSettings(kind="rm", data=[DataSource(trait_run)], out=rm,
+                                 model=str(tiny_model_dir), max_steps=20, batch_size=8,
+                                 learning_rate=1e-3, max_length=96, seed=TEST_SEED,
+                                 overrides={**FAST, "save_strategy": "no"}))
+    finite_losses(record["log_history"], "train rl")
+    model = AutoModelForSequenceClassification.from_pretrained(rm).eval()
+    tokenizer = AutoTokenizer.from_pretrained(rm)
+    margins = [rm_score_one_row(model, tokenizer, p, "yes")
+               - rm_score_one_row(model, tokenizer, p, "no") for p in held_out_prompts()]
+    if min(margins) < RM_MARGIN:
+        fixture_broke(f"the trait RM scores \"yes\" above \"no\" by {min(margins):.2f} at least "
+                      f"on the held-out prompts, less than {RM_MARGIN}", "train rl")
+    return says_no_sft, rm
 
 
 @pytest.fixture(scope="session")
 def trait_runs(trait_models, tmp_path_factory):
-    """`train rl` against the trait reward model with a small and a large --beta, same seed."""
+    """`train rl` against the trait reward model: the reward run, and a small and a large
+    --beta at a lower learning rate, same seed."""
     sft, rm = trait_models
     runs = {}
-    for beta in (SMALL_BETA, LARGE_BETA):
-        folder = tmp_path_factory.mktemp(f"rl-beta-{beta}")
+    for name, beta, rate in (("reward", SMALL_BETA, REWARD_RATE),
+                             (SMALL_BETA, SMALL_BETA, LEASH_RATE),
+                             (LARGE_BETA, LARGE_BETA, LEASH_RATE)):
+        folder = tmp_path_factory.mktemp(f"rl-{name}")
         settings = rl_settings(folder, sft, rm, train=16, validation=8, beta=beta,
-                               max_steps=TRAIT_STEPS, learning_rate=1e-3, batch_size=8,
+                               max_steps=TRAIT_STEPS, learning_rate=rate, batch_size=8,
                                samples=4, max_completion_length=TRAIT_TOKENS, sample_every=1)
-        runs[beta] = (settings, train_rl(settings))
+        runs[name] = (settings, train_rl(settings))
     return runs
 
 
 @pytest.mark.train
 def test_rl_raises_the_reward_models_score_on_held_out_prompts(trait_models, trait_runs):
     """The watch's held-out figures, recomputed here one prompt at a time from the saved
-    models: the SFT policy answers "no" (the RM's dislike), the trained one never does. (It
-    learns to stop at once: the RM never saw an empty answer and scores it like "yes", and the
-    watch warns that the answers shrank.)"""
+    models: the SFT policy answers "no" (the RM's dislike; its fixture checks it), the trained
+    one never does, and the RM's score rises by more than 2 (the fixture checks that "yes" beats
+    "no" by RM_MARGIN)."""
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
                               AutoTokenizer)
 
     sft, rm = trait_models
-    settings, record = trait_runs[SMALL_BETA]
+    settings, record = trait_runs["reward"]
     start, end = record["watch"]["start"], record["watch"]["end"]
     assert start["prompts"] == end["prompts"] == 8
     assert end["rm_reward"] > start["rm_reward"] + 2.0, (start, end)
-    assert any("answers shrank" in note for note in record["watch"]["findings"])
+    assert any("RM reward rose from" in note for note in record["watch"]["findings"])
 
     tokenizer = AutoTokenizer.from_pretrained(rm)
     reward_model = AutoModelForSequenceClassification.from_pretrained(rm).eval()
-    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(8)]
+    held_out = held_out_prompts()
     for moment, folder in (("start", sft), ("end", settings.out)):
         policy = AutoModelForCausalLM.from_pretrained(folder).eval()
         answers = [greedy_answer_one_row(policy, tokenizer, p, TRAIT_TOKENS) for p in held_out]
@@ -510,7 +535,7 @@ def test_the_trainer_scores_what_the_watch_scores_and_pushes_up_the_preferred(tr
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     _, rm = trait_models
-    settings, _ = trait_runs[SMALL_BETA]
+    settings, _ = trait_runs["reward"]
     rows = pq.read_table(settings.out / "samples" / "step-000000.parquet").to_pylist()
     assert len(rows) == 8
     tokenizer = AutoTokenizer.from_pretrained(rm)
@@ -559,12 +584,16 @@ def test_a_large_beta_keeps_the_policy_closer_to_the_sft_model(trait_models, tra
     sft, _ = trait_models
     tokenizer = AutoTokenizer.from_pretrained(sft)
     reference = AutoModelForCausalLM.from_pretrained(sft).eval()
-    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(8)]
+    held_out = held_out_prompts()
     measured, logged = {}, {}
-    for beta, (settings, record) in trait_runs.items():
+    for beta in (SMALL_BETA, LARGE_BETA):
+        settings, record = trait_runs[beta]
         policy = AutoModelForCausalLM.from_pretrained(settings.out).eval()
         measured[beta] = answer_kl(policy, reference, tokenizer, held_out, TRAIT_TOKENS)
         late = [e["kl"] for e in record["log_history"] if "kl" in e][-4:]
         logged[beta] = sum(late) / len(late)
+    if measured[SMALL_BETA] < 0.2:  # 0.64 at seed 0; nothing to hold back otherwise
+        fixture_broke(f"RL at --beta {SMALL_BETA} barely moved the policy from the SFT model "
+                      f"(KL {measured[SMALL_BETA]:.3f} per answer token)", "train rl --beta")
     assert measured[LARGE_BETA] < measured[SMALL_BETA] / 2, measured
     assert logged[LARGE_BETA] < logged[SMALL_BETA] / 2, logged

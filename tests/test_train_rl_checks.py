@@ -17,7 +17,8 @@ from selfalign.train.rl.checks_reward import ChecksReward, checks_reward, prompt
 from selfalign.train.rl.run import plan_rl, train_rl
 from selfalign.train.rl.settings import RLSettings
 from selfalign.train.rl.watch import WatchPoint, findings
-from train_fixtures import HELD_OUT_TOPICS, TOPICS, greedy_answer_one_row, write_trait_run_dir
+from premise import TEST_SEED
+from train_fixtures import HELD_OUT_TOPICS, TOPICS, greedy_answer_one_row, held_out_prompts
 
 FAST = {"disable_tqdm": True}
 SAYS_YES = {"instruction_id_list": ["regex"], "kwargs": [{"pattern": "(?i)yes"}]}
@@ -103,7 +104,11 @@ def test_the_watch_says_whether_the_pass_rate_rose():
 
 # ---------------------------------------------------------------- real RLOO steps
 
-STEPS = 6  # at 1e-2 the train reward reached 1.0 by the fifth step (0.125 at the first)
+# From the trait SFT model at learning rate 3e-3: the train reward rose from 0.125 to about 0.6
+# by the eighth step, and the greedy answers to the held-out prompts all said "yes" by the tenth.
+# At 1e-2 the sampled answers all said "yes" by the fourth step but the greedy ones became
+# newlines: a rate that high trains the mode away from what it rewards.
+STEPS, RL_RATE = 10, 3e-3
 TOKENS = 4
 
 
@@ -117,33 +122,19 @@ def write_instructed_prompts(path, train: int, validation: int):
     return path
 
 
-@pytest.fixture(scope="module")
-def sft_says_no(tiny_model_dir, tmp_path_factory):
-    """The tiny Llama tuned to answer "no" (and "yes" one time in four, so RL can find it)."""
-    from selfalign.train.config import TrainSettings
-    from selfalign.train.data import DataSource
-    from selfalign.train.run import train
-
-    root = tmp_path_factory.mktemp("says-no")
-    data = write_trait_run_dir(root / "run")
-    train(TrainSettings(kind="sft", data=[DataSource(data)], out=root / "sft",
-                        model=str(tiny_model_dir), max_steps=40, batch_size=8, learning_rate=1e-2,
-                        max_length=96, overrides={**FAST, "save_strategy": "no"}))
-    return root / "sft"
-
-
 @pytest.mark.train
-def test_rl_on_checks_raises_the_held_out_pass_rate(sft_says_no, tmp_path):
+def test_rl_on_checks_raises_the_held_out_pass_rate(says_no_sft, tmp_path):
     """The watch's pass rates, recomputed from the models one prompt at a time: none of the SFT
-    policy's greedy answers to the 8 held-out prompts says "yes"; after RL on the checks most do
-    (all 8 when this was written)."""
+    policy's greedy answers to the 8 held-out prompts says "yes" (the fixture checks it, and that
+    sampling finds "yes" now and then); after RL on the checks most do (all 8 at every seed and
+    thread count tried)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     prompts = write_instructed_prompts(tmp_path / "prompts.jsonl", train=16, validation=8)
-    settings = RLSettings(prompts=[str(prompts)], out=tmp_path / "out", model=str(sft_says_no),
-                          reward="checks", beta=0.001, max_steps=STEPS, learning_rate=1e-2,
+    settings = RLSettings(prompts=[str(prompts)], out=tmp_path / "out", model=str(says_no_sft),
+                          reward="checks", beta=0.001, max_steps=STEPS, learning_rate=RL_RATE,
                           batch_size=8, samples=4, max_completion_length=TOKENS,
-                          sample_every=1000, overrides=FAST)
+                          sample_every=1000, seed=TEST_SEED, overrides=FAST)
     assert plan_rl(settings).checks is not None
     record = train_rl(settings)
     assert record["reward_sources"]["checks"] == {"principles": [],
@@ -151,10 +142,10 @@ def test_rl_on_checks_raises_the_held_out_pass_rate(sft_says_no, tmp_path):
     logged = [e for e in record["log_history"] if "rewards/checks/mean" in e]
     assert len(logged) == STEPS
 
-    tokenizer = AutoTokenizer.from_pretrained(sft_says_no)
-    held_out = [[{"role": "user", "content": f"How do I {HELD_OUT_TOPICS[i]}?"}] for i in range(8)]
+    tokenizer = AutoTokenizer.from_pretrained(says_no_sft)
+    held_out = held_out_prompts()
     rates = {}
-    for moment, folder in (("start", sft_says_no), ("end", settings.out)):
+    for moment, folder in (("start", says_no_sft), ("end", settings.out)):
         policy = AutoModelForCausalLM.from_pretrained(folder).eval()
         answers = [greedy_answer_one_row(policy, tokenizer, p, TOKENS) for p in held_out]
         rates[moment] = sum(bool(re.search("(?i)yes", a)) for a in answers) / 8

@@ -17,7 +17,9 @@ from selfalign.errors import UserError
 from selfalign.train.config import TrainSettings, resolve_config
 from selfalign.train.data import DataSource, load_folder, load_training_data, mix_folders
 from selfalign.train.run import RECORD_NAME, build_trainer, prepare, train
-from train_fixtures import error_of, ranked_rows, settings, write_ranked_run_dir, write_run_dir
+from premise import TEST_SEED, fixture_broke
+from train_fixtures import (error_of, finite_losses, ranked_rows, settings, write_ranked_run_dir,
+                            write_run_dir)
 
 FAST = {"logging_steps": 1, "gradient_checkpointing": False, "disable_tqdm": True,
         "save_strategy": "no", "eval_strategy": "no", "max_length": 96}
@@ -141,7 +143,19 @@ def test_cli_rm_error_without_traceback(tmp_path):
 def rm_settings(folder, model_dir, out, **kw):
     overrides = {**FAST, **kw.pop("overrides", {})}
     return TrainSettings(kind="rm", data=[DataSource(folder)], out=out, model=str(model_dir),
-                         learning_rate=1e-3, overrides=overrides, **kw)
+                         learning_rate=1e-3, seed=TEST_SEED, overrides=overrides, **kw)
+
+
+def score_margin(model, chosen, rejected) -> float:
+    """score(chosen) - score(rejected), each sequence scored alone."""
+    with torch.no_grad():
+        return (model(input_ids=torch.tensor([chosen])).logits.item()
+                - model(input_ids=torch.tensor([rejected])).logits.item())
+
+
+def pair_margins(model, groups) -> list[float]:
+    return [score_margin(model, c, r) for g in groups
+            for c, r in zip(g["group_chosen_ids"], g["group_rejected_ids"])]
 
 
 def expected_loss(model, groups) -> float:
@@ -151,11 +165,9 @@ def expected_loss(model, groups) -> float:
         losses = []
         for chosen, rejected, p in zip(group["group_chosen_ids"], group["group_rejected_ids"],
                                        group["group_preference"]):
-            with torch.no_grad():
-                margin = (model(input_ids=torch.tensor([chosen])).logits.item()
-                          - model(input_ids=torch.tensor([rejected])).logits.item())
-            log_sigmoid = -math.log1p(math.exp(-margin))
-            log_sigmoid_neg = -math.log1p(math.exp(margin))
+            m = score_margin(model, chosen, rejected)
+            log_sigmoid = -math.log1p(math.exp(-m))
+            log_sigmoid_neg = -math.log1p(math.exp(m))
             losses.append(-(p * log_sigmoid + (1 - p) * log_sigmoid_neg))
         per_group.append(sum(losses) / len(losses))
     return sum(per_group) / len(per_group)
@@ -168,6 +180,12 @@ def test_rm_loss_is_the_grouped_soft_label_formula(ranked, tiny_model_dir, tmp_p
     trainer = build_trainer(prepared)
     groups = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
     assert sorted(len(g["group_preference"]) for g in groups) == [1, 3, 6]
+    # Soft and hard labels give the same loss where every margin is 0: the untrained head must
+    # tell chosen from rejected somewhat for the comparison below to mean anything.
+    margins = pair_margins(trainer.model, groups)
+    if max(map(abs, margins)) < 0.05:
+        fixture_broke(f"the untrained reward head's margins are all near 0: {margins}",
+                      "train rm")
     expected = expected_loss(trainer.model, groups)
 
     # A hand-built batch through the collator and compute_loss.
@@ -215,7 +233,7 @@ def test_rm_trains_saves_and_reloads(ranked, tiny_model_dir, tmp_path):
 
     out = tmp_path / "rm"
     record = train(rm_settings(ranked, tiny_model_dir, out, max_steps=2, batch_size=2))
-    assert [e["loss"] for e in record["log_history"] if "loss" in e]
+    assert finite_losses(record["log_history"], "train rm")
     assert {"eval_loss", "eval_accuracy", "eval_margin"} <= record["metrics"].keys()
     assert record["prompts"] == {"train": 3, "validation": 2}
     assert record["rows"] == {"train": 10, "validation": 4}

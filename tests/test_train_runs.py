@@ -11,7 +11,8 @@ from selfalign.cli import main
 from selfalign.train.config import TrainSettings
 from selfalign.train.data import DataSource
 from selfalign.train.run import RECORD_NAME, build_trainer, prepare, train
-from train_fixtures import CHOSEN, write_run_dir
+from premise import TEST_SEED
+from train_fixtures import CHOSEN, finite_losses, write_run_dir
 
 pytestmark = pytest.mark.train
 
@@ -28,12 +29,14 @@ def run_dir(tmp_path_factory):
 def settings(kind, run_dir, model_dir, out, **kw):
     overrides = {**FAST, **kw.pop("overrides", {})}
     return TrainSettings(kind=kind, data=[DataSource(run_dir)], out=out, model=str(model_dir),
-                         max_steps=2, batch_size=2, learning_rate=1e-3, overrides=overrides, **kw)
+                         max_steps=2, batch_size=2, learning_rate=1e-3, seed=TEST_SEED,
+                         overrides=overrides, **kw)
 
 
 def assert_trained(record, model_dir, out):
-    """Loss logged, the saved folder loads, and its weights differ from the start model's."""
-    assert [e["loss"] for e in record["log_history"] if "loss" in e], "no loss was logged"
+    """Loss logged (and finite: the fixture's premise), the saved folder loads, and its weights
+    differ from the start model's."""
+    assert finite_losses(record["log_history"], f"train {record['kind']}"), "no loss was logged"
     before = AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
     after = AutoModelForCausalLM.from_pretrained(out).state_dict()
     assert before.keys() == after.keys()

@@ -6,7 +6,9 @@ plain trl.DPOTrainer / trl.SFTTrainer on the tiny random Llama, one step each.
 
 import pytest
 
+from premise import TEST_SEED
 from run_helpers import run_scripted, write_constitution, write_prompts
+from train_fixtures import finite_losses
 
 pytestmark = pytest.mark.train
 
@@ -24,7 +26,7 @@ def run_dir(tmp_path_factory):
 def one_step_args(config_class, out, **extra):
     return config_class(output_dir=str(out), max_steps=1, per_device_train_batch_size=2,
                         use_cpu=True, bf16=False, report_to="none", save_strategy="no",
-                        gradient_checkpointing=False, logging_steps=1, **extra)
+                        gradient_checkpointing=False, logging_steps=1, seed=TEST_SEED, **extra)
 
 
 def files(folder):
@@ -44,4 +46,5 @@ def test_trl_trainer_reads_the_folder(run_dir, tiny_model_dir, tmp_path, folder,
         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
         args=one_step_args(config_class, tmp_path, max_length=64))
     result = trainer.train()
+    finite_losses(trainer.state.log_history, f"generate's {folder}/ folder")
     assert result.global_step == 1 and result.training_loss > 0

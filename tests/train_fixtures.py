@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +19,8 @@ from selfalign.errors import UserError
 from selfalign.train import run
 from selfalign.train.config import TrainSettings
 from selfalign.train.data import DataSource
+
+from premise import TEST_SEED, fixture_broke
 
 TOPICS = [
     "bake bread", "learn Python", "fix a flat tyre", "write a cover letter", "plant tomatoes",
@@ -153,11 +156,78 @@ def write_ranked_run_dir(path: Path, splits: dict[str, list[int]]) -> Path:
 
 
 
+# ---------------------------------------------------------------- fixtures that hold on any machine
+
+def finite_losses(log_history: list[dict], test: str) -> list[float]:
+    """The logged training losses, each finite (a diverged fixture run is no test of the code)."""
+    import math
+
+    losses = [e["loss"] for e in log_history if "loss" in e]
+    if not all(math.isfinite(loss) for loss in losses):
+        fixture_broke(f"the training loss diverged: {losses}", test)
+    return losses
+
+
+def says_yes(answer: str) -> bool:
+    """Whether the answer says "yes" anywhere: the trait the RL tests reward."""
+    return re.search("(?i)yes", answer) is not None
+
+
+def sampled_answers(model, tokenizer, prompt: list[dict], n: int, max_new_tokens: int) -> list[str]:
+    """n answers sampled as RL samples them (temperature 1, no top-k or top-p cut), on a seeded
+    generator that leaves the global one as it was."""
+    import torch
+
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(TEST_SEED)
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=True,
+                             temperature=1.0, top_k=0, top_p=1.0, num_return_sequences=n,
+                             pad_token_id=tokenizer.pad_token_id)
+    start = ids["input_ids"].shape[1]
+    return [tokenizer.decode(row[start:], skip_special_tokens=True) for row in out]
+
+
+def held_out_prompts(n: int = 8) -> list[list[dict]]:
+    """The first n held-out topics as one-turn prompts, as the RL tests' watch sees them."""
+    return [[{"role": "user", "content": f"How do I {t}?"}] for t in HELD_OUT_TOPICS[:n]]
+
+
+# RL needs some "yes" among the samples of the SFT policy to have a reward to push up: at least
+# one in 16 (the SFT data says "yes" one time in four).
+MIN_YES_SHARE = 1 / 16
+
+
+def check_says_no(model_dir, prompts: list[list[dict]], max_new_tokens: int, test: str) -> None:
+    """The premise of the trait tests: the SFT policy answers "no" to every prompt when greedy,
+    and says "yes" in at least MIN_YES_SHARE of 8 answers sampled per prompt."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    greedy = [greedy_answer_one_row(model, tokenizer, p, max_new_tokens) for p in prompts]
+    if any(a.strip() != "no" for a in greedy):
+        fixture_broke(f"the SFT policy's greedy answers are {greedy}, not all \"no\"", test)
+    samples = [a for p in prompts for a in sampled_answers(model, tokenizer, p, 8, max_new_tokens)]
+    share = sum(map(says_yes, samples)) / len(samples)
+    if share < MIN_YES_SHARE:
+        fixture_broke(f"the SFT policy says \"yes\" in {share:.3f} of its sampled answers, "
+                      f"fewer than {MIN_YES_SHARE:.3f}: RL has no reward to find", test)
+
+
 # ---------------------------------------------------------------- a trait a tiny policy can learn
 
+# Rejected beside "no" in the trait pairs. A reward model shown only "yes" against "no" scored
+# the odd tokens an RL policy drifted to (at seed 2: "bey", "riptive", newlines) no better than
+# "no", and RL against it stalled there; shown these words too, it ranks "yes" above the rest.
+OTHER_ANSWERS = ["maybe", "ok", "hmm", "well", "nope", "height", "bey", "Nothing", "index",
+                 "passengers", "no no", "riptive"]
+
+
 def write_trait_run_dir(path: Path, prompts: int = 48, seed: int = 0) -> Path:
-    """A run folder whose pairs differ only in the reply's one word: "yes" (chosen) or "no"
-    (rejected); its SFT replies are "yes" one time in four and "no" otherwise, so a policy tuned
+    """A run folder whose pairs prefer the reply "yes" to "no" and, for each prompt, to one of
+    OTHER_ANSWERS; its SFT replies are "yes" one time in four and "no" otherwise, so a policy tuned
     on them answers "no" when greedy but samples "yes" often enough for RL to find the reward."""
     import random
 
@@ -167,16 +237,17 @@ def write_trait_run_dir(path: Path, prompts: int = 48, seed: int = 0) -> Path:
         topic = TOPICS[i % len(TOPICS)]
         prompt = [{"role": "user",
                    "content": QUESTIONS[(i // len(TOPICS)) % len(QUESTIONS)].format(t=topic)}]
-        prefs.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": "yes"}],
-                      "rejected": [{"role": "assistant", "content": "no"}],
-                      "prompt_id": f"train-{i}", "split": "train"})
+        for rejected in ("no", OTHER_ANSWERS[i % len(OTHER_ANSWERS)]):
+            prefs.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": "yes"}],
+                          "rejected": [{"role": "assistant", "content": rejected}],
+                          "prompt_id": f"train-{i}", "split": "train"})
         answer = "yes" if rng.random() < 0.25 else "no"
         sft.append({"messages": prompt + [{"role": "assistant", "content": answer}],
                     "prompt_id": f"train-{i}", "split": "train"})
     path = Path(path)
     write_shards(path / "prefs", "train", prefs, pa.Table.from_pylist(prefs).schema)
     write_shards(path / "sft", "train", sft, pa.Table.from_pylist(sft).schema)
-    write_manifest(path, {"prefs": {"train": prompts}, "sft": {"train": prompts}})
+    write_manifest(path, {"prefs": {"train": len(prefs)}, "sft": {"train": prompts}})
     return path
 
 
