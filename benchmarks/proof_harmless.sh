@@ -70,7 +70,7 @@ EOF
 }
 prepare_training() {  # prepare_training NAME INPUT...: decontaminated against every test set
     local name=$1; shift
-    step "prepare $name" prompts prepare "$@" --out "$OUT/$name" \
+    HEAVY_LOCK= step "prepare $name" prompts prepare "$@" --out "$OUT/$name" \
         --splits train=0.9,validation=0.1 \
         --decontaminate "$XSTEST" --decontaminate "$IFEVAL" --decontaminate "$OUT/heldout"
 }
@@ -106,7 +106,7 @@ take "$COMPLY_RISKY" "$DATA/coconot-contrast/prompts.csv" "$OUT/inputs/comply-ri
 take "$COMPLY_PLAIN" "$DATA/mt-bench-vicuna/prompts.csv" "$OUT/inputs/comply-plain.csv"
 take "$IFEVAL_N" "$IFEVAL" "$OUT/inputs/ifeval.jsonl"
 
-step "prepare heldout" prompts prepare "$DATA/harmbench/prompts.csv" --out "$OUT/heldout" \
+HEAVY_LOCK= step "prepare heldout" prompts prepare "$DATA/harmbench/prompts.csv" --out "$OUT/heldout" \
     --splits test=1
 prepare_training refuse "$OUT/inputs/refuse.csv"
 prepare_training comply "$OUT/inputs/comply-risky.csv" "$OUT/inputs/comply-plain.csv"
@@ -129,11 +129,7 @@ fi
 
 generate both "$OUT/refuse" "$OUT/comply"
 sft both
-step "train dpo both" train dpo --data "$OUT/gen-both" --model "$OUT/sft-both" \
-    --out "$OUT/dpo-both" --epochs "$DPO_EPOCHS" --learning-rate "$DPO_LR" \
-    --beta "$DPO_BETA" --batch-size "$BATCH" --max-length 512 --seed "$SEED"
 evaluate sft "$OUT/sft-both"
-evaluate dpo "$OUT/dpo-both"
 # The ablation: the decline rule alone (no should-comply prompt, so no answer check applies).
 generate refuse-only "$OUT/refuse"
 sft refuse-only
@@ -141,24 +137,13 @@ step "eval sft-refuse-only xstest+ifeval" eval --checks-only --model "$OUT/sft-r
     --xstest --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-ablation-xstest" \
     --max-tokens "$TOKENS" --seed "$SEED"
 
-echo; echo "== figures"
-"$PYTHON" - "$OUT" <<'EOF'
-import json, sys
-from pathlib import Path
+# DPO last: on a short budget it is the step to leave out (NO_DPO=1).
+if [[ ${NO_DPO:-0} != 1 ]]; then
+    step "train dpo both" train dpo --data "$OUT/gen-both" --model "$OUT/sft-both" \
+        --out "$OUT/dpo-both" --epochs "$DPO_EPOCHS" --learning-rate "$DPO_LR" \
+        --beta "$DPO_BETA" --batch-size "$BATCH" --max-length 512 --seed "$SEED"
+    evaluate dpo "$OUT/dpo-both"
+fi
 
-out = Path(sys.argv[1])
-for name in ("gen-both", "gen-refuse-only"):
-    counts = json.loads((out / name / "manifest.json").read_text())["counts"]
-    print(f"{name}: {counts['prompts']} prompts, pairs {counts['pairs']}, rejects {counts['rejects']}")
-for name in ("sft-heldout", "sft-xstest", "dpo-heldout", "dpo-xstest", "ablation-xstest"):
-    ev = json.loads((out / f"eval-{name}" / "eval.json").read_text())
-    print(f"\n{name}:")
-    print("  safety " + json.dumps(ev.get("safety"), indent=None)[:2000])
-    for role in ("candidate", "baseline"):
-        figures = (ev.get("ifeval") or {}).get(role)
-        if figures:
-            print(f"  IFEval {role}: " + ", ".join(
-                f"{k} {figures[k]['rate']}" for k in ("prompt_strict", "instruction_strict",
-                                                      "prompt_loose", "instruction_loose")))
-EOF
-echo; cat "$OUT/timings.tsv"
+echo; echo "== figures"
+"$PYTHON" "$(dirname "$0")/proof_harmless_figures.py" "$OUT"
