@@ -87,15 +87,14 @@ sft() {  # sft NAME: SFT of the base model on gen-NAME's revisions
         --epochs "$SFT_EPOCHS" --learning-rate "$SFT_LR" --batch-size "$BATCH" \
         --max-length 512 --seed "$SEED"
 }
-# Both evals are judge-free: the held-out should-refuse prompts under the constitution's checks
-# (eval.json's `checks` and `safety`), then XSTest's 450 prompts and the IFEval sample.
+# Judge-free, one step per model (one engine for each of the two models): the held-out
+# should-refuse prompts under the constitution's checks (eval.json's `checks` and `safety`),
+# XSTest's 450 prompts (`xstest`) and the IFEval sample (`ifeval`), each model against the base.
 evaluate() {  # evaluate NAME MODEL
-    step "eval $1 held-out" eval --checks-only --model "$2" --prompts "$OUT/heldout" \
-        --limit "$HELDOUT" --principles "$CONSTITUTION" --out "$OUT/eval-$1-heldout" \
-        --max-tokens "$TOKENS" --seed "$SEED"
-    step "eval $1 xstest+ifeval" eval --checks-only --model "$2" --xstest \
-        --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-$1-xstest" \
-        --max-tokens "$TOKENS" --seed "$SEED"
+    step "eval $1 held-out+xstest+ifeval" eval --checks-only --model "$2" \
+        --prompts "$OUT/heldout" --limit "$HELDOUT" --principles "$CONSTITUTION" --xstest \
+        --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-$1" --max-tokens "$TOKENS" \
+        --seed "$SEED"
 }
 
 rm -rf "$OUT"/inputs "$OUT"/heldout "$OUT"/refuse "$OUT"/comply "$OUT"/gen-* "$OUT"/sft-* \
@@ -133,9 +132,7 @@ evaluate sft "$OUT/sft-both"
 # The ablation: the decline rule alone (no should-comply prompt, so no answer check applies).
 generate refuse-only "$OUT/refuse"
 sft refuse-only
-step "eval sft-refuse-only xstest+ifeval" eval --checks-only --model "$OUT/sft-refuse-only" \
-    --xstest --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-ablation-xstest" \
-    --max-tokens "$TOKENS" --seed "$SEED"
+evaluate ablation "$OUT/sft-refuse-only"
 
 # DPO last: on a short budget it is the step to leave out (NO_DPO=1).
 if [[ ${NO_DPO:-0} != 1 ]]; then
