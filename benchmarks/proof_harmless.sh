@@ -18,12 +18,20 @@
 #   eval         each model against the base: the held-out should-refuse prompts (checks and
 #                eval.json's `safety`), then XSTest and an IFEval sample (--xstest, --ifeval)
 #   ablation     the same generate and SFT on the should-refuse prompts alone (no answer side),
-#                and its XSTest eval: what the should-comply half buys on XSTest's safe prompts
+#                and its eval: what the should-comply half buys on XSTest's safe prompts
 #
-# Sized for about an hour on 2 CPU cores with the embedded SmolLM2-135M (an estimate: the whole
-# script has not been run yet). Every size is a variable below; set it in the environment, e.g.
+# Defaults are sized for about an hour of compute on 2 CPU cores with the embedded SmolLM2-135M.
+# Run end to end once, smaller, on 2 shared cores with each step under the shared lock
+# (HEAVY_LOCK=/tmp/heavy.lock REFUSE=80 COMPLY_RISKY=60 COMPLY_PLAIN=20 HELDOUT=100 IFEVAL_N=40
+# TOKENS=64 NO_DPO=1; the evals as the single per-model step they are now): generate 247 s,
+# SFT 426 s, each eval about 300 s (load 1.6-3.2), plus minutes waiting for the lock. Held-out
+# declines 0/100 -> 6/100 (McNemar p 0.031), XSTest unsafe declined 1.5% -> 5.5% (p 0.057), XSTest
+# safe answered 99.2% -> 95.2% (p 0.013); the figures, the ablation and the revisions read by hand
+# are in docs/guides/whole-loop.md ("Harmless and not evasive"). DPO has not been run here.
+# Every size is a variable below; set it in the environment, e.g.
 # `REFUSE=60 COMPLY_RISKY=40 COMPLY_PLAIN=20 benchmarks/proof_harmless.sh`. PREPARE_ONLY=1 stops
-# after the prepare steps (a dry run that needs no model).
+# after the prepare steps (a dry run that needs no model). HEAVY_LOCK=FILE takes `flock FILE` for
+# each heavy step, one at a time; NO_DPO=1 leaves out DPO and its eval.
 set -euo pipefail
 
 OUT=${1:-outputs/proof-harmless}
