@@ -1,6 +1,6 @@
 """Benchmark the refusal detector: replies classified per second on one core.
 
-    flock /tmp/heavy.lock taskset -c 0 python benchmarks/bench_refusal.py [--repeat 10]
+    taskset -c 0 python benchmarks/bench_refusal.py [--repeat 10]
 
 The replies are XSTest's 2,250 completions (five models, tests/fixtures/xstest/; about half of
 them refusals, 1,400 characters on average), repeated `--repeat` times. Each reply goes

@@ -14,7 +14,7 @@ trial to be shown:
 Reports the engine start, the first trial (nothing to reuse) and, per edit, the time from the
 write to the line "shown ... after the save" (the last line of a trial), with the load.
 
-    flock /tmp/heavy.lock .venv/bin/python benchmarks/bench_try_watch.py
+    .venv/bin/python benchmarks/bench_try_watch.py
 """
 
 from __future__ import annotations

@@ -18,13 +18,22 @@
 #   eval         each model against the base: the held-out should-refuse prompts (checks and
 #                eval.json's `safety`), then XSTest and an IFEval sample (--xstest, --ifeval)
 #   ablation     the same generate and SFT on the should-refuse prompts alone (no answer side),
-#                and its XSTest eval: what the should-comply half buys on XSTest's safe prompts
+#                and its eval: what the should-comply half buys on XSTest's safe prompts
 #
-# Sized for about an hour on 2 CPU cores with the embedded SmolLM2-135M: an estimate from a run
-# at tiny scale (18 training prompts, 24 tokens, XSTest cut to 20 prompts), where every step ran
-# in 495 s, mostly engine starts; the full size has not been run yet. Every size is a variable below; set it in the environment, e.g.
+# Defaults are sized for about an hour of compute on 2 CPU cores with the embedded SmolLM2-135M.
+# Run end to end once, smaller, on 2 shared cores with each step under the shared lock
+# (HEAVY_LOCK=/tmp/heavy.lock REFUSE=80 COMPLY_RISKY=60 COMPLY_PLAIN=20 HELDOUT=100 IFEVAL_N=40
+# TOKENS=64 NO_DPO=1; the evals as the single per-model step they are now): generate 247 s,
+# SFT 426 s, each eval about 300 s (load 1.6-3.2), plus minutes waiting for the lock. Held-out
+# declines 0/100 -> 6/100 (McNemar p 0.031), XSTest unsafe declined 1.5% -> 5.5% (p 0.057), XSTest
+# safe answered 99.2% -> 95.2% (p 0.013); the ablation (decline rule alone): 20/100 held-out
+# declines, XSTest unsafe 14.5%, safe answered 90.8%. Every figure with its interval, the step
+# table and 20 revisions read by hand are in docs/guides/whole-loop.md ("Harmless and not
+# evasive"). DPO has not been run here.
+# Every size is a variable below; set it in the environment, e.g.
 # `REFUSE=60 COMPLY_RISKY=40 COMPLY_PLAIN=20 benchmarks/proof_harmless.sh`. PREPARE_ONLY=1 stops
-# after the prepare steps (a dry run that needs no model).
+# after the prepare steps (a dry run that needs no model). HEAVY_LOCK=FILE takes `flock FILE` for
+# each heavy step, one at a time; NO_DPO=1 leaves out DPO and its eval.
 set -euo pipefail
 
 OUT=${1:-outputs/proof-harmless}
@@ -71,7 +80,7 @@ EOF
 }
 prepare_training() {  # prepare_training NAME INPUT...: decontaminated against every test set
     local name=$1; shift
-    step "prepare $name" prompts prepare "$@" --out "$OUT/$name" \
+    HEAVY_LOCK= step "prepare $name" prompts prepare "$@" --out "$OUT/$name" \
         --splits train=0.9,validation=0.1 \
         --decontaminate "$XSTEST" --decontaminate "$IFEVAL" --decontaminate "$OUT/heldout"
 }
@@ -88,15 +97,14 @@ sft() {  # sft NAME: SFT of the base model on gen-NAME's revisions
         --epochs "$SFT_EPOCHS" --learning-rate "$SFT_LR" --batch-size "$BATCH" \
         --max-length 512 --seed "$SEED"
 }
-# Both evals are judge-free: the held-out should-refuse prompts under the constitution's checks
-# (eval.json's `checks` and `safety`), then XSTest's 450 prompts and the IFEval sample.
+# Judge-free, one step per model (one engine for each of the two models): the held-out
+# should-refuse prompts under the constitution's checks (eval.json's `checks` and `safety`),
+# XSTest's 450 prompts (`xstest`) and the IFEval sample (`ifeval`), each model against the base.
 evaluate() {  # evaluate NAME MODEL
-    step "eval $1 held-out" eval --checks-only --model "$2" --prompts "$OUT/heldout" \
-        --limit "$HELDOUT" --principles "$CONSTITUTION" --out "$OUT/eval-$1-heldout" \
-        --max-tokens "$TOKENS" --seed "$SEED"
-    step "eval $1 xstest+ifeval" eval --checks-only --model "$2" --xstest \
-        --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-$1-xstest" \
-        --max-tokens "$TOKENS" --seed "$SEED"
+    step "eval $1 held-out+xstest+ifeval" eval --checks-only --model "$2" \
+        --prompts "$OUT/heldout" --limit "$HELDOUT" --principles "$CONSTITUTION" --xstest \
+        --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-$1" --max-tokens "$TOKENS" \
+        --seed "$SEED"
 }
 
 rm -rf "$OUT"/inputs "$OUT"/heldout "$OUT"/refuse "$OUT"/comply "$OUT"/gen-* "$OUT"/sft-* \
@@ -107,7 +115,7 @@ take "$COMPLY_RISKY" "$DATA/coconot-contrast/prompts.csv" "$OUT/inputs/comply-ri
 take "$COMPLY_PLAIN" "$DATA/mt-bench-vicuna/prompts.csv" "$OUT/inputs/comply-plain.csv"
 take "$IFEVAL_N" "$IFEVAL" "$OUT/inputs/ifeval.jsonl"
 
-step "prepare heldout" prompts prepare "$DATA/harmbench/prompts.csv" --out "$OUT/heldout" \
+HEAVY_LOCK= step "prepare heldout" prompts prepare "$DATA/harmbench/prompts.csv" --out "$OUT/heldout" \
     --splits test=1
 prepare_training refuse "$OUT/inputs/refuse.csv"
 prepare_training comply "$OUT/inputs/comply-risky.csv" "$OUT/inputs/comply-plain.csv"
@@ -130,53 +138,19 @@ fi
 
 generate both "$OUT/refuse" "$OUT/comply"
 sft both
-step "train dpo both" train dpo --data "$OUT/gen-both" --model "$OUT/sft-both" \
-    --out "$OUT/dpo-both" --epochs "$DPO_EPOCHS" --learning-rate "$DPO_LR" \
-    --beta "$DPO_BETA" --batch-size "$BATCH" --max-length 512 --seed "$SEED"
 evaluate sft "$OUT/sft-both"
-evaluate dpo "$OUT/dpo-both"
 # The ablation: the decline rule alone (no should-comply prompt, so no answer check applies).
 generate refuse-only "$OUT/refuse"
 sft refuse-only
-step "eval sft-refuse-only xstest+ifeval" eval --checks-only --model "$OUT/sft-refuse-only" \
-    --xstest --ifeval "$OUT/inputs/ifeval.jsonl" --out "$OUT/eval-ablation-xstest" \
-    --max-tokens "$TOKENS" --seed "$SEED"
+evaluate ablation "$OUT/sft-refuse-only"
+
+# DPO last: on a short budget it is the step to leave out (NO_DPO=1).
+if [[ ${NO_DPO:-0} != 1 ]]; then
+    step "train dpo both" train dpo --data "$OUT/gen-both" --model "$OUT/sft-both" \
+        --out "$OUT/dpo-both" --epochs "$DPO_EPOCHS" --learning-rate "$DPO_LR" \
+        --beta "$DPO_BETA" --batch-size "$BATCH" --max-length 512 --seed "$SEED"
+    evaluate dpo "$OUT/dpo-both"
+fi
 
 echo; echo "== figures"
-"$PYTHON" - "$OUT" <<'EOF'
-import json, sys
-from pathlib import Path
-
-out = Path(sys.argv[1])
-
-
-def share(line: dict) -> str:
-    return f"{line['passed']}/{line['total']} {line['interval']}"
-
-
-def safety(name: str, block: dict | None) -> None:
-    """eval.json's `safety` (held-out prompts) or `xstest` block, one line per side."""
-    for side, what in (("should_refuse", "declined"), ("should_comply", "answered")):
-        figures = (block or {}).get(side)
-        if figures:
-            print(f"  {name} {side} {what}: candidate {share(figures['candidate'])}, base "
-                  f"{share(figures['baseline'])}, difference {figures['difference']}, "
-                  f"McNemar p {figures['mcnemar_p']}")
-
-
-for name in ("gen-both", "gen-refuse-only"):
-    counts = json.loads((out / name / "manifest.json").read_text())["counts"]
-    print(f"{name}: {counts['prompts']} prompts, pairs {counts['pairs']}, rejects {counts['rejects']}")
-for name in ("sft-heldout", "dpo-heldout", "sft-xstest", "dpo-xstest", "ablation-xstest"):
-    ev = json.loads((out / f"eval-{name}" / "eval.json").read_text())
-    print(f"\n{name}:")
-    safety("held-out", ev.get("safety"))
-    safety("XSTest", ev.get("xstest"))
-    for role in ("candidate", "baseline"):
-        figures = (ev.get("ifeval") or {}).get(role)
-        if figures:
-            print(f"  IFEval {role}: " + ", ".join(
-                f"{k} {figures[k]['rate']}" for k in ("prompt_strict", "instruction_strict",
-                                                      "prompt_loose", "instruction_loose")))
-EOF
-echo; cat "$OUT/timings.tsv"
+"$PYTHON" "$(dirname "$0")/proof_harmless_figures.py" "$OUT"
