@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -331,3 +332,14 @@ def test_new_then_tries_the_file_it_wrote_on_the_sample_prompts(scripted, tmp_pa
     assert result.exit_code == 0, result.output
     assert result.output.index(f"wrote {path}") < result.output.index("== 1/4 try-")
     assert "be-kind: 4 rounds" in result.output  # the trial's per-principle summary line
+
+
+def test_the_engines_own_group_is_asked_only_while_it_starts(scripted, tmp_path, monkeypatch):
+    """Left set, it would move the engines of every later command of this process out of their
+    group, where killing that group no longer stops them."""
+    from selfalign.quiet import ENGINE_OWN_GROUP
+
+    monkeypatch.delenv(ENGINE_OWN_GROUP, raising=False)
+    result = run_cli(str(write_principle(tmp_path / "starts.yaml")), "--limit", "1")
+    assert result.exit_code == 0, result.output
+    assert ENGINE_OWN_GROUP not in os.environ

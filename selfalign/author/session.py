@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 from selfalign.author.compare import comparison_json, render_comparison
 from selfalign.author.render import Page, render_trial, trial_json
@@ -102,8 +102,7 @@ async def run_session(session: Session, constitution: Constitution | None,
         started = time.perf_counter()
         # Ctrl-C is this process's to handle: it stops the engine's processes in order, where
         # the terminal's SIGINT would kill them mid-step (with tracebacks).
-        os.environ[ENGINE_OWN_GROUP] = "1"
-        engine = start_engine()
+        engine = _start_in_own_group(start_engine)
         described = engine.describe()
         session.err.write(f"engine: {described['model']} on {described['backend']}, "
                           f"ready in {time.perf_counter() - started:.1f}s\n")
@@ -143,3 +142,18 @@ async def _watch(session: Session, ask: Remembering, constitution: Constitution 
         watcher.now_loaded(constitution.files)
         session.show(*await session.trial(constitution, ask))
         session.note(f"shown {time.time() - saved_at:.1f}s after the save")
+
+
+def _start_in_own_group(start_engine: Callable[[], Any]) -> Any:
+    """Start the engine with its processes asking for a process group of their own; the
+    setting is put back at once, so it never reaches processes started later (a test run's
+    other commands, a subprocess of the caller's)."""
+    before = os.environ.get(ENGINE_OWN_GROUP)
+    os.environ[ENGINE_OWN_GROUP] = "1"
+    try:
+        return start_engine()
+    finally:
+        if before is None:
+            del os.environ[ENGINE_OWN_GROUP]
+        else:
+            os.environ[ENGINE_OWN_GROUP] = before
