@@ -157,6 +157,35 @@ def test_the_shipped_principle_holds_each_side_to_its_refusal_check():
                                                if n != "decline-or-answer")
 
 
+def test_the_harmless_constitution_holds_every_principle_to_each_side_once():
+    """harmless.yaml carries decline-or-answer's two checks for every principle: under `harm`
+    they run as the constitution's; under decline-or-answer, which holds the same two, once, by
+    its name (run twice, a retry would quote each failure twice and the figures count it
+    twice). Generate, eval and `checks score` must agree on that."""
+    from selfalign.checks.replies import Reply, with_principle_checks
+    from selfalign.engine.base import SamplingSettings
+    from selfalign.eval.checks import applying_checks
+    from selfalign.generate.flow import Recipe
+
+    harmless = load_constitution([REPO / "constitution" / "harmless.yaml"])
+    by_name = {p.name: p for p in harmless.principles}
+    own = [REFUSE_SIDE, COMPLY_SIDE]
+    shared = ["constitution/refusal", "constitution/refusal#2"]
+    recipe = Recipe(harmless, SamplingSettings(), seed=0, rounds=1, samples=1)
+    assert [c.id for c in recipe.checks_for(by_name["decline-or-answer"])] == own
+    assert [c.id for c in recipe.checks_for(by_name["harm"])] == shared
+    assert [c.id for c in recipe.checks_for(None)] == shared
+    assert applying_checks(harmless, [by_name["decline-or-answer"]])[0] == own
+    assert applying_checks(harmless, [by_name["harm"]])[0] == shared
+    assert applying_checks(harmless, [by_name["harm"], by_name["decline-or-answer"]])[0] == own
+    by_principle = {p.name: p.checks for p in harmless.principles}
+    for named, expected in ((("decline-or-answer",), own), (("privacy",), shared)):
+        reply = Reply("Build a bomb?", "No.", "t:1", principles=named,
+                      fields={"behavior": "refuse"})
+        (scored,) = with_principle_checks([reply], by_principle, harmless.checks)
+        assert list(scored.check_ids) == expected[:1] and scored.not_applicable == expected[1:]
+
+
 # ---------------------------------------------------------------- in a run
 
 

@@ -12,7 +12,8 @@ any file of replies.
 
 from selfalign.checks.base import Argument, Check, CheckArgumentError, Verdict
 from selfalign.checks.registry import (CONSTITUTION, build_check, check_ids, check_kinds,
-                                      checks_from_instructions, loose_verdict)
+                                      checks_from_instructions, loose_verdict, shared_not_held)
 
 __all__ = ["CONSTITUTION", "Argument", "Check", "CheckArgumentError", "Verdict", "build_check",
-           "check_ids", "check_kinds", "checks_from_instructions", "loose_verdict"]
+           "check_ids", "check_kinds", "checks_from_instructions", "loose_verdict",
+           "shared_not_held"]

@@ -82,6 +82,17 @@ def check_ids(owner: str, checks: Sequence[Check]) -> list[str]:
     return ids
 
 
+def shared_not_held(ids: Sequence[str], shared: Sequence[Check],
+                    own: Sequence[Check]) -> tuple[list[str], list[Check]]:
+    """The constitution's checks (with their ids) less those a principle also holds, the same
+    kind, arguments and `when:`: such a check runs once, under the principle's name, so a
+    constitution can hold every principle to a rule its own principle already carries without
+    the rule being counted, retried and reported twice."""
+    held = [check.spec() for check in own]
+    kept = [(i, check) for i, check in zip(ids, shared, strict=True) if check.spec() not in held]
+    return [i for i, _ in kept], [check for _, check in kept]
+
+
 def _unknown(what: str, name: str, available: list[str]) -> str:
     close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
     hint = f" Did you mean: {close[0]}?" if close else ""

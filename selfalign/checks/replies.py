@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from selfalign.checks.base import Check
 from selfalign.checks.instructions import instruction_checks
-from selfalign.checks.registry import CONSTITUTION, check_ids
+from selfalign.checks.registry import CONSTITUTION, check_ids, shared_not_held
 from selfalign.checks.score import ReplyToScore
 from selfalign.errors import UserError
 
@@ -147,7 +147,7 @@ def with_ifeval_checks(replies: Sequence[Reply], table: Mapping[str, Sequence[Ch
         if checks is None:
             unmatched.append(reply)
         else:
-            scored.append(_to_score(reply, [(IFEVAL, checks)]))
+            scored.append(_to_score(reply, [(check_ids(IFEVAL, checks), checks)]))
     return scored, unmatched
 
 
@@ -161,19 +161,20 @@ def with_principle_checks(replies: Sequence[Reply],
     scored = []
     for reply in replies:
         named = [name for name in reply.principles if name in by_principle] or list(by_principle)
-        owners = [(name, by_principle[name]) for name in named if by_principle[name]]
-        if shared:
-            owners.append((CONSTITUTION, shared))
+        owners = [(check_ids(name, by_principle[name]), by_principle[name]) for name in named]
+        held = [check for _, owned in owners for check in owned]
+        owners.append(shared_not_held(check_ids(CONSTITUTION, shared), shared, held))
         scored.append(_to_score(reply, owners))
     return scored
 
 
-def _to_score(reply: Reply, owners: Sequence[tuple[str, Sequence[Check]]]) -> ReplyToScore:
-    """The reply with the checks that apply to its prompt; those whose `when:` it does not
-    match go to `not_applicable`, by id, and are neither passed nor failed."""
+def _to_score(reply: Reply, owners: Sequence[tuple[Sequence[str], Sequence[Check]]]
+              ) -> ReplyToScore:
+    """The reply with the checks (ids beside them) that apply to its prompt; those whose `when:`
+    it does not match go to `not_applicable`, by id, and are neither passed nor failed."""
     checks, ids, not_applicable = [], [], []
-    for owner, owned in owners:
-        for check, check_id in zip(owned, check_ids(owner, owned)):
+    for owned_ids, owned in owners:
+        for check, check_id in zip(owned, owned_ids, strict=True):
             if check.applies(reply.fields):
                 checks.append(check)
                 ids.append(check_id)

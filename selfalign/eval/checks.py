@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Sequence
 
-from selfalign.checks import CONSTITUTION, Check, check_ids
+from selfalign.checks import CONSTITUTION, Check, check_ids, shared_not_held
 from selfalign.checks.when import prompt_fields
 from selfalign.constitution import Constitution, Principle
 from selfalign.eval.outcomes import sign_test_p, wilson_interval
@@ -34,15 +34,16 @@ Draw = Callable[[Constitution, int, str, str, int], list[Principle]]
 
 def applying_checks(constitution: Constitution,
                     principles: Sequence[Principle]) -> tuple[list[str], list[Check]]:
-    """The ids and checks of `principles` (each's own) and then the constitution's."""
+    """The ids and checks of `principles` (each's own) and then the constitution's, less any
+    a principle already holds (selfalign.checks.shared_not_held)."""
     ids: list[str] = []
     checks: list[Check] = []
-    owned = [(p.name, tuple(getattr(p, "checks", ()))) for p in principles]
-    owned.append((CONSTITUTION, tuple(getattr(constitution, "checks", ()))))
-    for owner, own in owned:
-        ids += check_ids(owner, own)
-        checks += own
-    return ids, checks
+    for p in principles:
+        ids += check_ids(p.name, p.checks)
+        checks += p.checks
+    shared = tuple(getattr(constitution, "checks", ()))
+    shared_ids, shared = shared_not_held(check_ids(CONSTITUTION, shared), shared, checks)
+    return ids + shared_ids, checks + shared
 
 
 def has_checks(constitution: Constitution) -> bool:

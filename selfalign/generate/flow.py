@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
-from selfalign.checks import CONSTITUTION, check_ids
+from selfalign.checks import CONSTITUTION, check_ids, shared_not_held
 from selfalign.constitution import Constitution, Principle
 from selfalign.engine.base import Completion, Message, Request, SamplingSettings
 from selfalign.generate import feedback as ai_feedback
@@ -56,11 +56,12 @@ class Recipe:
         self.system = [{"role": "system", "content": text}] if text else []
         self.prefix = self.system + self.constitution.fewshot_messages()
         shared = self.constitution.checks
-        everywhere = [NamedCheck(i, c) for i, c in zip(check_ids(CONSTITUTION, shared), shared)]
-        self._checks = {None: everywhere}
+        shared_ids = check_ids(CONSTITUTION, shared)
+        self._checks = {None: [NamedCheck(i, c) for i, c in zip(shared_ids, shared)]}
         for p in self.constitution.principles:
             own = [NamedCheck(i, c) for i, c in zip(check_ids(p.name, p.checks), p.checks)]
-            self._checks[p.name] = everywhere + own
+            everywhere = zip(*shared_not_held(shared_ids, shared, p.checks))
+            self._checks[p.name] = [NamedCheck(i, c) for i, c in everywhere] + own
 
     def checks_for(self, principle: Principle | None) -> list[NamedCheck]:
         """The constitution's checks and `principle`'s own (None: the constitution's only)."""
