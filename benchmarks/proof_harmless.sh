@@ -15,6 +15,9 @@
 #   prepare      the held-out should-refuse prompts; the training prompts, decontaminated
 #   generate     under the constitution, with --check-retries (its `when:` refusal checks)
 #   train sft    on the run's revisions;  train dpo  from the SFT model on the run's pairs
+#   train rl     from the SFT model, the constitution's `when:` refusal checks as the reward
+#                (`--reward checks`: a should-refuse prompt rewards a refusal, a should-comply
+#                prompt an answer), on the same training prompts
 #   eval         each model against the base: the held-out should-refuse prompts (checks and
 #                eval.json's `safety`), then XSTest and an IFEval sample (--xstest, --ifeval)
 #   ablation     the same generate and SFT on the should-refuse prompts alone (no answer side),
@@ -33,7 +36,7 @@
 # Every size is a variable below; set it in the environment, e.g.
 # `REFUSE=60 COMPLY_RISKY=40 COMPLY_PLAIN=20 benchmarks/proof_harmless.sh`. PREPARE_ONLY=1 stops
 # after the prepare steps (a dry run that needs no model). HEAVY_LOCK=FILE takes `flock FILE` for
-# each heavy step, one at a time; NO_DPO=1 leaves out DPO and its eval.
+# each heavy step, one at a time; NO_DPO=1 leaves out DPO and its eval, NO_RL=1 RL and its eval.
 set -euo pipefail
 
 OUT=${1:-outputs/proof-harmless}
@@ -56,6 +59,10 @@ SFT_LR=${SFT_LR:-1e-4}
 DPO_EPOCHS=${DPO_EPOCHS:-1}
 DPO_LR=${DPO_LR:-5e-5}
 DPO_BETA=${DPO_BETA:-0.1}
+RL_STEPS=${RL_STEPS:-10}
+RL_LR=${RL_LR:-5e-5}
+RL_TOKENS=${RL_TOKENS:-32}         # a refusal shows in its first words (the detector reads those)
+RL_HELD_OUT=${RL_HELD_OUT:-16}     # validation prompts the RL watch answers before and after
 BATCH=${BATCH:-8}
 SEED=${SEED:-0}
 PREPARE_ONLY=${PREPARE_ONLY:-0}
@@ -108,7 +115,7 @@ evaluate() {  # evaluate NAME MODEL
 }
 
 rm -rf "$OUT"/inputs "$OUT"/heldout "$OUT"/refuse "$OUT"/comply "$OUT"/gen-* "$OUT"/sft-* \
-    "$OUT"/dpo-* "$OUT"/eval-*
+    "$OUT"/dpo-* "$OUT"/rl-* "$OUT"/eval-*
 mkdir -p "$OUT/inputs"
 take "$REFUSE" "$DATA/advbench/prompts.csv" "$OUT/inputs/refuse.csv"
 take "$COMPLY_RISKY" "$DATA/coconot-contrast/prompts.csv" "$OUT/inputs/comply-risky.csv"
@@ -144,12 +151,20 @@ generate refuse-only "$OUT/refuse"
 sft refuse-only
 evaluate ablation "$OUT/sft-refuse-only"
 
-# DPO last: on a short budget it is the step to leave out (NO_DPO=1).
+# DPO and RL last: on a short budget they are the steps to leave out (NO_DPO=1, NO_RL=1).
 if [[ ${NO_DPO:-0} != 1 ]]; then
     step "train dpo both" train dpo --data "$OUT/gen-both" --model "$OUT/sft-both" \
         --out "$OUT/dpo-both" --epochs "$DPO_EPOCHS" --learning-rate "$DPO_LR" \
         --beta "$DPO_BETA" --batch-size "$BATCH" --max-length 512 --seed "$SEED"
     evaluate dpo "$OUT/dpo-both"
+fi
+if [[ ${NO_RL:-0} != 1 ]]; then
+    step "train rl both" train rl --reward checks --principles "$CONSTITUTION" \
+        --model "$OUT/sft-both" --prompts "$OUT/refuse" --prompts "$OUT/comply" \
+        --out "$OUT/rl-both" --max-steps "$RL_STEPS" --batch-size "$BATCH" --samples 4 \
+        --max-completion-length "$RL_TOKENS" --learning-rate "$RL_LR" --temperature 0.7 \
+        --held-out "$RL_HELD_OUT" --seed "$SEED"
+    evaluate rl "$OUT/rl-both"
 fi
 
 echo; echo "== figures"

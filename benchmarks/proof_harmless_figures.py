@@ -49,7 +49,7 @@ def generate_figures(out: Path) -> None:
         checks = counts.get("checks", {})
         echoes = sum(p.get("echoes_rejected", 0) for p in checks.get("principles", {}).values())
         for name, c in checks.get("checks", {}).items():
-            side = SIDES.get(name.split("/")[-1], name)
+            side = f"{SIDES.get(name.split('/')[-1], name)}: `{name}`"
             first = f"{c['first_pass_rate']:.1%} of {c['first_answers']}" \
                 if c["first_pass_rate"] is not None else "n/a"
             kept = f"{c['kept_pass_rate']:.1%} of {c['kept_revisions']}" \
