@@ -102,9 +102,11 @@ demo-summary:
 # 135M judge's ranked labels are mostly its lean to the first position, which RL would only
 # chase); RL (RLOO) against the reward model on a KL leash;
 # finally eval of the RL model and of the DPO model against the SFT model on the held-out test
-# split, with the reward model scoring every answer. The recipe's constitution is 3h's plus
-# brief, a principle with a check (fewer than 40 words), so each eval also reports
-# both models' pass rates with no judge involved. The sample has only six users, so its split
+# split, with the reward model scoring every answer, and on XSTest's 450 prompts. The recipe's
+# constitution is 3h's plus brief, a principle with a check (fewer than 40 words), so each eval
+# also reports both models' pass rates with no judge involved; the sample's red_team prompts
+# are the ones to decline (eval's --harmful-categories), so each eval reports the safety
+# figures too. `eval summary` prints both evals side by side at the end. The sample has only six users, so its split
 # is by prompt (--user-field id); keep the default split by user on real data. A previous
 # $(RECIPE_OUT) is replaced.
 RECIPE_OUT        ?= outputs/recipe
@@ -118,7 +120,7 @@ RECIPE_RL         ?= --max-steps 12 --batch-size 8 --samples 4 --max-completion-
                      --learning-rate 5e-5 --temperature 0.7 --held-out 16
 RECIPE_EVAL        = --prompts $(RECIPE_OUT)/prompts --principles $(RECIPE_PRINCIPLES) \
                      --baseline $(RECIPE_OUT)/sft --reward-model $(RECIPE_OUT)/rm \
-                     --seed $(RECIPE_SEED) $(RECIPE_TOKENS)
+                     --xstest --seed $(RECIPE_SEED) $(RECIPE_TOKENS)
 
 recipe: setup
 	@rm -rf $(RECIPE_OUT)
@@ -147,6 +149,8 @@ recipe: setup
 	    --model $(RECIPE_OUT)/rl --out $(RECIPE_OUT)/eval-rl $(RECIPE_EVAL); \
 	step "9/9 eval: the DPO model against the SFT model, on the test split" eval \
 	    --model $(RECIPE_OUT)/dpo --out $(RECIPE_OUT)/eval-dpo $(RECIPE_EVAL)
+	@echo; echo "== the two evals side by side (win rate, checks, safety, XSTest, reward)"; \
+	$(SELFALIGN) eval summary $(RECIPE_OUT)/eval-rl $(RECIPE_OUT)/eval-dpo
 	@echo; echo "recipe done: $(RECIPE_OUT)/rl/report.md, $(RECIPE_OUT)/eval-rl/report.md," \
 	    "$(RECIPE_OUT)/eval-dpo/report.md"
 

@@ -142,8 +142,10 @@ def summary(evaluation: dict, out: Path) -> str:
 
 def _add_subcommands() -> None:
     from selfalign.eval.judge.commands import judge_command
+    from selfalign.eval.summary import summary_command
 
     eval_command.add_command(judge_command)
+    eval_command.add_command(summary_command)
 
 
 _add_subcommands()
