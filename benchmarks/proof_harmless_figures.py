@@ -44,7 +44,9 @@ def generate_figures(out: Path) -> None:
                "kept revisions passed", "retries", "echoes rejected"]))
     print(row(["---"] * 9))
     for manifest in sorted(out.glob("gen-*/manifest.json")):
-        counts = json.loads(manifest.read_text())["counts"]
+        counts = json.loads(manifest.read_text()).get("counts")
+        if not counts:  # a run still going (or stopped): nothing to count yet
+            continue
         pairs = sum(counts["pairs"].values())
         checks = counts.get("checks", {})
         echoes = sum(p.get("echoes_rejected", 0) for p in checks.get("principles", {}).values())

@@ -20,6 +20,7 @@ from selfalign.checks.when import prompt_fields
 from selfalign.cli import main
 from selfalign.constitution import ConstitutionError, load_constitution
 from selfalign.engine.base import Completion, Request
+from selfalign.generate.commands import summary
 from selfalign.records import PromptRecord
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,6 +256,23 @@ def test_a_check_that_does_not_apply_never_sends_a_sample_to_check_failed(tmp_pa
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert [(r["id"], r["reason"]) for r in rejects] == [("c2", "check_failed")]
     assert manifest["counts"]["pairs"] == {"train": 3}
+    # The yield by expected behaviour: c1 and c2 should be answered, c2 was not kept.
+    assert manifest["counts"]["behaviors"] == {
+        "comply": {"samples": 2, "kept": 1, "not_kept": {"check_failed": 1}, "yield": 0.5},
+        "refuse": {"samples": 1, "kept": 1, "not_kept": {}, "yield": 1.0},
+        "unmarked": {"samples": 1, "kept": 1, "not_kept": {}, "yield": 1.0}}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| comply | 2 | 1 | 0.500 | check_failed 1 |" in card
+    assert "| refuse | 1 | 1 | 1.000 | none |" in card
+    assert "kept by expected behaviour: comply 1/2, refuse 1/1, unmarked 1/1" in summary(manifest)
+
+
+def test_a_run_with_no_marked_prompt_has_no_behaviour_figures(tmp_path):
+    unmarked = [{"id": row["id"], "prompt": row["prompt"]} for row in PROMPTS]
+    manifest, _ = run_scripted(DECLINE_OR_ANSWER, write_prompts(tmp_path / "p.jsonl", unmarked),
+                               tmp_path / "out", engine=Scripted(), check_retries=0)
+    assert "behaviors" not in manifest["counts"]
+    assert "## By expected behaviour" not in (tmp_path / "out" / "README.md").read_text()
 
 
 # ---------------------------------------------------------------- checks score

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from selfalign.constitution import Constitution
+from selfalign.generate.behavior_figures import behavior_section
 from selfalign.hub_card import (DEFAULT_LICENSE, card_data, card_text, license_note,
                                 source_datasets, split_paths)
 from selfalign.prompts.sources import PREPARED_REPORT
@@ -170,7 +171,7 @@ Rows not used, by reason (details in `rejects.parquet`):
 
 {_table(reject_rows, ("reason", "rows")) if reject_rows else "none"}
 
-{_feedback_section(counts.get("feedback"))}{checks}## Principle mix (draws over all rounds)
+{_feedback_section(counts.get("feedback"))}{behavior_section(counts.get("behaviors"))}{checks}## Principle mix (draws over all rounds)
 
 {_table(principle_rows, ("principle", "draws")) if principle_rows else "none"}
 

@@ -164,6 +164,9 @@ def summary(manifest: dict) -> str:
         f"{checked['check_failed']} check_failed, "
         f"{checked.get('echoes_instruction', 0)} echoes_instruction; "
         f"{_figure(checked['pairs_per_prompt'])} pairs per prompt\n")
+    behaviors = counts.get("behaviors")
+    feedback += "" if not behaviors else "kept by expected behaviour: " + ", ".join(
+        f"{name} {line['kept']}/{line['samples']}" for name, line in behaviors.items()) + "\n"
     return (f"done: {counts['prompts']} prompts, {counts['samples']} samples → "
             f"{sum(counts['pairs'].values())} preference pairs {counts['pairs']}, "
             f"{sum(counts['sft'].values())} SFT rows\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from selfalign.atomic import write_json, write_text
+from selfalign.generate.behavior_figures import run_behaviors
 from selfalign.generate.card import dataset_card
 from selfalign.generate.check_figures import run_check_figures
 from selfalign.generate.feedback import run_figures
@@ -33,6 +34,9 @@ def finish_run(plan: Plan, ledger: dict[int, dict], manifest: dict) -> dict:
             figures, preferences = run_figures(judgments, settings["min_preference"])
             counts["feedback"] = {"mode": settings["feedback"], **figures}
             write_preference_histogram(preferences, out / HISTOGRAM)
+        behaviors = run_behaviors(e.get("behaviors") for e in ledger.values())
+        if behaviors:
+            counts["behaviors"] = behaviors
         if uses_checks(plan):
             counts["checks"] = run_check_figures((e.get("checks") for e in ledger.values()),
                                                  counts)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from selfalign.generate import rows
+from selfalign.generate.behavior_figures import shard_behaviors
 from selfalign.generate.check_figures import shard_tally
 from selfalign.generate.feedback import ledger_judgments
 from selfalign.records import PromptRecord, Reject
@@ -89,7 +90,8 @@ def write_shard(folder: Path, shard: Shard, samples: list[Sample], model: str,
         "prompt_tokens": sum(s.prompt_tokens for s in samples),
         "output_tokens": sum(s.output_tokens for s in samples),
         "cached_prompt_tokens": sum(s.cached_tokens for s in samples),
-        "checks": shard_tally(samples, statuses), "judgments": judgments, "files": files,
+        "checks": shard_tally(samples, statuses), "behaviors": shard_behaviors(samples, statuses),
+        "judgments": judgments, "files": files,
         "finished_at": time.time(),
     }
 
