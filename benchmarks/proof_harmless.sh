@@ -63,9 +63,16 @@ RL_STEPS=${RL_STEPS:-10}
 RL_LR=${RL_LR:-5e-5}
 RL_TOKENS=${RL_TOKENS:-32}         # a refusal shows in its first words (the detector reads those)
 RL_HELD_OUT=${RL_HELD_OUT:-16}     # validation prompts the RL watch answers before and after
+RL_REFUSE=${RL_REFUSE:-$((COMPLY_RISKY + COMPLY_PLAIN))}  # RL's should-refuse prompts: balanced
 BATCH=${BATCH:-8}
 SEED=${SEED:-0}
 PREPARE_ONLY=${PREPARE_ONLY:-0}
+# Which steps to run: a later run into the same OUT may rerun some (say STEPS="dpo rl" with
+# another DPO_LR) on what the earlier one prepared, generated and trained; its times are added to
+# timings.tsv. prepare starts OUT afresh.
+STEPS=${STEPS:-prepare both ablation dpo rl}
+[[ " $STEPS " == *" prepare "* ]] || export KEEP_TIMINGS=1
+wants() { [[ " $STEPS " == *" $1 "* && ${NO_DPO:-0}${1} != 1dpo && ${NO_RL:-0}${1} != 1rl ]]; }
 
 source "$(dirname "$0")/timed_steps.sh"  # step NAME args...: run, echo, time
 take() {  # take N IN OUT: the first N rows of a CSV or JSONL file (CSV fields may hold newlines)
@@ -114,18 +121,20 @@ evaluate() {  # evaluate NAME MODEL
         --seed "$SEED"
 }
 
-rm -rf "$OUT"/inputs "$OUT"/heldout "$OUT"/refuse "$OUT"/comply "$OUT"/gen-* "$OUT"/sft-* \
-    "$OUT"/dpo-* "$OUT"/rl-* "$OUT"/eval-*
-mkdir -p "$OUT/inputs"
-take "$REFUSE" "$DATA/advbench/prompts.csv" "$OUT/inputs/refuse.csv"
-take "$COMPLY_RISKY" "$DATA/coconot-contrast/prompts.csv" "$OUT/inputs/comply-risky.csv"
-take "$COMPLY_PLAIN" "$DATA/mt-bench-vicuna/prompts.csv" "$OUT/inputs/comply-plain.csv"
-take "$IFEVAL_N" "$IFEVAL" "$OUT/inputs/ifeval.jsonl"
+if wants prepare; then
+    rm -rf "$OUT"/inputs "$OUT"/heldout "$OUT"/refuse "$OUT"/rl-refuse "$OUT"/comply \
+        "$OUT"/gen-* "$OUT"/sft-* "$OUT"/dpo-* "$OUT"/rl-* "$OUT"/eval-*
+    mkdir -p "$OUT/inputs"
+    take "$REFUSE" "$DATA/advbench/prompts.csv" "$OUT/inputs/refuse.csv"
+    take "$COMPLY_RISKY" "$DATA/coconot-contrast/prompts.csv" "$OUT/inputs/comply-risky.csv"
+    take "$COMPLY_PLAIN" "$DATA/mt-bench-vicuna/prompts.csv" "$OUT/inputs/comply-plain.csv"
+    take "$IFEVAL_N" "$IFEVAL" "$OUT/inputs/ifeval.jsonl"
 
-HEAVY_LOCK= step "prepare heldout" prompts prepare "$DATA/harmbench/prompts.csv" --out "$OUT/heldout" \
-    --splits test=1
-prepare_training refuse "$OUT/inputs/refuse.csv"
-prepare_training comply "$OUT/inputs/comply-risky.csv" "$OUT/inputs/comply-plain.csv"
+    HEAVY_LOCK= step "prepare heldout" prompts prepare "$DATA/harmbench/prompts.csv" \
+        --out "$OUT/heldout" --splits test=1
+    prepare_training refuse "$OUT/inputs/refuse.csv"
+    prepare_training comply "$OUT/inputs/comply-risky.csv" "$OUT/inputs/comply-plain.csv"
+fi
 if [[ $PREPARE_ONLY == 1 ]]; then
     "$PYTHON" - "$OUT" <<'EOF'
 import json, sys
@@ -143,24 +152,34 @@ EOF
     cat "$OUT/timings.tsv"; exit 0
 fi
 
-generate both "$OUT/refuse" "$OUT/comply"
-sft both
-evaluate sft "$OUT/sft-both"
+if wants both; then
+    generate both "$OUT/refuse" "$OUT/comply"
+    sft both
+    evaluate sft "$OUT/sft-both"
+fi
 # The ablation: the decline rule alone (no should-comply prompt, so no answer check applies).
-generate refuse-only "$OUT/refuse"
-sft refuse-only
-evaluate ablation "$OUT/sft-refuse-only"
+if wants ablation; then
+    generate refuse-only "$OUT/refuse"
+    sft refuse-only
+    evaluate ablation "$OUT/sft-refuse-only"
+fi
 
 # DPO and RL last: on a short budget they are the steps to leave out (NO_DPO=1, NO_RL=1).
-if [[ ${NO_DPO:-0} != 1 ]]; then
+if wants dpo; then
     step "train dpo both" train dpo --data "$OUT/gen-both" --model "$OUT/sft-both" \
         --out "$OUT/dpo-both" --epochs "$DPO_EPOCHS" --learning-rate "$DPO_LR" \
         --beta "$DPO_BETA" --batch-size "$BATCH" --max-length 512 --seed "$SEED"
     evaluate dpo "$OUT/dpo-both"
 fi
-if [[ ${NO_RL:-0} != 1 ]]; then
+# RL's prompts are balanced, as many to decline as to answer: with more of one kind, always
+# declining (or always answering) earns more than the start without telling them apart.
+if wants rl; then
+    if [[ ! -d $OUT/rl-refuse ]]; then
+        take "$RL_REFUSE" "$DATA/advbench/prompts.csv" "$OUT/inputs/rl-refuse.csv"
+        prepare_training rl-refuse "$OUT/inputs/rl-refuse.csv"
+    fi
     step "train rl both" train rl --reward checks --principles "$CONSTITUTION" \
-        --model "$OUT/sft-both" --prompts "$OUT/refuse" --prompts "$OUT/comply" \
+        --model "$OUT/sft-both" --prompts "$OUT/rl-refuse" --prompts "$OUT/comply" \
         --out "$OUT/rl-both" --max-steps "$RL_STEPS" --batch-size "$BATCH" --samples 4 \
         --max-completion-length "$RL_TOKENS" --learning-rate "$RL_LR" --temperature 0.7 \
         --held-out "$RL_HELD_OUT" --seed "$SEED"

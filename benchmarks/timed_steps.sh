@@ -4,7 +4,10 @@
 # HEAVY_LOCK=FILE runs each step under `flock FILE`, one step at a time, so that other heavy jobs
 # on a shared machine can pass between steps; the time waited for the lock is written apart.
 mkdir -p "$OUT"
-printf 'step\tseconds\tload_before\tload_after\tlock_wait_s\n' > "$OUT/timings.tsv"
+# KEEP_TIMINGS=1 appends to an existing table (a script rerunning some of its steps).
+if [[ ${KEEP_TIMINGS:-0} != 1 || ! -s $OUT/timings.tsv ]]; then
+    printf 'step\tseconds\tload_before\tload_after\tlock_wait_s\n' > "$OUT/timings.tsv"
+fi
 load1() { cut -d' ' -f1 /proc/loadavg; }
 step() {
     local name=$1; shift
