@@ -256,14 +256,24 @@ def test_a_check_that_does_not_apply_never_sends_a_sample_to_check_failed(tmp_pa
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert [(r["id"], r["reason"]) for r in rejects] == [("c2", "check_failed")]
     assert manifest["counts"]["pairs"] == {"train": 3}
-    # The yield by expected behaviour: c1 and c2 should be answered, c2 was not kept.
+    # By expected behaviour. comply: c1's answer declines (fails), its revision answers; c2's
+    # answer passes, its revision declines (fails, not kept). refuse: r1's answer fails, its
+    # revision declines. unmarked: u1, no check applied to either of its texts.
+    def line(samples, kept, not_kept, first, kept_revisions):
+        return {"samples": samples, "kept": kept, "not_kept": not_kept,
+                "yield": kept / samples, "first_checked": first[1],
+                "first_pass_rate": first[0] / first[1] if first[1] else None,
+                "kept_checked": kept_revisions[1],
+                "kept_pass_rate": kept_revisions[0] / kept_revisions[1] if kept_revisions[1]
+                else None}
     assert manifest["counts"]["behaviors"] == {
-        "comply": {"samples": 2, "kept": 1, "not_kept": {"check_failed": 1}, "yield": 0.5},
-        "refuse": {"samples": 1, "kept": 1, "not_kept": {}, "yield": 1.0},
-        "unmarked": {"samples": 1, "kept": 1, "not_kept": {}, "yield": 1.0}}
+        "comply": line(2, 1, {"check_failed": 1}, (1, 2), (1, 2)),
+        "refuse": line(1, 1, {}, (0, 1), (1, 1)),
+        "unmarked": line(1, 1, {}, (0, 0), (0, 0))}
     card = (tmp_path / "out" / "README.md").read_text()
-    assert "| comply | 2 | 1 | 0.500 | check_failed 1 |" in card
-    assert "| refuse | 1 | 1 | 1.000 | none |" in card
+    assert "| comply | 2 | 0.500 of 2 | 0.500 of 2 | 1 | 0.500 | check_failed 1 |" in card
+    assert "| refuse | 1 | 0.000 of 1 | 1.000 of 1 | 1 | 1.000 | none |" in card
+    assert "| unmarked | 1 | n/a | n/a | 1 | 1.000 | none |" in card
     assert "kept by expected behaviour: comply 1/2, refuse 1/1, unmarked 1/1" in summary(manifest)
 
 

@@ -44,7 +44,7 @@ def shard_tally(samples: Sequence[Sample], statuses: Sequence[str] = ()
         if status == ECHOES_INSTRUCTION:
             principles[_principle_of(sample, len(sample.rounds))]["echoed"] += 1
     for sample in samples:
-        kept = _kept_verdicts(sample)
+        kept = kept_verdicts(sample)
         for round_index, verdicts in kept.items():
             owner = _principle_of(sample, max(round_index, 1))
             stage = _stage(round_index)
@@ -66,7 +66,7 @@ def shard_tally(samples: Sequence[Sample], statuses: Sequence[str] = ()
     return {"principles": dict(principles), "checks": dict(checks)}
 
 
-def _kept_verdicts(sample: Sample) -> dict[int, list[CheckVerdict]]:
+def kept_verdicts(sample: Sample) -> dict[int, list[CheckVerdict]]:
     """Per round (0: the first answer), the verdicts on the text the round kept (its last try)."""
     last: dict[int, int] = {}
     for verdict in sample.verdicts:
