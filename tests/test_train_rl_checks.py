@@ -102,6 +102,37 @@ def test_the_watch_says_whether_the_pass_rate_rose():
     assert any("did not rise: 0.875 → 0.875" in n for n in findings(end, end))
 
 
+def test_the_watch_warns_when_one_side_of_a_rule_is_bought_with_the_other():
+    """The measured case: RL on decline-or-answer's checks with 104 should-refuse and 72
+    should-comply train prompts; the overall held-out share rose 0.438 → 0.688 while the policy
+    learned to decline everything (XSTest's safe prompts answered 99.2% → 15.6%)."""
+    def point(overall, refuse, comply):
+        return WatchPoint(16, None, None, 32.0, overall, {"comply": comply, "refuse": refuse})
+    notes = findings(point(0.438, 0.0, 1.0), point(0.688, 1.0, 0.286))
+    assert ("WARNING: by expected behaviour, held-out answers passing their checks moved comply "
+            "1.000 → 0.286, refuse 0.000 → 1.000: refuse rose while comply fell") in notes[-1]
+    both_rose = findings(point(0.4, 0.2, 0.6), point(0.7, 0.5, 0.9))[-1]
+    assert both_rose == ("By expected behaviour, held-out answers passing their checks: comply "
+                         "0.600 → 0.900, refuse 0.200 → 0.500.")
+    within_noise = findings(point(0.4, 0.2, 0.6), point(0.5, 0.5, 0.57))[-1]
+    assert not within_noise.startswith("WARNING")  # a fall of 0.03 is within SIDE_DROP
+
+
+def test_the_watch_scores_each_behaviour_over_its_own_prompts():
+    from selfalign.train.rl.watch import _pass_by_behavior
+    rows = [{"prompt_id": "r1", "behavior": "refuse"}, {"prompt_id": "c1", "behavior": "comply"},
+            {"prompt_id": "c2", "behavior": "comply"}, {"prompt_id": "u1", "behavior": None}]
+    seen = []
+
+    def share(ids, answers):
+        seen.append((ids, answers))
+        return sum(a == "ok" for a in answers) / len(answers)
+    assert _pass_by_behavior(share, rows, ["ok", "no", "ok", "ok"]) == {"comply": 0.5,
+                                                                          "refuse": 1.0}
+    assert seen == [(["c1", "c2"], ["no", "ok"]), (["r1"], ["ok"])]
+    assert _pass_by_behavior(share, rows[3:], ["ok"]) is None
+
+
 # ---------------------------------------------------------------- real RLOO steps
 
 # From the trait SFT model at learning rate 3e-3: the train reward rose from 0.125 to about 0.6

@@ -5,7 +5,10 @@ or by finding what the reward model likes and the judge does not. So the same he
 are answered (greedy) by the policy before and after training, and three figures are compared:
 the mean RM reward, the judge's win rate against the reference answers (when a judge is set),
 and the answers' length in tokens. The report says plainly when they disagree. With the checks
-as a reward, the share of held-out answers that pass all their checks is measured too.
+as a reward, the share of held-out answers that pass all their checks is measured too, and,
+when the prompts say what they expect (`behavior`), that share for each behaviour: a rule with
+two sides (decline what should be declined, answer the rest) is gamed by one side, declining
+everything, which raises the overall share when more prompts are of that side.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 JUDGE_DROP = 0.02  # a fall of the judge's win rate larger than this counts as a fall
+SIDE_DROP = 0.05  # a behaviour's pass rate falling by more than this, while another's rose
 LENGTH_GROWTH = 1.3  # answers this much longer count as grown (this much shorter: shrunk)
 ANSWER_BATCH = 8
 
@@ -27,6 +31,8 @@ class WatchPoint:
     judge_win_rate: float | None  # mean P(answer ≻ reference)
     mean_length: float  # tokens per answer
     checks_pass_rate: float | None = None  # share of answers passing every check of their prompt
+    # The same share per expected behaviour (comply, refuse), over the prompts that say.
+    checks_pass_by_behavior: dict[str, float | None] | None = None
 
 
 def policy_answers(model, tokenizer, conversations: list[list[dict]],
@@ -72,8 +78,23 @@ def watch_point(model, tokenizer, rows: list[dict], max_new_tokens: int,
         rm_reward = _mean(rm(conversations, completions))
     if judge is not None:
         judge_rate = _mean(judge(conversations, answers, [r["prompt_id"] for r in rows]))
-    passing = checks([r["prompt_id"] for r in rows], answers) if checks is not None else None
-    return WatchPoint(len(rows), rm_reward, judge_rate, sum(lengths) / len(lengths), passing)
+    passing = by_behavior = None
+    if checks is not None:
+        passing = checks([r["prompt_id"] for r in rows], answers)
+        by_behavior = _pass_by_behavior(checks, rows, answers)
+    return WatchPoint(len(rows), rm_reward, judge_rate, sum(lengths) / len(lengths), passing,
+                      by_behavior)
+
+
+def _pass_by_behavior(checks: Callable, rows: list[dict],
+                      answers: list[str]) -> dict[str, float | None] | None:
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for row, answer in zip(rows, answers, strict=True):
+        if row.get("behavior"):
+            ids, texts = groups.setdefault(row["behavior"], ([], []))
+            ids.append(row["prompt_id"])
+            texts.append(answer)
+    return {name: checks(*group) for name, group in sorted(groups.items())} or None
 
 
 def _mean(values) -> float | None:
@@ -130,7 +151,25 @@ def findings(start: WatchPoint | None, end: WatchPoint | None) -> list[str]:
                      f"{start.checks_pass_rate:.3f} → {end.checks_pass_rate:.3f} "
                      f"({start.prompts} prompts; answers {start.mean_length:.1f} → "
                      f"{end.mean_length:.1f} tokens).")
+    notes += _side_findings(start.checks_pass_by_behavior, end.checks_pass_by_behavior)
     return notes
+
+
+def _side_findings(start: dict | None, end: dict | None) -> list[str]:
+    """Per behaviour: a warning when one side rose while another fell, else one line."""
+    pairs = {name: (start[name], end[name]) for name in (start or {})
+             if name in (end or {}) and None not in (start[name], end[name])}
+    if not pairs:
+        return []
+    moves = ", ".join(f"{name} {a:.3f} → {b:.3f}" for name, (a, b) in pairs.items())
+    rose = [name for name, (a, b) in pairs.items() if b > a]
+    fell = [name for name, (a, b) in pairs.items() if b < a - SIDE_DROP]
+    if rose and fell:
+        return [f"WARNING: by expected behaviour, held-out answers passing their checks moved "
+                f"{moves}: {', '.join(rose)} rose while {', '.join(fell)} fell, so the policy may "
+                f"be buying one side of the rule with the other (declining everything, say). "
+                f"Balance the prompts' behaviours, and measure both with `eval --xstest`."]
+    return [f"By expected behaviour, held-out answers passing their checks: {moves}."]
 
 
 def watch_record(start: WatchPoint | None, end: WatchPoint | None) -> dict[str, Any]:
@@ -155,9 +194,11 @@ def report_markdown(record: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|"]
         for moment in ("start", "end"):
             p = watch[moment]
+            sides = "".join(f"; {name} {_fmt(rate)}" for name, rate in
+                            (p.get("checks_pass_by_behavior") or {}).items())
             lines.append(f"| {moment} | {p['prompts']} | {_fmt(p['rm_reward'])} | "
-                         f"{_fmt(p['judge_win_rate'])} | {_fmt(p.get('checks_pass_rate'))} | "
-                         f"{p['mean_length']:.1f} |")
+                         f"{_fmt(p['judge_win_rate'])} | {_fmt(p.get('checks_pass_rate'))}"
+                         f"{sides} | {p['mean_length']:.1f} |")
         lines.append("")
     lines += [f"- {note}" for note in watch["findings"]]
     return "\n".join(lines) + "\n"
