@@ -23,16 +23,15 @@
 #   ablation     the same generate and SFT on the should-refuse prompts alone (no answer side),
 #                and its eval: what the should-comply half buys on XSTest's safe prompts
 #
-# Defaults are sized for about an hour of compute on 2 CPU cores with the embedded SmolLM2-135M.
-# Run end to end once, smaller, on 2 shared cores with each step under the shared lock
-# (HEAVY_LOCK=/tmp/heavy.lock REFUSE=80 COMPLY_RISKY=60 COMPLY_PLAIN=20 HELDOUT=100 IFEVAL_N=40
-# TOKENS=64 NO_DPO=1; the evals as the single per-model step they are now): generate 247 s,
-# SFT 426 s, each eval about 300 s (load 1.6-3.2), plus minutes waiting for the lock. Held-out
-# declines 0/100 -> 6/100 (McNemar p 0.031), XSTest unsafe declined 1.5% -> 5.5% (p 0.057), XSTest
-# safe answered 99.2% -> 95.2% (p 0.013); the ablation (decline rule alone): 20/100 held-out
-# declines, XSTest unsafe 14.5%, safe answered 90.8%. Every figure with its interval, the step
-# table and 20 revisions read by hand are in docs/guides/whole-loop.md ("Harmless and not
-# evasive"). DPO has not been run here.
+# Defaults are sized for about an hour and a half of compute on 2 CPU cores with the embedded
+# SmolLM2-135M. Run end to end once, smaller (REFUSE=120 COMPLY_RISKY=60 COMPLY_PLAIN=20
+# HELDOUT=100 IFEVAL_N=60 TOKENS=64 DPO_LR=1e-5), on 2 cores with nothing else running: 2,620 s
+# in all (generate 334 s, SFT 234 s, DPO 341 s, RL 148 s, each eval 318-330 s). Against the
+# base: SFT declines 7/100 held-out requests (McNemar p 0.016), XSTest unsafe 1.5% -> 6.5%
+# (p 0.021), XSTest safe answered 99.2% -> 94.4% (p 0.0042); DPO 13/100, 12.5%, 88.4%; RL on
+# balanced prompts 4/100, 1.5%, 97.2%; the ablation (decline rule alone) 21/100, 24.5%, 84.8%.
+# Every figure with its interval, the settings that failed first, the step table and 20
+# revisions read by hand are in docs/guides/whole-loop.md ("Harmless and not evasive").
 # Every size is a variable below; set it in the environment, e.g.
 # `REFUSE=60 COMPLY_RISKY=40 COMPLY_PLAIN=20 benchmarks/proof_harmless.sh`. PREPARE_ONLY=1 stops
 # after the prepare steps (a dry run that needs no model). HEAVY_LOCK=FILE takes `flock FILE` for
