@@ -71,7 +71,10 @@ PREPARE_ONLY=${PREPARE_ONLY:-0}
 # timings.tsv. prepare starts OUT afresh.
 STEPS=${STEPS:-prepare both ablation dpo rl}
 [[ " $STEPS " == *" prepare "* ]] || export KEEP_TIMINGS=1
-wants() { [[ " $STEPS " == *" $1 "* && ${NO_DPO:-0}${1} != 1dpo && ${NO_RL:-0}${1} != 1rl ]]; }
+wants() {  # wants STEP: STEP is in STEPS and not left out by NO_DPO=1 / NO_RL=1
+    [[ $1 == dpo && ${NO_DPO:-0} == 1 || $1 == rl && ${NO_RL:-0} == 1 ]] && return 1
+    [[ " $STEPS " == *" $1 "* ]]
+}
 
 source "$(dirname "$0")/timed_steps.sh"  # step NAME args...: run, echo, time
 take() {  # take N IN OUT: the first N rows of a CSV or JSONL file (CSV fields may hold newlines)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Sequence
 
-from selfalign.generate.check_figures import kept_verdicts
+from selfalign.generate.check_figures import kept_verdicts, ratio
 from selfalign.prompts.behavior import BEHAVIOR
 from selfalign.stages.sample import Sample
 
@@ -49,28 +49,23 @@ def run_behaviors(tallies: Iterable[dict[str, int] | None]) -> dict[str, dict] |
     checks: dict[str, Counter] = {}
     for key, n in sorted(total.items()):
         behavior, kind, name = key.split("/", 2)
-        line = by.setdefault(behavior, {"samples": 0, "kept": 0, "not_kept": {}})
+        line = by.setdefault(behavior, {"kept": 0, "not_kept": {}})
         if kind == "checks":
             checks.setdefault(behavior, Counter())[name] += n
         elif name in KEPT:
-            line["samples"] += n
             line["kept"] += n
         else:
-            line["samples"] += n
             line["not_kept"][name] = line["not_kept"].get(name, 0) + n
     if set(by) <= {UNMARKED}:
         return None
     for behavior, line in by.items():
-        line["yield"] = _ratio(line["kept"], line["samples"])
+        line["samples"] = line["kept"] + sum(line["not_kept"].values())
+        line["yield"] = ratio(line["kept"], line["samples"])
         seen = checks.get(behavior, Counter())
         for stage in ("first", "kept"):
             line[f"{stage}_checked"] = seen[f"{stage}_total"]
-            line[f"{stage}_pass_rate"] = _ratio(seen[f"{stage}_passed"], seen[f"{stage}_total"])
+            line[f"{stage}_pass_rate"] = ratio(seen[f"{stage}_passed"], seen[f"{stage}_total"])
     return by
-
-
-def _ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
 
 
 def behavior_section(figures: dict | None) -> str:

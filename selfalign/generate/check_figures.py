@@ -117,20 +117,20 @@ def run_check_figures(tallies: Iterable[dict], counts: dict) -> dict:
                                    for line in total["principles"].values()),
         "check_failed": counts["rejects"].get("check_failed", 0),
         ECHOES_INSTRUCTION: counts["rejects"].get(ECHOES_INSTRUCTION, 0),
-        "pairs_per_prompt": _ratio(pairs, counts["prompts"]),
-        "output_tokens_per_pair": _ratio(counts["output_tokens"], pairs),
+        "pairs_per_prompt": ratio(pairs, counts["prompts"]),
+        "output_tokens_per_pair": ratio(counts["output_tokens"], pairs),
     }
 
 
 def _rates(line: dict[str, int]) -> dict:
     return {"first_answers": line["first_total"],
-            "first_pass_rate": _ratio(line["first_passed"], line["first_total"]),
+            "first_pass_rate": ratio(line["first_passed"], line["first_total"]),
             "kept_revisions": line["kept_total"],
-            "kept_pass_rate": _ratio(line["kept_passed"], line["kept_total"]),
+            "kept_pass_rate": ratio(line["kept_passed"], line["kept_total"]),
             "retries": line["retries"], "retry_output_tokens": line["retry_output_tokens"],
             "first_not_applicable": line["first_not_applicable"],
             "kept_not_applicable": line["kept_not_applicable"]}
 
 
-def _ratio(part: int, whole: int) -> float | None:
+def ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
